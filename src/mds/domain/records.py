@@ -1,0 +1,64 @@
+"""Records the store keeps besides bars: universe entries, cursors, backfill jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from mds.domain.models import Interval, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseEntry:
+    symbol: str
+    tier: Tier
+    active: bool = True
+    name: str = ""
+    exchange: str = "XNYS"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The newest bar stored for (symbol, interval) from ``source`` ("auto" = any provider)."""
+
+    symbol: str
+    interval: Interval
+    source: str
+    last_ts: datetime
+    updated_at: datetime
+
+
+class BackfillStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # in the DLQ
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRecord:
+    id: int
+    symbol: str
+    interval: Interval
+    start: datetime
+    end: datetime
+    priority: Tier
+    status: BackfillStatus
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one write_bars call did: new bars, new revisions of known bars, no-ops."""
+
+    inserted: int = 0
+    revised: int = 0
+    unchanged: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.revised

@@ -1,0 +1,122 @@
+"""Every error MDS raises on purpose, in one tree.
+
+    MdsError
+    ├── ConfigError(setting)                 invalid or unknown setting
+    ├── ProviderError(provider, code)        a vendor call failed; raised only by adapters
+    │   ├── AuthError                        401/403, bad or missing key
+    │   ├── NotEntitled                      the key's plan does not include this endpoint
+    │   ├── RateLimited(retry_after)         429 or a throttling body; back off, not a health failure
+    │   ├── NoData                           the vendor answered, with nothing for the request
+    │   ├── BadPayload                       unparsable or inconsistent body; never stored
+    │   └── Unavailable                      5xx, timeout, connection refused, outage
+    ├── NoProviderAvailable(capability, errors)  every provider in the policy failed or was skipped
+    ├── StorageError                         the store could not read or write
+    ├── QueueError                           a job queue could not take or give a job
+    ├── InvalidJob(reason)                   a job failed its schema; goes to the DLQ
+    └── NotFound(kind, key)                  unknown symbol, job, cursor ...
+
+Adapters translate vendor and transport failures into ProviderError subclasses; the
+API translates MdsError into problem+json (see ``mds.api.errors``). Nothing else
+catches broad exceptions.
+"""
+
+from __future__ import annotations
+
+
+class MdsError(Exception):
+    """Base of every error MDS raises on purpose."""
+
+
+class ConfigError(MdsError):
+    """A setting is invalid; ``setting`` names it the way the user spells it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+class ProviderError(MdsError):
+    """A provider call failed. ``kind`` is the stable name used in logs, CLI and metrics."""
+
+    kind = "provider_error"
+
+    def __init__(self, provider: str, message: str = "", *, code: str | None = None) -> None:
+        super().__init__(f"{provider}: {self.kind}: {message}" if message else f"{provider}: {self.kind}")
+        self.provider = provider
+        self.message = message
+        # The metric label `code` (seed: provider_errors_total{code}); an HTTP status
+        # where there is one, else the kind.
+        self.code = code or self.kind
+
+    #: Whether this failure should count against the provider's health.
+    counts_as_failure = True
+
+
+class AuthError(ProviderError):
+    kind = "auth"
+
+
+class NotEntitled(ProviderError):
+    """The endpoint exists but the key's plan does not include it (e.g. 402/403 on a free key)."""
+
+    kind = "not_entitled"
+    counts_as_failure = False
+
+
+class RateLimited(ProviderError):
+    """Throttled. Back off for ``retry_after`` seconds; this is not a health failure."""
+
+    kind = "rate_limited"
+    counts_as_failure = False
+
+    def __init__(
+        self, provider: str, message: str = "", *, retry_after: float = 60.0, code: str = "429"
+    ) -> None:
+        super().__init__(provider, message, code=code)
+        self.retry_after = retry_after
+
+
+class NoData(ProviderError):
+    kind = "no_data"
+    counts_as_failure = False
+
+
+class BadPayload(ProviderError):
+    kind = "bad_payload"
+
+
+class Unavailable(ProviderError):
+    kind = "unavailable"
+
+
+class NoProviderAvailable(MdsError):
+    """Every provider for ``capability`` failed or was skipped; ``errors`` says why, by provider."""
+
+    def __init__(self, capability: str, errors: dict[str, str]) -> None:
+        detail = "; ".join(f"{p}: {e}" for p, e in errors.items()) or "no provider configured"
+        super().__init__(f"no provider could serve {capability}: {detail}")
+        self.capability = capability
+        self.errors = errors
+
+
+class StorageError(MdsError):
+    pass
+
+
+class QueueError(MdsError):
+    pass
+
+
+class InvalidJob(MdsError):
+    def __init__(self, reason: str, payload: object = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.payload = payload
+
+
+class NotFound(MdsError):
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"unknown {kind}: {key}")
+        self.kind = kind
+        self.key = key

@@ -1,0 +1,85 @@
+"""Prometheus metrics with the seeds' names, so their dashboards and alerts work unchanged.
+
+A ``Metrics`` object owns its registry, so each app (and each test) counts on its own.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+_WRITE_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+
+#: circuit_state values, as the seed documents them (0=open, 0.5=half_open, 1=closed).
+CIRCUIT_STATE_VALUE = {"open": 0.0, "half_open": 0.5, "closed": 1.0}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        # Providers
+        self.provider_selected_total = Counter(
+            "provider_selected_total", "Provider chosen for a request",
+            ["capability", "provider"], registry=r,
+        )
+        self.provider_errors_total = Counter(
+            "provider_errors_total", "Provider call failures, by error code",
+            ["provider", "endpoint", "code"], registry=r,
+        )
+        self.provider_latency_ms = Histogram(
+            "provider_latency_ms", "Provider call latency in milliseconds",
+            ["provider", "endpoint"], buckets=_LATENCY_BUCKETS_MS, registry=r,
+        )
+        self.circuit_state = Gauge(
+            "circuit_state", "Circuit breaker state (0=open, 0.5=half_open, 1=closed)",
+            ["provider"], registry=r,
+        )
+        self.provider_health_score = Gauge(
+            "provider_health_score", "Health score H of a provider (0..1)",
+            ["provider"], registry=r,
+        )
+        self.provider_bad_payloads_total = Counter(
+            "provider_bad_payloads_total", "Vendor responses rejected as bad payloads",
+            ["provider"], registry=r,
+        )
+        # Ingestion
+        self.jobs_processed_total = Counter(
+            "jobs_processed_total", "Jobs completed", ["type", "provider"], registry=r,
+        )
+        self.jobs_failed_total = Counter(
+            "jobs_failed_total", "Job attempts that failed", ["type", "reason"], registry=r,
+        )
+        self.gaps_found_total = Counter(
+            "gaps_found_total", "Gaps detected", ["interval"], registry=r,
+        )
+        self.bars_written_total = Counter(
+            "bars_written_total", "Bars stored, by outcome (inserted, revised, unchanged)",
+            ["interval", "outcome"], registry=r,
+        )
+        self.write_batch_ms = Histogram(
+            "write_batch_ms", "Store write latency per batch in milliseconds",
+            buckets=_WRITE_BUCKETS_MS, registry=r,
+        )
+        self.ingestion_lag_seconds = Gauge(
+            "ingestion_lag_seconds", "How far the newest stored bar trails the clock",
+            ["interval"], registry=r,
+        )
+        # Backfill
+        self.backfill_jobs_enqueued_total = Counter(
+            "backfill_jobs_enqueued_total", "Backfill jobs created", ["tier"], registry=r,
+        )
+        self.backfill_jobs_completed_total = Counter(
+            "backfill_jobs_completed_total", "Backfill jobs finished",
+            ["tier", "status"], registry=r,
+        )
+        self.backfill_queue_depth = Gauge(
+            "backfill_queue_depth", "Backfill jobs waiting", registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0.0 when it was never set); for tests and /stats."""
+        v = self.registry.get_sample_value(name, labels)
+        return 0.0 if v is None else v

@@ -1,0 +1,61 @@
+"""The Provider protocol and the checks every provider's output passes before storage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from mds.domain.models import Bar, Capability, Interval, Quote
+from mds.errors import BadPayload
+
+
+class Provider(Protocol):
+    """A source of bars and quotes. Failures are raised as ``mds.errors.ProviderError``s."""
+
+    name: str
+    capabilities: frozenset[Capability]
+
+    @property
+    def configured(self) -> bool:
+        """False when the provider lacks its key; the router skips it without an error."""
+        ...
+
+    async def fetch_bars(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[Bar]:
+        """Bars with ``start <= ts < end``, ``ts`` the UTC open time, in time order."""
+        ...
+
+    async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def validate_bars(
+    provider: str,
+    bars: Sequence[Bar],
+    *,
+    symbol: str,
+    interval: Interval,
+    start: datetime,
+    end: datetime,
+) -> list[Bar]:
+    """Return ``bars`` sorted by time, or raise BadPayload if any one is unfit to store.
+
+    One bad bar rejects the whole response: a vendor that sends an impossible bar may
+    have sent other wrong ones that look plausible.
+    """
+    seen: set[datetime] = set()
+    for bar in bars:
+        if bar.symbol != symbol or bar.interval is not interval:
+            raise BadPayload(provider, f"bar for {bar.symbol}/{bar.interval.value}, asked {symbol}/{interval.value}")
+        problems = bar.problems()
+        if problems:
+            raise BadPayload(provider, f"{symbol} {bar.ts.isoformat()}: {'; '.join(problems)}")
+        if not (start <= bar.ts < end):
+            raise BadPayload(provider, f"{symbol} bar at {bar.ts.isoformat()} outside the range asked")
+        if bar.ts in seen:
+            raise BadPayload(provider, f"{symbol} duplicate bar at {bar.ts.isoformat()}")
+        seen.add(bar.ts)
+    return sorted(bars, key=lambda b: b.ts)

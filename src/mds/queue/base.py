@@ -1,0 +1,43 @@
+"""The JobQueue protocol: at-least-once delivery of validated jobs.
+
+A consumer ``get``s a Delivery and must ``ack`` it when the work is stored, or
+``nack`` it to have it delivered again (after ``delay`` seconds). A delivery that is
+neither acked nor nacked, because its worker died, is delivered again by the
+implementation's recovery (the Redis queue re-claims it; the in-process queue dies
+with its process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
+
+AnyJob = BarsFetchJob | QuotesFetchJob | BackfillJob
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    job: AnyJob
+    receipt: str  # implementation's handle for ack/nack
+
+
+class JobQueue(Protocol):
+    async def put(self, job: AnyJob) -> None:
+        """Enqueue; T0 jobs are delivered before T1 before T2, FIFO within a tier."""
+        ...
+
+    async def get(self, timeout: float | None = None) -> Delivery | None:
+        """The next job, or None if none arrived within ``timeout`` seconds."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> None: ...
+
+    async def nack(self, delivery: Delivery, *, delay: float = 0.0) -> None: ...
+
+    async def depth(self) -> int:
+        """Jobs waiting (not counting those delivered and not yet acked)."""
+        ...
+
+    async def close(self) -> None: ...
