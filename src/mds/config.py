@@ -8,10 +8,10 @@ the environment on its own. ``load_settings`` refuses an invalid config with a
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -22,7 +22,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 from pydantic_settings.sources.utils import parse_env_vars
-from typing_extensions import Annotated
 
 from mds.domain.models import Capability, Tier
 from mds.errors import ConfigError
@@ -302,11 +301,7 @@ def _setting_names() -> set[str]:
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     """Environment variables in a settings family that name no setting (likely typos)."""
     known = _setting_names()
-    return sorted(
-        k
-        for k in environ
-        if k.startswith(_FAMILIES) and k not in known and k not in _NOT_SETTINGS
-    )
+    return sorted(k for k in environ if k.startswith(_FAMILIES) and k not in known and k not in _NOT_SETTINGS)
 
 
 def validate_settings(s: Settings) -> None:
@@ -329,9 +324,7 @@ def validate_settings(s: Settings) -> None:
             raise ConfigError(field_name, "policy is empty; list at least one provider")
         for p in policy:
             if p not in KNOWN_PROVIDERS:
-                raise ConfigError(
-                    field_name, f"unknown provider {p!r}; known: {', '.join(KNOWN_PROVIDERS)}"
-                )
+                raise ConfigError(field_name, f"unknown provider {p!r}; known: {', '.join(KNOWN_PROVIDERS)}")
         if len(set(policy)) != len(policy):
             raise ConfigError(field_name, "a provider is listed twice")
     if not s.DATABASE_URL.startswith(("sqlite:///", "postgresql://", "postgres://")):

@@ -13,6 +13,7 @@
     ├── StorageError                         the store could not read or write
     ├── QueueError                           a job queue could not take or give a job
     ├── InvalidJob(reason)                   a job failed its schema; goes to the DLQ
+    ├── InvalidRequest(field, message)       a caller's parameter is wrong; 422 naming the field
     └── NotFound(kind, key)                  unknown symbol, job, cursor ...
 
 Adapters translate vendor and transport failures into ProviderError subclasses; the
@@ -93,11 +94,13 @@ class Unavailable(ProviderError):
 class NoProviderAvailable(MdsError):
     """Every provider for ``capability`` failed or was skipped; ``errors`` says why, by provider."""
 
-    def __init__(self, capability: str, errors: dict[str, str]) -> None:
+    def __init__(self, capability: str, errors: dict[str, str], *, retry_after: float | None = None) -> None:
         detail = "; ".join(f"{p}: {e}" for p, e in errors.items()) or "no provider configured"
         super().__init__(f"no provider could serve {capability}: {detail}")
         self.capability = capability
         self.errors = errors
+        #: Set when rate-limit pauses were the only obstacle: seconds until the soonest resume.
+        self.retry_after = retry_after
 
 
 class StorageError(MdsError):
@@ -113,6 +116,15 @@ class InvalidJob(MdsError):
         super().__init__(reason)
         self.reason = reason
         self.payload = payload
+
+
+class InvalidRequest(MdsError):
+    """A caller's input is wrong; ``field`` names it as the caller spelled it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class NotFound(MdsError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -32,7 +32,7 @@ class SystemClock:
     speed = 1.0
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -46,7 +46,7 @@ class SimulatedClock:
             raise ValueError("SimulatedClock start must be timezone-aware")
         if speed <= 0:
             raise ValueError("SimulatedClock speed must be positive")
-        self._start = start.astimezone(timezone.utc)
+        self._start = start.astimezone(UTC)
         self._t0 = time.monotonic()
         self._speed = float(speed)
 
@@ -67,7 +67,7 @@ class ManualClock:
     speed = 1.0
 
     def __init__(self, start: datetime) -> None:
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -76,7 +76,7 @@ class ManualClock:
         self._now += timedelta(seconds=seconds)
 
     def set(self, when: datetime) -> None:
-        self._now = when.astimezone(timezone.utc)
+        self._now = when.astimezone(UTC)
 
     async def sleep(self, seconds: float) -> None:
         # Moving time forward on sleep keeps loops that sleep on a ManualClock from spinning.

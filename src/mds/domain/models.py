@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 
@@ -77,7 +77,7 @@ def ensure_utc(ts: datetime) -> datetime:
     """Refuse naive datetimes instead of guessing their zone; convert aware ones to UTC."""
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"naive datetime {ts.isoformat()} has no time zone")
-    return ts.astimezone(timezone.utc)
+    return ts.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

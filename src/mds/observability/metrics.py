@@ -19,61 +19,96 @@ class Metrics:
         r = self.registry = registry if registry is not None else CollectorRegistry()
         # Providers
         self.provider_selected_total = Counter(
-            "provider_selected_total", "Provider chosen for a request",
-            ["capability", "provider"], registry=r,
+            "provider_selected_total",
+            "Provider chosen for a request",
+            ["capability", "provider"],
+            registry=r,
         )
         self.provider_errors_total = Counter(
-            "provider_errors_total", "Provider call failures, by error code",
-            ["provider", "endpoint", "code"], registry=r,
+            "provider_errors_total",
+            "Provider call failures, by error code",
+            ["provider", "endpoint", "code"],
+            registry=r,
         )
         self.provider_latency_ms = Histogram(
-            "provider_latency_ms", "Provider call latency in milliseconds",
-            ["provider", "endpoint"], buckets=_LATENCY_BUCKETS_MS, registry=r,
+            "provider_latency_ms",
+            "Provider call latency in milliseconds",
+            ["provider", "endpoint"],
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
         )
         self.circuit_state = Gauge(
-            "circuit_state", "Circuit breaker state (0=open, 0.5=half_open, 1=closed)",
-            ["provider"], registry=r,
+            "circuit_state",
+            "Circuit breaker state (0=open, 0.5=half_open, 1=closed)",
+            ["provider"],
+            registry=r,
         )
         self.provider_health_score = Gauge(
-            "provider_health_score", "Health score H of a provider (0..1)",
-            ["provider"], registry=r,
+            "provider_health_score",
+            "Health score H of a provider (0..1)",
+            ["provider"],
+            registry=r,
         )
         self.provider_bad_payloads_total = Counter(
-            "provider_bad_payloads_total", "Vendor responses rejected as bad payloads",
-            ["provider"], registry=r,
+            "provider_bad_payloads_total",
+            "Vendor responses rejected as bad payloads",
+            ["provider"],
+            registry=r,
         )
         # Ingestion
         self.jobs_processed_total = Counter(
-            "jobs_processed_total", "Jobs completed", ["type", "provider"], registry=r,
+            "jobs_processed_total",
+            "Jobs completed",
+            ["type", "provider"],
+            registry=r,
         )
         self.jobs_failed_total = Counter(
-            "jobs_failed_total", "Job attempts that failed", ["type", "reason"], registry=r,
+            "jobs_failed_total",
+            "Job attempts that failed",
+            ["type", "reason"],
+            registry=r,
         )
         self.gaps_found_total = Counter(
-            "gaps_found_total", "Gaps detected", ["interval"], registry=r,
+            "gaps_found_total",
+            "Gaps detected",
+            ["interval"],
+            registry=r,
         )
         self.bars_written_total = Counter(
-            "bars_written_total", "Bars stored, by outcome (inserted, revised, unchanged)",
-            ["interval", "outcome"], registry=r,
+            "bars_written_total",
+            "Bars stored, by outcome (inserted, revised, unchanged)",
+            ["interval", "outcome"],
+            registry=r,
         )
         self.write_batch_ms = Histogram(
-            "write_batch_ms", "Store write latency per batch in milliseconds",
-            buckets=_WRITE_BUCKETS_MS, registry=r,
+            "write_batch_ms",
+            "Store write latency per batch in milliseconds",
+            buckets=_WRITE_BUCKETS_MS,
+            registry=r,
         )
         self.ingestion_lag_seconds = Gauge(
-            "ingestion_lag_seconds", "How far the newest stored bar trails the clock",
-            ["interval"], registry=r,
+            "ingestion_lag_seconds",
+            "How far the newest stored bar trails the clock",
+            ["interval"],
+            registry=r,
         )
         # Backfill
         self.backfill_jobs_enqueued_total = Counter(
-            "backfill_jobs_enqueued_total", "Backfill jobs created", ["tier"], registry=r,
+            "backfill_jobs_enqueued_total",
+            "Backfill jobs created",
+            ["tier"],
+            registry=r,
         )
         self.backfill_jobs_completed_total = Counter(
-            "backfill_jobs_completed_total", "Backfill jobs finished",
-            ["tier", "status"], registry=r,
+            "backfill_jobs_completed_total",
+            "Backfill jobs finished",
+            ["tier", "status"],
+            registry=r,
         )
         self.backfill_queue_depth = Gauge(
-            "backfill_queue_depth", "Backfill jobs waiting", registry=r,
+            "backfill_queue_depth",
+            "Backfill jobs waiting",
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -21,9 +21,7 @@ class Provider(Protocol):
         """False when the provider lacks its key; the router skips it without an error."""
         ...
 
-    async def fetch_bars(
-        self, symbol: str, interval: Interval, start: datetime, end: datetime
-    ) -> list[Bar]:
+    async def fetch_bars(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> list[Bar]:
         """Bars with ``start <= ts < end``, ``ts`` the UTC open time, in time order."""
         ...
 
@@ -49,7 +47,9 @@ def validate_bars(
     seen: set[datetime] = set()
     for bar in bars:
         if bar.symbol != symbol or bar.interval is not interval:
-            raise BadPayload(provider, f"bar for {bar.symbol}/{bar.interval.value}, asked {symbol}/{interval.value}")
+            raise BadPayload(
+                provider, f"bar for {bar.symbol}/{bar.interval.value}, asked {symbol}/{interval.value}"
+            )
         problems = bar.problems()
         if problems:
             raise BadPayload(provider, f"{symbol} {bar.ts.isoformat()}: {'; '.join(problems)}")

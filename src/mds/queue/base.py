@@ -34,7 +34,9 @@ class JobQueue(Protocol):
 
     async def ack(self, delivery: Delivery) -> None: ...
 
-    async def nack(self, delivery: Delivery, *, delay: float = 0.0) -> None: ...
+    async def nack(self, delivery: Delivery, *, delay: float = 0.0, job: AnyJob | None = None) -> None:
+        """Deliver again after ``delay`` seconds; ``job`` replaces the payload (attempts + 1)."""
+        ...
 
     async def depth(self) -> int:
         """Jobs waiting (not counting those delivered and not yet acked)."""

@@ -1,0 +1,77 @@
+"""Operator endpoints: cursors, manual backfill, config validation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from mds.api.deps import RuntimeDep
+from mds.api.models import BackfillIn
+from mds.api.params import parse_interval, parse_ts
+from mds.config import load_settings
+from mds.errors import ConfigError, InvalidRequest, NotFound
+from mds.ingest.ingestor import iso
+
+router = APIRouter(prefix="/ops", tags=["ops"])
+
+
+@router.get("/cursor/{symbol}/{interval}/{source}")
+async def cursor(symbol: str, interval: str, source: str, runtime: RuntimeDep) -> dict[str, object]:
+    iv = parse_interval("interval", interval)
+    entry = await runtime.market.require_symbol(symbol)
+    c = await runtime.store.get_cursor(entry.symbol, iv, source)
+    if c is None:
+        raise NotFound("cursor", f"{entry.symbol}/{iv.value}/{source}")
+    return {
+        "symbol": c.symbol,
+        "interval": c.interval.value,
+        "source": c.source,
+        "last_ts": iso(c.last_ts),
+        "updated_at": iso(c.updated_at),
+        "lag_seconds": round(
+            (runtime.clock.now() - runtime.calendar.bar_end(c.last_ts, iv)).total_seconds(), 3
+        ),
+    }
+
+
+@router.post("/backfill", status_code=202)
+async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
+    entry = await runtime.market.require_symbol(body.symbol)
+    start = parse_ts("start", body.start)
+    end = parse_ts("end", body.end)
+    assert start is not None and end is not None  # required fields
+    if start >= end:
+        raise InvalidRequest("start", "start must be before end")
+    if end - start > timedelta(days=runtime.settings.BACKFILL_MAX_RANGE_DAYS):
+        raise InvalidRequest(
+            "end", f"range exceeds BACKFILL_MAX_RANGE_DAYS={runtime.settings.BACKFILL_MAX_RANGE_DAYS}"
+        )
+    if runtime.collector is None:
+        raise InvalidRequest("symbol", "this process runs no collector; send backfills to a worker")
+    tier = body.priority or entry.tier
+    records = await runtime.collector.backfiller.enqueue(entry.symbol, body.interval, start, end, tier)
+    return JSONResponse(
+        {
+            "ok": True,
+            "symbol": entry.symbol,
+            "interval": body.interval.value,
+            "priority": tier.value,
+            "jobs": [
+                {"id": r.id, "start": iso(r.start), "end": iso(r.end), "status": r.status.value}
+                for r in records
+            ],
+        },
+        status_code=202,
+    )
+
+
+@router.post("/validate")
+async def validate(runtime: RuntimeDep) -> JSONResponse:
+    """Validate the configuration the process would load now (environment and env file)."""
+    try:
+        load_settings(runtime.environ)
+    except ConfigError as exc:
+        return JSONResponse({"ok": False, "setting": exc.setting, "error": exc.message}, status_code=422)
+    return JSONResponse({"ok": True})

@@ -1,0 +1,67 @@
+"""Service info, health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from mds import __version__
+from mds.api.deps import RuntimeDep
+from mds.errors import StorageError
+from mds.ingest.ingestor import iso
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/")
+async def root(runtime: RuntimeDep) -> dict[str, object]:
+    return {
+        "service": "mds",
+        "version": __version__,
+        "mode": "demo (sim data)" if runtime.demo else "live",
+        "now": iso(runtime.clock.now()),
+        "endpoints": [
+            "/health",
+            "/metrics",
+            "/stats/providers",
+            "/stats/cadence",
+            "/ops/cursor/{symbol}/{interval}/{source}",
+            "POST /ops/backfill",
+            "POST /ops/validate",
+            "/stocks/{symbol}/price",
+            "/stocks/{symbol}/history?period=",
+            "/stocks/{symbol}/intraday?interval=&start=&end=&as_of=",
+            "POST /stocks/batch",
+            "/docs",
+        ],
+    }
+
+
+@router.get("/health")
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        await runtime.store.ping()
+        checks["store"] = "ok"
+    except StorageError as exc:
+        checks["store"] = f"error: {exc}"
+    providers = runtime.router.snapshot()
+    usable = [p["provider"] for p in providers if p["configured"] and p["state"] != "open"]
+    checks["providers"] = f"{len(usable)} usable" if usable else "none usable"
+    ok = checks["store"] == "ok" and bool(usable)
+    body = {
+        "status": "ok" if ok else "degraded",
+        "checks": checks,
+        "mode": "demo" if runtime.demo else "live",
+        "clock": iso(runtime.clock.now()),
+        "clock_speed": runtime.clock.speed,
+        "startup_backfill_queued": bool(runtime.collector and runtime.collector.startup_done.is_set()),
+        "providers": {p["provider"]: p["state"] for p in providers},
+    }
+    return JSONResponse(body, status_code=200 if checks["store"] == "ok" else 503)
+
+
+@router.get("/metrics")
+async def metrics(runtime: RuntimeDep) -> Response:
+    runtime.metrics.backfill_queue_depth.set(await runtime.backfill_queue.depth())
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,199 @@
+"""The `mds` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mds.config import ConfigError, Settings, load_settings
+from mds.domain.models import Capability, Interval
+
+app = typer.Typer(help="MDS: provider-independent, gap-safe market data.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect and validate settings.", no_args_is_help=True)
+sim_app = typer.Typer(help="The offline sim market.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(sim_app, name="sim")
+
+EnvFile = Annotated[
+    Path | None, typer.Option("--env-file", help="Read settings from this file too (environment wins)")
+]
+
+DEMO_POLICY = "sim,sim_backup"
+DEMO_DATABASE_URL = "sqlite:///./var/demo.db"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _settings(env_file: Path | None, *, demo: bool = False, **overrides: Any) -> Settings:
+    environ = _environ(env_file, demo=demo)
+    try:
+        return load_settings(environ, **overrides)
+    except ConfigError as exc:
+        _fail(f"invalid config: {exc.setting}: {exc.message}")
+        raise AssertionError("unreachable") from None
+
+
+def _environ(env_file: Path | None, *, demo: bool = False) -> dict[str, str]:
+    from mds.config import _read_env_file
+
+    env = dict(os.environ)
+    env_file = env_file or (Path(os.environ["MDS_ENV_FILE"]) if os.environ.get("MDS_ENV_FILE") else None)
+    if env_file is not None:
+        try:
+            env = {**_read_env_file(env_file), **env}
+        except ConfigError as exc:
+            _fail(f"invalid config: {exc.setting}: {exc.message}")
+    if demo:
+        # The demo runs on sim data only, in its own database, so sim bars never mix
+        # with real ones; explicit settings still win.
+        for cap in Capability:
+            env.setdefault(f"POLICY_{cap.value.upper()}", DEMO_POLICY)
+        env.setdefault("DATABASE_URL", DEMO_DATABASE_URL)
+    return env
+
+
+def _parse_time(name: str, value: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{name}: {value!r} is not an ISO-8601 time")
+        raise AssertionError("unreachable") from None
+    if ts.tzinfo is None:
+        _fail(f"{name}: {value!r} has no time zone; add Z or an offset")
+    return ts
+
+
+@config_app.command("validate")
+def config_validate(env_file: EnvFile = None) -> None:
+    """Check the settings; print the first problem with the setting's name and exit 2."""
+    _settings(env_file)
+    typer.echo("config ok")
+
+
+@config_app.command("show")
+def config_show(env_file: EnvFile = None) -> None:
+    """Print the effective settings as JSON (secrets shown only as set/unset)."""
+    s = _settings(env_file)
+    out = s.redacted()
+    out["effective_policies"] = {c.value: s.policy(c) for c in Capability}
+    typer.echo(json.dumps(out, indent=2, sort_keys=True))
+
+
+@app.command()
+def migrate(env_file: EnvFile = None) -> None:
+    """Apply pending schema migrations to DATABASE_URL."""
+    from mds.storage.factory import open_store
+
+    s = _settings(env_file)
+
+    async def run() -> list[str]:
+        store = open_store(s.DATABASE_URL)
+        # open() applies migrations too; report what migrate() finds left afterwards.
+        await store.open()
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    typer.echo(f"migrations up to date ({s.DATABASE_URL})")
+
+
+@app.command()
+def serve(
+    demo: Annotated[
+        bool, typer.Option(help="Serve the offline sim market (providers sim, sim_backup)")
+    ] = False,
+    clock: Annotated[str | None, typer.Option(help="Start a simulated clock at this UTC time")] = None,
+    speed: Annotated[float, typer.Option(help="Simulated clock speed factor")] = 1.0,
+    host: Annotated[str | None, typer.Option(help="Bind address (default MDS_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MDS_PORT)")] = None,
+    env_file: EnvFile = None,
+) -> None:
+    """Run the API, the collector and the scheduler in one process."""
+    import uvicorn
+
+    from mds.api.app import create_app
+    from mds.domain.clock import SimulatedClock, SystemClock
+    from mds.runtime import open_runtime
+
+    settings = _settings(env_file, demo=demo)
+    environ = _environ(env_file, demo=demo)
+    if speed <= 0:
+        _fail("--speed must be positive")
+    the_clock = SimulatedClock(_parse_time("--clock", clock), speed) if clock else SystemClock()
+    if not clock and speed != 1.0:
+        the_clock = SimulatedClock(SystemClock().now(), speed)
+    logging.basicConfig(
+        level=settings.LOG_LEVEL.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if settings.sqlite_path is not None:
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+
+    app_ = create_app(lambda: open_runtime(settings, clock=the_clock, demo=demo, environ=environ))
+    uvicorn.run(
+        app_,
+        host=host or settings.MDS_HOST,
+        port=port or settings.MDS_PORT,
+        log_level=settings.LOG_LEVEL.lower(),
+        access_log=False,
+    )
+
+
+@sim_app.command("bars")
+def sim_bars(
+    symbol: str,
+    interval: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h or 1d")] = "1m",
+    start: Annotated[str, typer.Option(help="Inclusive start, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    end: Annotated[str, typer.Option(help="Exclusive end, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    seed: Annotated[int | None, typer.Option(help="Ground-truth seed (default SIM_SEED or 42)")] = None,
+) -> None:
+    """Print the sim ground truth, one JSON object per line."""
+    from mds.providers.sim.faults import SimFaults
+    from mds.providers.sim.market import ground_truth
+
+    try:
+        iv = Interval(interval)
+    except ValueError:
+        _fail(f"--interval: unknown interval {interval!r}")
+        return
+    a, b = _parse_time("--start", start), _parse_time("--end", end)
+    if a >= b:
+        _fail("--start must be before --end")
+    if seed is None:
+        try:
+            seed = SimFaults.from_env(os.environ, prefix="SIM_").seed
+        except ConfigError as exc:
+            _fail(f"invalid config: {exc.setting}: {exc.message}")
+    from mds.ingest.ingestor import iso
+
+    for bar in ground_truth(symbol.upper(), iv, a, b, seed=seed):  # type: ignore[arg-type]
+        typer.echo(
+            json.dumps(
+                {
+                    "ts": iso(bar.ts),
+                    "open": bar.open,
+                    "high": bar.high,
+                    "low": bar.low,
+                    "close": bar.close,
+                    "volume": bar.volume,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Ingestion: sweeper, workers, gap checks and backfill."""

@@ -1,0 +1,191 @@
+"""Fetch one symbol's bars for a range through the router, check them, store them.
+
+This is the single path by which bars enter the store, for live jobs and backfills
+alike, so the checks (payload validation, status, completeness, cursors, gap check)
+cannot differ between the two.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from mds.calendar import MarketCalendar
+from mds.constants import bar_topic
+from mds.domain.clock import Clock
+from mds.domain.models import Bar, BarStatus, Interval, capability_for_interval
+from mds.errors import NoData
+from mds.ingest.gaps import Gap, gaps_for
+from mds.observability.metrics import Metrics
+from mds.providers.base import Provider, validate_bars
+from mds.routing.router import Router
+from mds.storage.base import Store
+from mds.stream.bus import Bus
+
+log = logging.getLogger(__name__)
+
+AUTO_SOURCE = "auto"  # the cursor over every provider; per-provider cursors use the provider's name
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    symbol: str
+    interval: Interval
+    provider: str | None
+    received: int
+    inserted: int
+    revised: int
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps
+
+
+class BarIngestor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        router: Router,
+        calendar: MarketCalendar,
+        clock: Clock,
+        metrics: Metrics,
+        bus: Bus | None = None,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.calendar = calendar
+        self.clock = clock
+        self.metrics = metrics
+        self.bus = bus
+
+    async def ingest(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        hint: str | None = None,
+    ) -> IngestOutcome:
+        """Fetch ``start <= ts < end``, store it, and report what is still missing.
+
+        Raises NoProviderAvailable when no provider could answer; the caller decides
+        whether to retry. A range with no session in it returns at once.
+        """
+        now = self.clock.now()
+        end = min(end, now)
+        expected = self._expected_closed(interval, start, end, now)
+        if expected.size == 0:
+            # Nothing has closed in the range (a night, a weekend, the future): nothing to do.
+            return IngestOutcome(symbol, interval, None, 0, 0, 0)
+
+        async def fetch(provider: Provider) -> list[Bar]:
+            bars = await provider.fetch_bars(symbol, interval, start, end)
+            return validate_bars(provider.name, bars, symbol=symbol, interval=interval, start=start, end=end)
+
+        try:
+            routed = await self.router.call(capability_for_interval(interval), fetch, hint=hint)
+            bars, provider = routed.value, routed.provider
+        except NoData:
+            bars, provider = [], None
+
+        bars = [self._with_status(b, now) for b in bars]
+        t0 = time.perf_counter()
+        result = await self.store.write_bars(bars, as_of=now)
+        self.metrics.write_batch_ms.observe((time.perf_counter() - t0) * 1000)
+        for outcome, n in (
+            ("inserted", result.inserted),
+            ("revised", result.revised),
+            ("unchanged", result.unchanged),
+        ):
+            if n:
+                self.metrics.bars_written_total.labels(interval=interval.value, outcome=outcome).inc(n)
+
+        got = np.fromiter((int(b.ts.timestamp()) for b in bars), dtype=np.int64, count=len(bars))
+        if provider is not None and expected.size:
+            self.router.record_completeness(provider, float(np.isin(expected, got).mean()))
+
+        await self._advance_cursors(symbol, interval, bars, provider, now)
+        if result.written and self.bus is not None:
+            await self._publish(bars)
+
+        present = np.asarray(await self.store.bar_timestamps(symbol, interval, start, end), dtype=np.int64)
+        gaps = gaps_for(symbol, interval, expected, present)
+        if gaps:
+            self.metrics.gaps_found_total.labels(interval=interval.value).inc(len(gaps))
+        return IngestOutcome(symbol, interval, provider, len(bars), result.inserted, result.revised, gaps)
+
+    async def find_gaps(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> list[Gap]:
+        """Closed bars the calendar expects in the range that the store does not hold."""
+        now = self.clock.now()
+        expected = self._expected_closed(interval, start, min(end, now), now)
+        if expected.size == 0:
+            return []
+        present = np.asarray(await self.store.bar_timestamps(symbol, interval, start, end), dtype=np.int64)
+        return gaps_for(symbol, interval, expected, present)
+
+    def _expected_closed(
+        self, interval: Interval, start: datetime, end: datetime, now: datetime
+    ) -> np.ndarray:
+        """Expected bar times in range whose interval has closed by ``now``."""
+        if start >= end:
+            return np.empty(0, dtype=np.int64)
+        expected = self.calendar.expected_epochs(interval, start, end)
+        if expected.size == 0:
+            return expected
+        # The last expected bar may still be open; drop it if its end is after now.
+        last = datetime.fromtimestamp(int(expected[-1]), UTC)
+        if self.calendar.bar_end(last, interval) > now:
+            expected = expected[:-1]
+        return expected
+
+    def _with_status(self, bar: Bar, now: datetime) -> Bar:
+        closed = self.calendar.bar_end(bar.ts, bar.interval) <= now
+        status = BarStatus.FINAL if closed and bar.status is BarStatus.FINAL else BarStatus.PROVISIONAL
+        return bar if status is bar.status else bar.with_(status=status)
+
+    async def _advance_cursors(
+        self, symbol: str, interval: Interval, bars: list[Bar], provider: str | None, now: datetime
+    ) -> None:
+        final = [b.ts for b in bars if b.status is BarStatus.FINAL]
+        if not final:
+            return
+        newest = max(final)
+        await self.store.advance_cursor(symbol, interval, AUTO_SOURCE, newest, now=now)
+        if provider is not None:
+            await self.store.advance_cursor(symbol, interval, provider, newest, now=now)
+        lag = (now - self.calendar.bar_end(newest, interval)).total_seconds()
+        self.metrics.ingestion_lag_seconds.labels(interval=interval.value).set(max(0.0, lag))
+
+    async def _publish(self, bars: list[Bar]) -> None:
+        assert self.bus is not None
+        for bar in bars:
+            await self.bus.publish(bar_topic(bar.symbol, bar.interval.value), bar_event(bar))
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def bar_event(bar: Bar) -> dict[str, object]:
+    """A bar as the API and the bus show it."""
+    return {
+        "symbol": bar.symbol,
+        "interval": bar.interval.value,
+        "ts": iso(bar.ts),
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "provider": bar.provider,
+        "status": bar.status.value,
+        "as_of": iso(bar.as_of) if bar.as_of else None,
+        "adjusted": bar.adjusted,
+    }

@@ -1,0 +1,235 @@
+"""Workers: take a job from a queue, do it, and ack it only once its result is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Mapping
+from datetime import datetime
+
+from mds.cache import Cache
+from mds.config import Settings
+from mds.constants import QUOTE_CACHE_TTL_SEC, quote_cache_key, quote_topic
+from mds.domain.clock import Clock
+from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
+from mds.domain.models import Capability, Quote, Tier
+from mds.domain.records import BackfillStatus
+from mds.errors import MdsError, NoProviderAvailable
+from mds.ingest.backfill import Backfiller
+from mds.ingest.ingestor import AUTO_SOURCE, BarIngestor, iso
+from mds.observability.metrics import Metrics
+from mds.providers.base import Provider
+from mds.queue.base import Delivery, JobQueue
+from mds.routing.router import Router
+from mds.storage.base import Store
+from mds.stream.bus import Bus
+
+log = logging.getLogger(__name__)
+
+_SYMBOL_CONCURRENCY = 8
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        name: str,
+        queue: JobQueue,
+        ingestor: BarIngestor,
+        backfiller: Backfiller,
+        store: Store,
+        router: Router,
+        settings: Settings,
+        clock: Clock,
+        metrics: Metrics,
+        tiers: Mapping[str, Tier],
+        cache: Cache | None = None,
+        bus: Bus | None = None,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self.ingestor = ingestor
+        self.backfiller = backfiller
+        self.store = store
+        self.router = router
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.tiers = tiers
+        self.cache = cache
+        self.bus = bus
+        self._rng = random.Random()
+
+    async def run(self) -> None:
+        while True:
+            delivery = await self.queue.get(timeout=1.0)
+            if delivery is None:
+                continue
+            await self.process(delivery)
+
+    async def process(self, delivery: Delivery) -> None:
+        job = delivery.job
+        try:
+            if isinstance(job, BarsFetchJob):
+                await self.handle_bars(job)
+                await self.queue.ack(delivery)
+            elif isinstance(job, QuotesFetchJob):
+                await self.handle_quotes(job)
+                await self.queue.ack(delivery)
+            else:
+                await self.handle_backfill(delivery, job)
+        except MdsError as exc:
+            # Live jobs are not retried: the next sweep starts from the cursor, which did
+            # not move, so nothing is lost by dropping this one.
+            self.metrics.jobs_failed_total.labels(type=job.type, reason=type(exc).__name__).inc()
+            log.warning("%s: job %s failed: %s", self.name, job.job_id, exc)
+            await self.queue.ack(delivery)
+
+    # Live bars ---------------------------------------------------------------------
+    async def handle_bars(self, job: BarsFetchJob) -> None:
+        sem = asyncio.Semaphore(_SYMBOL_CONCURRENCY)
+        errors: list[MdsError] = []
+
+        async def one(symbol: str) -> None:
+            async with sem:
+                try:
+                    await self._bars_for(symbol, job)
+                except NoProviderAvailable as exc:
+                    errors.append(exc)
+
+        await asyncio.gather(*(one(s) for s in job.symbols))
+        if errors and len(errors) == len(job.symbols):
+            raise errors[0]
+        self.metrics.jobs_processed_total.labels(type=job.type, provider="mixed" if errors else "ok").inc()
+
+    async def _bars_for(self, symbol: str, job: BarsFetchJob) -> None:
+        interval = job.interval
+        start, end = job.time_window.start, job.time_window.end
+        cursor = await self.store.get_cursor(symbol, interval, AUTO_SOURCE)
+        if cursor is not None:
+            resume = cursor.last_ts + interval.delta
+            if resume >= start:
+                start = resume
+            else:
+                # The cursor jumped: everything between it and this window is a hole for
+                # the backfill queue, so live fetches stay small and on time.
+                gaps = await self.ingestor.find_gaps(symbol, interval, resume, start)
+                if gaps:
+                    self.metrics.gaps_found_total.labels(interval=interval.value).inc(len(gaps))
+                    await self.backfiller.enqueue_gaps(gaps, self._tier(symbol))
+        if start >= end:
+            return
+        outcome = await self.ingestor.ingest(symbol, interval, start, end, hint=job.provider_hint)
+        if outcome.gaps:
+            await self.backfiller.enqueue_gaps(outcome.gaps, self._tier(symbol))
+
+    # Quotes ------------------------------------------------------------------------
+    async def handle_quotes(self, job: QuotesFetchJob) -> None:
+        symbols = list(job.symbols)
+
+        async def fetch(provider: Provider) -> list[Quote]:
+            return await provider.fetch_quotes(symbols)
+
+        routed = await self.router.call(Capability.QUOTES_L1, fetch, hint=job.provider_hint)
+        now = self.clock.now()
+        quotes = [q for q in routed.value if q.symbol in set(symbols) and q.last > 0]
+        quotes = [dataclasses.replace(q, as_of=now) for q in quotes]
+        await self.store.write_quotes(quotes)
+        for q in quotes:
+            event = quote_event(q)
+            if self.cache is not None:
+                await self.cache.set(quote_cache_key(q.symbol), event, ttl=QUOTE_CACHE_TTL_SEC)
+            if self.bus is not None:
+                await self.bus.publish(quote_topic(q.symbol), event)
+        self.metrics.jobs_processed_total.labels(type=job.type, provider=routed.provider).inc()
+
+    # Backfill ----------------------------------------------------------------------
+    async def handle_backfill(self, delivery: Delivery, job: BackfillJob) -> None:
+        now = self.clock.now()
+        if job.backfill_id is not None:
+            await self.store.update_backfill(job.backfill_id, status=BackfillStatus.RUNNING, now=now)
+        error: str | None = None
+        retry_after: float | None = None
+        try:
+            outcome = await self.ingestor.ingest(
+                job.symbol,
+                job.interval,
+                job.time_window.start,
+                job.time_window.end,
+                hint=job.provider_hint,
+            )
+            if outcome.gaps:
+                missing = sum(g.missing_bars for g in outcome.gaps)
+                error = f"{missing} bars still missing after {outcome.provider or 'no provider'} answered"
+            else:
+                self.metrics.jobs_processed_total.labels(
+                    type=job.type, provider=outcome.provider or "none"
+                ).inc()
+        except NoProviderAvailable as exc:
+            error = str(exc)
+            retry_after = getattr(exc, "retry_after", None)
+
+        if error is None:
+            await self._finish(delivery, job, BackfillStatus.DONE, None)
+            return
+        attempts = job.attempts + 1
+        if attempts >= self.settings.BACKFILL_MAX_ATTEMPTS:
+            log.warning("backfill %s %s failed for good: %s", job.symbol, job.time_window, error)
+            await self._finish(delivery, job, BackfillStatus.FAILED, error, attempts)
+            return
+        delay = (
+            retry_after
+            if retry_after is not None
+            else self.backfiller.retry_delay(attempts, self._rng.random())
+        )
+        if job.backfill_id is not None:
+            await self.store.update_backfill(
+                job.backfill_id,
+                status=BackfillStatus.QUEUED,
+                now=self.clock.now(),
+                attempts=attempts,
+                last_error=error,
+            )
+        await self.queue.nack(
+            delivery, delay=delay / self.clock.speed, job=job.model_copy(update={"attempts": attempts})
+        )
+
+    async def _finish(
+        self,
+        delivery: Delivery,
+        job: BackfillJob,
+        status: BackfillStatus,
+        error: str | None,
+        attempts: int | None = None,
+    ) -> None:
+        if job.backfill_id is not None:
+            await self.store.update_backfill(
+                job.backfill_id,
+                status=status,
+                now=self.clock.now(),
+                attempts=attempts if attempts is not None else job.attempts + 1,
+                last_error=error,
+            )
+        self.backfiller.finished(job)
+        self.metrics.backfill_jobs_completed_total.labels(tier=job.priority.value, status=status.value).inc()
+        await self.queue.ack(delivery)
+        self.metrics.backfill_queue_depth.set(await self.queue.depth())
+
+    def _tier(self, symbol: str) -> Tier:
+        return self.tiers.get(symbol, Tier.T2)
+
+
+def quote_event(q: Quote) -> dict[str, object]:
+    return {
+        "symbol": q.symbol,
+        "ts": iso(q.ts),
+        "bid": q.bid,
+        "ask": q.ask,
+        "last": q.last,
+        "bid_size": q.bid_size,
+        "ask_size": q.ask_size,
+        "provider": q.provider,
+        "as_of": iso(q.as_of) if isinstance(q.as_of, datetime) else None,
+    }

@@ -1,0 +1,50 @@
+"""Which provider names exist, and building the ones the policies ask for.
+
+Sim providers are built only when a policy names them, so synthetic data can never
+stand in silently for a real vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mds.calendar import MarketCalendar
+from mds.config import Settings
+from mds.domain.clock import Clock
+from mds.domain.models import Capability
+from mds.providers.base import Provider
+from mds.providers.sim.faults import SimFaults
+from mds.providers.sim.market import SimMarket
+from mds.providers.sim.provider import SimProvider
+
+#: Each sim instance reads its fault settings under its own prefix.
+SIM_PREFIXES = {"sim": "SIM_", "sim_backup": "SIM_BACKUP_"}
+
+
+def policy_names(settings: Settings) -> list[str]:
+    seen: list[str] = []
+    for cap in Capability:
+        for name in settings.policy(cap):
+            if name not in seen:
+                seen.append(name)
+    return seen
+
+
+def build_providers(
+    settings: Settings, clock: Clock, calendar: MarketCalendar, environ: Mapping[str, str]
+) -> dict[str, Provider]:
+    """Providers for every name in the policies that this build can serve.
+
+    Names without an adapter are left out; the router treats them as unconfigured.
+    """
+    names = policy_names(settings)
+    out: dict[str, Provider] = {}
+    sims = [n for n in names if n in SIM_PREFIXES]
+    if sims:
+        # One ground truth for every sim instance; SIM_SEED decides it.
+        seed = SimFaults.from_env(environ, prefix="SIM_").seed
+        market = SimMarket(seed=seed, calendar=calendar)
+        for name in sims:
+            faults = SimFaults.from_env(environ, prefix=SIM_PREFIXES[name])
+            out[name] = SimProvider(name, market, clock, faults)
+    return out

@@ -1,0 +1,348 @@
+"""A deterministic synthetic market: the ground truth behind the ``sim`` providers.
+
+Every number is a pure function of ``(seed, symbol, session date)``, so the same bar
+comes back whatever range was asked, in any process, from any SimMarket instance.
+
+How prices are made (hand-written: no library generates calendar-aware synthetic bars):
+
+* Each symbol gets a base price and a base daily volume from its seed.
+* A daily log level ``L[d]`` per calendar day is a Gaussian random walk, reflected
+  into ``log(base) +/- _BAND`` so prices stay plausible over centuries. To reach day
+  ``d`` without generating every day before it, days are grouped in blocks of
+  ``_BLOCK``: each block's total move is drawn directly (one cheap array per symbol)
+  and the days inside a block are a Brownian bridge to that total.
+* A session on day ``d`` opens near ``L[d]`` and drifts, minute by minute, as a
+  Brownian bridge to ``L[d+1]``; so the weekend and holiday walk shows up as an
+  overnight gap, like real markets.
+* 1m bars are the primary data; every larger bar is aggregated from them exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from mds.calendar import MarketCalendar, Session, get_calendar
+from mds.domain.models import Bar, BarStatus, Interval, Quote, ensure_utc
+
+__all__ = ["SimMarket", "ground_truth", "stable_hash"]
+
+_EPOCH_ORDINAL = date(1900, 1, 1).toordinal()  # day 0 of the daily walk
+_BLOCK = 4096  # days per walk block
+_N_BLOCKS = 128  # covers 1900 .. ~3335, beyond any calendar lookup
+_DAILY_VOL = 0.015  # daily log-volatility of the walk
+_BAND = 0.7  # the walk is reflected into log(base) +/- this
+_MINUTE_VOL = 0.0006  # 1m log-volatility around the intraday bridge
+_GAP_VOL = 0.004  # open vs. the day's level
+
+# Stream tags keep the random streams for different purposes independent.
+_TAG_SYMBOL, _TAG_BLOCKSUMS, _TAG_BLOCK, _TAG_SESSION = 1, 2, 3, 4
+
+
+def stable_hash(text: str) -> int:
+    """A process-independent hash (Python's ``hash()`` is salted per process)."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(list(key)))
+
+
+def _utc(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bridge fractions (minutes 1..n over n) and the per-minute share of daily volume."""
+    frac = np.arange(1, n + 1) / n
+    x = (np.arange(n) + 0.5) / 390.0
+    profile = (0.55 + 5.4 * (x - 0.5) ** 2) / 390.0  # U-shaped: busy open and close
+    return frac, profile
+
+
+@dataclass(frozen=True, slots=True)
+class _Minutes:
+    """One session's 1m bars as arrays (index i is the bar at open + i minutes)."""
+
+    open_epoch: int
+    o: np.ndarray
+    h: np.ndarray
+    low: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+
+
+_OHLCV = tuple[float, float, float, float, float]
+
+
+def _key(session: Session) -> tuple[int, int, int]:
+    """Cache key of a session: (date ordinal, open epoch, close epoch)."""
+    return session.date.toordinal(), int(session.open.timestamp()), int(session.close.timestamp())
+
+
+def _aggregate(m: _Minutes, closed: int) -> _OHLCV:
+    """OHLCV of a session's first ``closed`` minutes (all of them for a final daily bar)."""
+    return (
+        float(m.o[0]),
+        float(m.h[:closed].max()),
+        float(m.low[:closed].min()),
+        float(m.c[closed - 1]),
+        float(m.v[:closed].sum()),
+    )
+
+
+class SimMarket:
+    """Deterministic bars and quotes for any symbol, inside the calendar's sessions only.
+
+    Args:
+        seed: The ground-truth seed; the same seed gives the same market.
+        calendar: The exchange calendar; defaults to the shared XNYS calendar.
+    """
+
+    def __init__(self, seed: int = 42, calendar: MarketCalendar | None = None) -> None:
+        self.seed = int(seed)
+        self.calendar = calendar if calendar is not None else get_calendar("XNYS")
+        # Per-instance caches (sized for a demo universe; misses only cost regeneration).
+        self._symbol = functools.lru_cache(maxsize=16_384)(self._make_symbol)
+        self._block = functools.lru_cache(maxsize=2_048)(self._make_block)
+        self._minutes = functools.lru_cache(maxsize=2_048)(self._make_minutes)
+        self._daily = functools.lru_cache(maxsize=500_000)(self._make_daily)
+
+    # -- the model ------------------------------------------------------------------
+
+    def _make_symbol(self, symbol: str) -> tuple[float, float, np.ndarray]:
+        """(log base price, base daily volume, walk level at the start of each block)."""
+        h = stable_hash(symbol)
+        u = _rng(self.seed, h, _TAG_SYMBOL).random(2)
+        log_base = math.log(10.0) + u[0] * (math.log(400.0) - math.log(10.0))
+        base_volume = math.exp(math.log(2e5) + u[1] * (math.log(2e7) - math.log(2e5)))
+        sums = _rng(self.seed, h, _TAG_BLOCKSUMS).normal(0.0, _DAILY_VOL * math.sqrt(_BLOCK), _N_BLOCKS)
+        starts = np.concatenate(([0.0], np.cumsum(sums)))
+        return log_base, base_volume, starts
+
+    def _make_block(self, symbol: str, block: int) -> np.ndarray:
+        """Log price level for every day of one block (reflected walk around the base)."""
+        log_base, _, starts = self._symbol(symbol)
+        if not 0 <= block < _N_BLOCKS:
+            raise ValueError(f"sim market has no prices for block {block} (dates 1900..3300 only)")
+        steps = _rng(self.seed, stable_hash(symbol), _TAG_BLOCK, block).normal(0.0, _DAILY_VOL, _BLOCK)
+        walk = np.concatenate(([0.0], np.cumsum(steps)))[:-1]
+        frac = np.arange(_BLOCK) / _BLOCK
+        # Bridge the free walk onto the block's pre-drawn total so blocks join up.
+        total = starts[block + 1] - starts[block]
+        w = starts[block] + walk - frac * (walk[-1] + steps[-1]) + frac * total
+        # Reflect into [-_BAND, _BAND]: a triangle wave keeps increments intact between walls.
+        period = 4 * _BAND
+        folded = _BAND - np.abs(np.mod(w + _BAND, period) - 2 * _BAND)
+        return log_base + folded
+
+    def _level(self, symbol: str, ordinal: int) -> float:
+        day = ordinal - _EPOCH_ORDINAL
+        return float(self._block(symbol, day // _BLOCK)[day % _BLOCK])
+
+    def _make_minutes(self, symbol: str, ordinal: int, open_epoch: int, close_epoch: int) -> _Minutes:
+        """Generate one session's 1m bars, vectorised."""
+        n = -((open_epoch - close_epoch) // 60)
+        _, base_volume, _ = self._symbol(symbol)
+        rng = _rng(self.seed, stable_hash(symbol), _TAG_SESSION, ordinal)
+        z = rng.standard_normal((3, n))
+        start = self._level(symbol, ordinal) + _GAP_VOL * rng.standard_normal()
+        target = self._level(symbol, ordinal + 1)
+        # Brownian bridge of n minute steps from the open level to the next day's level.
+        frac, profile = _shape(n)
+        walk = np.cumsum(z[0] * _MINUTE_VOL)
+        path = np.empty(n + 1)
+        path[0] = start
+        path[1:] = start + frac * (target - start - walk[-1]) + walk
+        prices = np.round(np.exp(path), 2)
+        o, c = prices[:-1], prices[1:]
+        wick = np.exp(np.abs(z[1]) * _MINUTE_VOL * 0.7)
+        # Ceil/floor to cents keeps high >= max(o, c) and low <= min(o, c) after rounding.
+        h = np.maximum(np.ceil(np.maximum(o, c) * wick * 100 - 1e-6) / 100, np.maximum(o, c))
+        low = np.minimum(np.floor(np.minimum(o, c) / wick * 100 + 1e-6) / 100, np.minimum(o, c))
+        low = np.maximum(low, 0.01)
+        v = np.floor(base_volume * profile * np.exp(0.5 * z[2] - 0.125))
+        for arr in (o, h, low, c, v):
+            arr.flags.writeable = False
+        return _Minutes(open_epoch, o, h, low, c, v)
+
+    def _session_minutes(self, symbol: str, session: Session) -> _Minutes:
+        return self._minutes(symbol, *_key(session))
+
+    def _make_daily(self, symbol: str, ordinal: int, open_epoch: int, close_epoch: int) -> _OHLCV:
+        m = self._minutes(symbol, ordinal, open_epoch, close_epoch)
+        return _aggregate(m, len(m.o))
+
+    # -- bars -------------------------------------------------------------------------
+
+    def bars(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        provider: str = "sim",
+    ) -> list[Bar]:
+        """Ground truth: every bar with ``start <= ts < end``, all final."""
+        return self._bars(symbol, Interval(interval), start, end, None, provider)
+
+    def bars_known_at(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        *,
+        provider: str = "sim",
+    ) -> list[Bar]:
+        """What a vendor would answer at ``now``.
+
+        Bars whose interval closed by ``now`` are final ground truth; the bar containing
+        ``now`` aggregates the 1m bars closed before ``now`` (provisional; omitted if none
+        has closed); nothing at or after ``now`` is returned.
+        """
+        return self._bars(symbol, Interval(interval), start, end, ensure_utc(now), provider)
+
+    def _bars(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        now: datetime | None,
+        provider: str,
+    ) -> list[Bar]:
+        # Bar times are whole seconds, so ceil keeps `start <= ts < end` exact.
+        t0, t1 = math.ceil(ensure_utc(start).timestamp()), math.ceil(ensure_utc(end).timestamp())
+        now_e = None if now is None else math.floor(now.timestamp())
+        if now is not None:
+            t1 = min(t1, math.ceil(now.timestamp()))  # no bar opens at or after `now`
+        if t1 <= t0:
+            return []
+        out: list[Bar] = []
+        for session in self.calendar.sessions(_utc(t0), _utc(t1)):
+            open_e, close_e = int(session.open.timestamp()), int(session.close.timestamp())
+            n = -((open_e - close_e) // 60)
+            closed = n if now_e is None else min(max((now_e - open_e) // 60, 0), n)
+            if interval is Interval.D1:
+                if t0 <= open_e < t1 and closed > 0:
+                    out.append(self._daily_bar(symbol, session, closed, n, provider))
+            else:
+                out.extend(self._intraday(symbol, interval, session, closed, t0, t1, provider))
+        return out
+
+    def _daily_bar(self, symbol: str, session: Session, closed: int, n: int, provider: str) -> Bar:
+        if closed == n:
+            o, h, low, c, v = self._daily(symbol, *_key(session))
+            status = BarStatus.FINAL
+        else:
+            o, h, low, c, v = _aggregate(self._session_minutes(symbol, session), closed)
+            status = BarStatus.PROVISIONAL
+        return Bar(symbol, Interval.D1, session.open, o, h, low, c, v, provider, status=status)
+
+    def _intraday(
+        self,
+        symbol: str,
+        interval: Interval,
+        session: Session,
+        closed: int,
+        t0: int,
+        t1: int,
+        provider: str,
+    ) -> list[Bar]:
+        if closed == 0:
+            return []
+        m = self._session_minutes(symbol, session)
+        n = len(m.o)
+        step = interval.seconds // 60
+        idx = np.arange(0, closed, step)
+        ts = m.open_epoch + idx * 60
+        keep = (ts >= t0) & (ts < t1)
+        if not keep.any():
+            return []
+        # Aggregate only the minutes closed so far; the bucket they end inside is provisional.
+        ends = np.minimum(idx + step, closed)
+        final = np.minimum(idx + step, n) <= closed
+        o = m.o[idx]
+        h = np.maximum.reduceat(m.h[:closed], idx)
+        low = np.minimum.reduceat(m.low[:closed], idx)
+        c = m.c[ends - 1]
+        v = np.add.reduceat(m.v[:closed], idx)
+        rows = zip(
+            ts[keep].tolist(),
+            o[keep].tolist(),
+            h[keep].tolist(),
+            low[keep].tolist(),
+            c[keep].tolist(),
+            v[keep].tolist(),
+            final[keep].tolist(),
+            strict=True,
+        )
+        return [
+            Bar(
+                symbol,
+                interval,
+                _utc(t),
+                bo,
+                bh,
+                bl,
+                bc,
+                bv,
+                provider,
+                status=BarStatus.FINAL if fin else BarStatus.PROVISIONAL,
+            )
+            for t, bo, bh, bl, bc, bv, fin in rows
+        ]
+
+    # -- quotes ---------------------------------------------------------------------
+
+    def last_price(self, symbol: str, now: datetime) -> float:
+        """Close of the last 1m bar closed before ``now`` (the previous close outside hours)."""
+        now = ensure_utc(now)
+        session = self.calendar.session_for(now)
+        if session is not None:
+            closed = int((now - session.open).total_seconds()) // 60
+            if closed > 0:
+                return float(self._session_minutes(symbol, session).c[closed - 1])
+        prev_close = self.calendar.previous_close(now)
+        prev = self.calendar.session_for(_utc(int(prev_close.timestamp()) - 1))
+        assert prev is not None  # a close always ends a session
+        return self._daily(symbol, *_key(prev))[3]
+
+    def quote(self, symbol: str, now: datetime, *, provider: str = "sim") -> Quote:
+        """A level-1 quote at ``now``: last trade plus a deterministic small spread."""
+        now = ensure_utc(now)
+        last = self.last_price(symbol, now)
+        half = max(0.01, round(last * 0.0001, 2))
+        minute = int(now.timestamp()) // 60
+        sizes = stable_hash(f"{self.seed}:{symbol}:{minute}")
+        return Quote(
+            symbol=symbol,
+            ts=now,
+            bid=round(last - half, 2),
+            ask=round(last + half, 2),
+            last=last,
+            bid_size=float(100 * (1 + sizes % 20)),
+            ask_size=float(100 * (1 + (sizes >> 8) % 20)),
+            provider=provider,
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_market(seed: int) -> SimMarket:
+    return SimMarket(seed)
+
+
+def ground_truth(
+    symbol: str, interval: Interval, start: datetime, end: datetime, *, seed: int = 42
+) -> list[Bar]:
+    """The sim market's final bars for ``start <= ts < end`` (a cached market per seed)."""
+    return _shared_market(seed).bars(symbol, interval, start, end)

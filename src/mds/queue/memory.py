@@ -1,0 +1,85 @@
+"""In-process JobQueue for the embedded default: tier-priority, FIFO within a tier."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+
+from mds.queue.base import AnyJob, Delivery
+
+
+class InMemoryJobQueue:
+    """Jobs live in this process only; a crash loses what was waiting (use Redis for more).
+
+    A nack'ed job comes back after ``delay`` seconds; until then it is neither waiting
+    nor in flight, so depth() does not count it.
+    """
+
+    def __init__(self, maxsize: int | None = None) -> None:
+        self._heap: list[tuple[int, int, AnyJob]] = []
+        self._seq = itertools.count()
+        self._inflight: dict[str, AnyJob] = {}
+        self._delayed: set[asyncio.TimerHandle] = set()
+        self._cond = asyncio.Condition()
+        self._maxsize = maxsize
+        self._closed = False
+
+    async def put(self, job: AnyJob) -> None:
+        async with self._cond:
+            heapq.heappush(self._heap, (job.priority.rank, next(self._seq), job))
+            self._cond.notify()
+
+    async def get(self, timeout: float | None = None) -> Delivery | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        async with self._cond:
+            while not self._heap:
+                if self._closed:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                try:
+                    await asyncio.wait_for(self._cond.wait(), remaining)
+                except TimeoutError:
+                    return None
+            _, seq, job = heapq.heappop(self._heap)
+            receipt = f"{job.job_id}:{seq}"
+            self._inflight[receipt] = job
+            return Delivery(job=job, receipt=receipt)
+
+    async def ack(self, delivery: Delivery) -> None:
+        self._inflight.pop(delivery.receipt, None)
+
+    async def nack(self, delivery: Delivery, *, delay: float = 0.0, job: AnyJob | None = None) -> None:
+        held = self._inflight.pop(delivery.receipt, None)
+        if held is None:
+            return
+        job = job if job is not None else held
+        if delay <= 0:
+            await self.put(job)
+            return
+        loop = asyncio.get_running_loop()
+
+        def _requeue() -> None:
+            self._delayed.discard(handle)
+            if not self._closed:
+                loop.create_task(self.put(job))
+
+        handle = loop.call_later(delay, _requeue)
+        self._delayed.add(handle)
+
+    async def depth(self) -> int:
+        return len(self._heap)
+
+    async def inflight(self) -> int:
+        return len(self._inflight) + len(self._delayed)
+
+    async def close(self) -> None:
+        self._closed = True
+        for h in self._delayed:
+            h.cancel()
+        self._delayed.clear()
+        async with self._cond:
+            self._cond.notify_all()

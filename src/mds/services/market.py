@@ -1,0 +1,156 @@
+"""Market data reads: bars, history by period, latest price, batch prices."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mds.cache import Cache
+from mds.calendar import MarketCalendar
+from mds.constants import quote_cache_key
+from mds.domain.clock import Clock
+from mds.domain.models import Bar, Interval
+from mds.domain.records import UniverseEntry
+from mds.errors import InvalidRequest, NotFound
+from mds.ingest.ingestor import iso
+from mds.ingest.worker import quote_event
+from mds.services.rollup import rollup
+from mds.storage.base import Store
+
+_PERIOD = re.compile(r"^(\d{1,4})(d|wk|mo|y)$")
+PERIODS_HELP = "Nd (trading days), Nwk, Nmo, Ny, ytd or max, e.g. 5d, 1mo, 1y"
+MAX_INTRADAY_RANGE = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class BarsResult:
+    symbol: str
+    interval: Interval
+    start: datetime
+    end: datetime
+    bars: list[Bar]
+
+
+class MarketService:
+    def __init__(
+        self, *, store: Store, calendar: MarketCalendar, clock: Clock, cache: Cache | None = None
+    ) -> None:
+        self.store = store
+        self.calendar = calendar
+        self.clock = clock
+        self.cache = cache
+
+    async def require_symbol(self, symbol: str) -> UniverseEntry:
+        entry = await self.store.get_symbol(symbol.upper())
+        if entry is None or not entry.active:
+            raise NotFound("symbol", symbol)
+        return entry
+
+    async def bars(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+    ) -> BarsResult:
+        """Bars with ``start <= ts < end``, rolled up from 1m for 5m/15m/1h."""
+        entry = await self.require_symbol(symbol)
+        if start >= end:
+            raise InvalidRequest("start", "start must be before end")
+        if interval.is_intraday and end - start > MAX_INTRADAY_RANGE:
+            raise InvalidRequest("end", f"intraday ranges are limited to {MAX_INTRADAY_RANGE.days} days")
+        source = Interval.M1 if interval.is_intraday else Interval.D1
+        rows = await self.store.read_bars(entry.symbol, source, start, end, as_of=as_of)
+        bars = rollup(rows, interval, self.calendar, as_of or self.clock.now())
+        return BarsResult(entry.symbol, interval, start, end, bars)
+
+    async def history(self, symbol: str, period: str, interval: Interval = Interval.D1) -> BarsResult:
+        now = self.clock.now()
+        start = self.period_start(period, now)
+        if interval.is_intraday:
+            start = max(start, now - MAX_INTRADAY_RANGE)
+        return await self.bars(symbol, interval, start, now + timedelta(seconds=1))
+
+    def period_start(self, period: str, now: datetime) -> datetime:
+        p = period.strip().lower()
+        if p == "max":
+            return datetime(1970, 1, 1, tzinfo=UTC)
+        if p == "ytd":
+            return datetime(now.year, 1, 1, tzinfo=UTC)
+        m = _PERIOD.match(p)
+        if not m or int(m.group(1)) == 0:
+            raise InvalidRequest("period", f"unknown period {period!r}; use {PERIODS_HELP}")
+        n, unit = int(m.group(1)), m.group(2)
+        if unit == "d":
+            # Trading days: the open of the Nth most recent session.
+            sessions = self.calendar.sessions(now - timedelta(days=n * 2 + 10), now)
+            sessions = [s for s in sessions if s.open <= now]
+            return sessions[-n].open if len(sessions) >= n else (sessions[0].open if sessions else now)
+        if unit == "wk":
+            return now - timedelta(weeks=n)
+        months = n if unit == "mo" else 12 * n
+        y, mth = divmod(now.month - 1 - months, 12)
+        day = min(now.day, 28)
+        return now.replace(year=now.year + y, month=mth + 1, day=day)
+
+    async def price(self, symbol: str) -> dict[str, Any]:
+        """The newest price MDS knows: a fresh quote, else the last 1m bar, else the last daily bar."""
+        entry = await self.require_symbol(symbol)
+        candidates: list[dict[str, Any]] = []
+        if self.cache is not None:
+            cached = await self.cache.get(quote_cache_key(entry.symbol))
+            if cached is not None:
+                candidates.append(
+                    {
+                        "price": cached["last"],
+                        "ts": cached["ts"],
+                        "source": "quote",
+                        "provider": cached["provider"],
+                        "as_of": cached["as_of"],
+                    }
+                )
+        if not candidates:
+            q = await self.store.latest_quote(entry.symbol)
+            if q is not None:
+                e = quote_event(q)
+                candidates.append(
+                    {
+                        "price": e["last"],
+                        "ts": e["ts"],
+                        "source": "quote",
+                        "provider": e["provider"],
+                        "as_of": e["as_of"],
+                    }
+                )
+        for interval, source in ((Interval.M1, "bar_1m"), (Interval.D1, "bar_1d")):
+            bar = await self.store.latest_bar(entry.symbol, interval)
+            if bar is not None:
+                # A bar's close is the price at the bar's end, not at its open time.
+                end = min(self.calendar.bar_end(bar.ts, interval), self.clock.now())
+                candidates.append(
+                    {
+                        "price": bar.close,
+                        "ts": iso(end),
+                        "source": source,
+                        "provider": bar.provider,
+                        "as_of": iso(bar.as_of) if bar.as_of else None,
+                    }
+                )
+        if not candidates:
+            raise NotFound("price", f"{entry.symbol} (no data stored yet)")
+        best = max(candidates, key=lambda c: c["ts"])
+        return {"symbol": entry.symbol, **best}
+
+    async def batch(self, symbols: list[str]) -> dict[str, Any]:
+        prices: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for s in symbols:
+            try:
+                prices[s.upper()] = await self.price(s)
+            except NotFound as exc:
+                errors[s.upper()] = str(exc)
+        return {"prices": prices, "errors": errors}

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations, one directory per backend (``NNNN_name.sql`` files)."""

@@ -1,0 +1,1 @@
+"""SQLite migrations; applied in version order by :mod:`mds.storage.migrate`."""

@@ -1,0 +1,479 @@
+"""SqliteStore: the embedded default Store, on the standard library's ``sqlite3``.
+
+Threading: every call runs off the event loop on one of two single-thread executors. The
+writer thread owns the only write connection, so a whole write transaction (staging,
+history copy, upsert) is one hop to that thread. That is why this is not aiosqlite, which
+costs a thread hop per statement. The reader thread owns a second, ``query_only``
+connection; in WAL mode it reads a consistent snapshot while a write is in progress.
+
+``:memory:`` databases use one connection for both roles: two connections would need a
+shared cache, and shared-cache readers fail at once with "database table is locked"
+(not a retryable busy) whenever the writer holds a transaction.
+
+Point-in-time layout (hand-written; no library does PIT bars): ``candles`` holds the
+current revision of each bar, ``candle_history`` the superseded ones with
+``superseded_at``. See ``migrations/sqlite/0001_initial.sql`` for units.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mds.domain.models import Bar, BarStatus, Interval, Quote, Tier
+from mds.domain.records import (
+    BackfillRecord,
+    BackfillStatus,
+    Cursor,
+    UniverseEntry,
+    WriteResult,
+)
+from mds.errors import NotFound, StorageError
+from mds.storage import _sqlite_sql as q
+from mds.storage.migrate import SQLITE_MIGRATIONS, apply_sqlite, discover
+
+T = TypeVar("T")
+
+
+class SqliteStore:
+    """The Store protocol on a SQLite file (or ``":memory:"``).
+
+    Args:
+        path: Database file (its directory must exist) or ``":memory:"``.
+        busy_timeout_ms: How long a connection waits for another process's lock.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = str(path)
+        self._memory = self.path == ":memory:"
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect both connections and apply pending migrations."""
+        if self._writer is not None:
+            return
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mds-sqlite-writer")
+        try:
+            self._wconn = await self._hop(self._writer, self._connect, False)
+            await self.migrate()
+            await self._hop(self._writer, lambda: self._w().execute(q.STAGE_DDL))
+            if self._memory:
+                self._reader, self._rconn = self._writer, self._wconn
+            else:
+                self._reader = ThreadPoolExecutor(1, thread_name_prefix="mds-sqlite-reader")
+                self._rconn = await self._hop(self._reader, self._connect, True)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE
+        # themselves so the lock is taken up front and busy_timeout applies to it.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            # PRAGMA values cannot be bound parameters; the only one formatted is an int.
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            if read_only:
+                conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        """Close both connections and stop both threads; safe to call twice."""
+        for executor, attr in ((self._reader, "_rconn"), (self._writer, "_wconn")):
+            conn = getattr(self, attr)
+            setattr(self, attr, None)
+            if executor is not None and conn is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        for executor in {self._reader, self._writer} - {None}:
+            executor.shutdown(wait=True)  # type: ignore[union-attr]
+        self._reader = self._writer = None
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the versions applied."""
+        migrations = discover(SQLITE_MIGRATIONS)
+        return await self._on_writer(lambda conn: apply_sqlite(conn, migrations))
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``; raise StorageError when the store cannot answer."""
+        await self._on_reader(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # ---------------------------------------------------------------- plumbing
+    def _w(self) -> sqlite3.Connection:
+        assert self._wconn is not None
+        return self._wconn
+
+    @staticmethod
+    async def _hop(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise StorageError(f"sqlite: {exc}") from exc
+
+    async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None or self._rconn is None:
+            raise StorageError("the store is not open")
+        conn = self._rconn
+        return await self._hop(self._reader, fn, conn)
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None or self._wconn is None:
+            raise StorageError("the store is not open")
+        conn = self._wconn
+        return await self._hop(self._writer, fn, conn)
+
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction on the writer thread (one hop in all)."""
+
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._on_writer(run)
+
+    # --------------------------------------------------------------------- bars
+    async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult:
+        """Store a batch in one transaction; the counts are over distinct bar keys.
+
+        ``as_of`` stamps every bar (the bars' own ``as_of`` is ignored). When one key
+        appears twice in ``bars`` the later one wins. Changed bars move their current row
+        to ``candle_history`` with ``superseded_at = as_of`` and become a new revision.
+        """
+        stamp = q.micros(as_of)
+        # Keyed by the primary key so a repeated key keeps its last bar.
+        staged: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        for b in bars:
+            key = (b.symbol, Interval(b.interval).value, q.secs(b.ts))
+            staged[key] = (
+                *key, b.open, b.high, b.low, b.close, b.volume, b.provider,
+                BarStatus(b.status).value, int(b.adjusted),
+            )
+        if not staged:
+            return WriteResult()
+
+        def run(conn: sqlite3.Connection) -> WriteResult:
+            conn.execute("DELETE FROM temp.stage_bars")
+            conn.executemany(
+                "INSERT INTO temp.stage_bars VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                staged.values(),
+            )
+            inserted, revised = conn.execute(q.CLASSIFY).fetchone()
+            if revised:
+                conn.execute(q.TO_HISTORY, (stamp,))
+            if inserted or revised:
+                conn.execute(q.UPSERT, (stamp,))
+            conn.execute("DELETE FROM temp.stage_bars")
+            return WriteResult(inserted, revised, len(staged) - inserted - revised)
+
+        return await self._transaction(run)
+
+    async def read_bars(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Bar]:
+        """Bars with ``start <= ts < end``, ascending; ``limit`` keeps the newest N.
+
+        With ``as_of=T``: current rows learned at or before T, plus history rows that were
+        current at T (``as_of <= T < superseded_at``). Without it only ``candles`` is read.
+        """
+        if limit is not None and limit <= 0:
+            return []
+        rng = (symbol, interval.value, q.secs(start), q.secs(end))
+        if as_of is None:
+            sql = f"SELECT {q.BAR_COLS} FROM candles WHERE {q.RANGE}"
+            params: tuple[Any, ...] = rng
+        else:
+            t = q.micros(as_of)
+            sql = (
+                f"SELECT {q.BAR_COLS} FROM candles WHERE {q.RANGE} AND as_of <= ?"
+                f" UNION ALL SELECT {q.BAR_COLS} FROM candle_history"
+                f" WHERE {q.RANGE} AND as_of <= ? AND superseded_at > ?"
+            )
+            params = (*rng, t, *rng, t, t)
+        if limit is None:
+            sql += " ORDER BY ts"
+        else:
+            sql += " ORDER BY ts DESC LIMIT ?"
+            params = (*params, limit)
+        rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        if limit is not None:
+            rows.reverse()
+        return [q.bar(r) for r in rows]
+
+    async def bar_timestamps(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[int]:
+        """Epoch seconds of the current bars in range, ascending."""
+        params = (symbol, interval.value, q.secs(start), q.secs(end))
+        sql = f"SELECT ts FROM candles WHERE {q.RANGE} ORDER BY ts"
+        rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        return [r[0] for r in rows]
+
+    async def latest_bar(self, symbol: str, interval: Interval) -> Bar | None:
+        sql = (
+            f"SELECT {q.BAR_COLS} FROM candles WHERE symbol = ? AND interval = ?"
+            " ORDER BY ts DESC LIMIT 1"
+        )
+        params = (symbol, interval.value)
+        row = await self._on_reader(lambda conn: conn.execute(sql, params).fetchone())
+        return None if row is None else q.bar(row)
+
+    async def bar_revisions(self, symbol: str, interval: Interval, ts: datetime) -> list[Bar]:
+        """Every revision of one bar, oldest first."""
+        key = (symbol, interval.value, q.secs(ts))
+        where = "symbol = ? AND interval = ? AND ts = ?"
+        sql = (
+            f"SELECT {q.BAR_COLS} FROM candle_history WHERE {where}"
+            f" UNION ALL SELECT {q.BAR_COLS} FROM candles WHERE {where} ORDER BY revision"
+        )
+        rows = await self._on_reader(lambda conn: conn.execute(sql, (*key, *key)).fetchall())
+        return [q.bar(r) for r in rows]
+
+    # ------------------------------------------------------------------- quotes
+    async def write_quotes(self, quotes: Sequence[Quote]) -> int:
+        """Store quotes; a second quote with the same (symbol, ts, provider) is ignored.
+
+        Returns:
+            How many quotes were new.
+        """
+        rows = [
+            (
+                x.symbol, q.micros(x.ts), x.bid, x.ask, x.bid_size, x.ask_size, x.last,
+                x.provider, None if x.as_of is None else q.micros(x.as_of),
+            )
+            for x in quotes
+        ]
+        if not rows:
+            return 0
+
+        def run(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO quotes_l1 (symbol, ts, bid, ask, bid_size, ask_size, last,"
+                " provider, as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            return conn.total_changes - before
+
+        return await self._transaction(run)
+
+    async def latest_quote(self, symbol: str) -> Quote | None:
+        sql = (
+            "SELECT symbol, ts, bid, ask, last, bid_size, ask_size, provider, as_of"
+            " FROM quotes_l1 WHERE symbol = ? ORDER BY ts DESC, as_of DESC LIMIT 1"
+        )
+        row = await self._on_reader(lambda conn: conn.execute(sql, (symbol,)).fetchone())
+        if row is None:
+            return None
+        sym, ts, bid, ask, last, bid_size, ask_size, provider, as_of = row
+        return Quote(
+            symbol=sym, ts=q.from_micros(ts), bid=bid, ask=ask, last=last, bid_size=bid_size,
+            ask_size=ask_size, provider=provider,
+            as_of=None if as_of is None else q.from_micros(as_of),
+        )
+
+    # ----------------------------------------------------------------- universe
+    async def upsert_universe(
+        self, entries: Sequence[UniverseEntry], *, version_tag: str, source_meta: dict[str, Any]
+    ) -> None:
+        """Make ``entries`` the universe (others become inactive) and record a version.
+
+        A repeated ``version_tag`` updates that version's metadata instead of failing, so
+        re-running the same universe load is harmless.
+        """
+        now = q.now_micros()
+        rows = [
+            (e.symbol, Tier(e.tier).value, int(e.active), e.name, e.exchange, now)
+            for e in entries
+        ]
+        symbols = json.dumps([e.symbol for e in entries])
+        meta = json.dumps(source_meta, sort_keys=True, default=str)
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO symbol_universe (symbol, tier, active, name, exchange, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET"
+                " tier = excluded.tier, active = excluded.active, name = excluded.name,"
+                " exchange = excluded.exchange, updated_at = excluded.updated_at",
+                rows,
+            )
+            conn.execute(
+                "UPDATE symbol_universe SET active = 0, updated_at = ?"
+                " WHERE active = 1 AND symbol NOT IN (SELECT value FROM json_each(?))",
+                (now, symbols),
+            )
+            conn.execute(
+                "INSERT INTO universe_versions (version_tag, source_meta, created_at)"
+                " VALUES (?, ?, ?) ON CONFLICT (version_tag) DO UPDATE SET"
+                " source_meta = excluded.source_meta, created_at = excluded.created_at",
+                (version_tag, meta, now),
+            )
+
+        await self._transaction(run)
+
+    async def universe(
+        self, *, tier: Tier | None = None, active_only: bool = True
+    ) -> list[UniverseEntry]:
+        """Universe entries sorted by tier, then symbol."""
+        sql = "SELECT symbol, tier, active, name, exchange FROM symbol_universe WHERE 1 = 1"
+        params: list[Any] = []
+        if tier is not None:
+            sql += " AND tier = ?"
+            params.append(Tier(tier).value)
+        if active_only:
+            sql += " AND active = 1"
+        sql += " ORDER BY tier, symbol"
+        rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        return [UniverseEntry(s, Tier(t), bool(a), n, x) for s, t, a, n, x in rows]
+
+    async def get_symbol(self, symbol: str) -> UniverseEntry | None:
+        sql = "SELECT symbol, tier, active, name, exchange FROM symbol_universe WHERE symbol = ?"
+        row = await self._on_reader(lambda conn: conn.execute(sql, (symbol,)).fetchone())
+        if row is None:
+            return None
+        s, t, a, n, x = row
+        return UniverseEntry(s, Tier(t), bool(a), n, x)
+
+    # ------------------------------------------------------------------ cursors
+    async def get_cursor(self, symbol: str, interval: Interval, source: str) -> Cursor | None:
+        sql = (
+            "SELECT last_ts, updated_at FROM ingestion_cursor"
+            " WHERE symbol = ? AND interval = ? AND source = ?"
+        )
+        params = (symbol, interval.value, source)
+        row = await self._on_reader(lambda conn: conn.execute(sql, params).fetchone())
+        if row is None:
+            return None
+        return Cursor(symbol, interval, source, q.from_secs(row[0]), q.from_micros(row[1]))
+
+    async def advance_cursor(
+        self, symbol: str, interval: Interval, source: str, ts: datetime, *, now: datetime
+    ) -> None:
+        """Move the cursor to ``ts`` if later; a stale ``ts`` leaves it (and updated_at) be."""
+        params = (symbol, interval.value, source, q.secs(ts), q.micros(now))
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO ingestion_cursor (symbol, interval, source, last_ts, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (symbol, interval, source) DO UPDATE SET"
+                " last_ts = excluded.last_ts, updated_at = excluded.updated_at"
+                " WHERE excluded.last_ts > ingestion_cursor.last_ts",
+                params,
+            )
+
+        await self._transaction(run)
+
+    # ------------------------------------------------------------ backfill jobs
+    async def create_backfill(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        priority: Tier,
+        *,
+        now: datetime,
+    ) -> BackfillRecord:
+        stamp = q.micros(now)
+        params = (symbol, interval.value, q.secs(start), q.secs(end), Tier(priority).value)
+
+        def run(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO backfill_jobs (symbol, interval, start_ts, end_ts, priority,"
+                " status, attempts, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+                (*params, stamp, stamp),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        job_id = await self._transaction(run)
+        record = await self.get_backfill(job_id)
+        assert record is not None
+        return record
+
+    async def update_backfill(
+        self,
+        job_id: int,
+        *,
+        status: BackfillStatus,
+        now: datetime,
+        attempts: int | None = None,
+        last_error: str | None = None,
+    ) -> None:
+        """Set a job's status; ``attempts``/``last_error`` change only when given.
+
+        Raises:
+            NotFound: No job has this id.
+        """
+        params = (BackfillStatus(status).value, q.micros(now), attempts, last_error, job_id)
+
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE backfill_jobs SET status = ?, updated_at = ?,"
+                " attempts = COALESCE(?, attempts), last_error = COALESCE(?, last_error)"
+                " WHERE id = ?",
+                params,
+            ).rowcount
+
+        if await self._transaction(run) == 0:
+            raise NotFound("backfill job", str(job_id))
+
+    async def get_backfill(self, job_id: int) -> BackfillRecord | None:
+        sql = f"SELECT {q.JOB_COLS} FROM backfill_jobs WHERE id = ?"
+        row = await self._on_reader(lambda conn: conn.execute(sql, (job_id,)).fetchone())
+        return None if row is None else q.job(row)
+
+    async def list_backfills(
+        self, *, status: BackfillStatus | None = None, tier: Tier | None = None, limit: int = 100
+    ) -> list[BackfillRecord]:
+        """Jobs newest first (by ``updated_at``, then id), optionally filtered."""
+        sql = f"SELECT {q.JOB_COLS} FROM backfill_jobs WHERE 1 = 1"
+        params: list[Any] = []
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(BackfillStatus(status).value)
+        if tier is not None:
+            sql += " AND priority = ?"
+            params.append(Tier(tier).value)
+        sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        params.append(max(0, limit))
+        rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        return [q.job(r) for r in rows]

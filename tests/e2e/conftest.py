@@ -1,0 +1,96 @@
+"""Start `mds` as a real process and talk to it over a real socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+MDS = str(Path(sys.executable).with_name("mds"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class MdsProcess:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    log_file: IO[bytes]
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str, **params: object) -> httpx.Response:
+        return httpx.get(self.url + path, params=params, timeout=10)
+
+    def wait_until(self, predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mds exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.logs()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "POLICY_", "DATABASE_URL"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def start_mds(tmp_path: Path) -> Iterator:
+    started: list[MdsProcess] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> MdsProcess:
+        port = free_port()
+        log_path = tmp_path / f"mds-{port}.log"
+        log_file = log_path.open("wb")
+        full_env = _clean_env({"DATABASE_URL": f"sqlite:///{tmp_path}/mds.db", **(env or {})})
+        proc = subprocess.Popen(
+            [MDS, *args, "--port", str(port)],
+            cwd=tmp_path,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        p = MdsProcess(proc, f"http://127.0.0.1:{port}", log_path, log_file)
+        started.append(p)
+        p.wait_until(lambda: p.get("/health").status_code == 200, 30, "/health")
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
