@@ -146,15 +146,18 @@ class MarketCalendar:
         s = self._sched
         lo_date = date.fromordinal(date(1970, 1, 1).toordinal() + lo // _DAY)
         hi_date = date.fromordinal(date(1970, 1, 1).toordinal() + hi // _DAY)
-        if s.first < lo_date and hi_date < s.last:
+        # A schedule already clamped to a supported edge covers everything up to that edge.
+        lo_ok = s.first < lo_date or s.first <= _MIN_DATE
+        hi_ok = hi_date < s.last or s.last >= _MAX_DATE
+        if lo_ok and hi_ok:
             return s
-        start = min(s.first, lo_date - _PAD)
-        end = max(s.last, hi_date + _PAD)
-        if start < _MIN_DATE or end > _MAX_DATE:
+        if lo_date < _MIN_DATE or hi_date > _MAX_DATE:
             raise ValueError(
                 f"{self.name} calendar lookups must lie between {_MIN_DATE} and {_MAX_DATE} "
                 f"(asked {lo_date} .. {hi_date})"
             )
+        start = max(_MIN_DATE, min(s.first, lo_date - _PAD))
+        end = min(_MAX_DATE, max(s.last, hi_date + _PAD))
         self._sched = self._build(start, end)
         return self._sched
 
@@ -164,8 +167,8 @@ class MarketCalendar:
         """The session on exchange-local date ``day``, or None if the exchange is closed."""
         if isinstance(day, datetime):
             raise TypeError("session_on takes a date; use session_for for a datetime")
-        noon = (day.toordinal() - date(1970, 1, 1).toordinal()) * _DAY
-        s = self._ensure(noon - _MARGIN, noon + _MARGIN)
+        midnight = (day.toordinal() - date(1970, 1, 1).toordinal()) * _DAY
+        s = self._ensure(midnight - _MARGIN, midnight + _MARGIN)
         i = s.index_by_ordinal.get(day.toordinal())
         return None if i is None else s.session(i)
 
@@ -226,13 +229,9 @@ class MarketCalendar:
         Computed once per (interval, range) and shared: checking 8000 symbols over one
         session costs one computation, not 8000.
         """
-        return self._epochs_cached(
-            Interval(interval), _epoch(start, ceil=True), _epoch(end, ceil=True)
-        )
+        return self._epochs_cached(Interval(interval), _epoch(start, ceil=True), _epoch(end, ceil=True))
 
-    def expected_bar_times(
-        self, interval: Interval, start: datetime, end: datetime
-    ) -> list[datetime]:
+    def expected_bar_times(self, interval: Interval, start: datetime, end: datetime) -> list[datetime]:
         """The same set as :meth:`expected_epochs`, as UTC datetimes."""
         return [_utc(e) for e in self.expected_epochs(interval, start, end).tolist()]
 

@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     BACKFILL_MAX_QUEUE_T1: int = 20000
     BACKFILL_MAX_QUEUE_T2: int = 40000
     BACKFILL_MAX_ATTEMPTS: int = 5
+    BACKFILL_RETRY_BASE_SECONDS: float = Field(
+        default=2.0, description="First retry delay (clock seconds); doubles per attempt, jittered"
+    )
+    BACKFILL_RETRY_MAX_SECONDS: float = 300.0
     BACKFILL_MAX_RANGE_DAYS: int = 400
     BACKFILL_BATCH_SIZE: int = 5000
     BACKFILL_LOOKBACK_DAYS_1M: int = Field(
@@ -352,6 +356,8 @@ def validate_settings(s: Settings) -> None:
         "BACKFILL_MAX_QUEUE_T1",
         "BACKFILL_MAX_QUEUE_T2",
         "BACKFILL_MAX_ATTEMPTS",
+        "BACKFILL_RETRY_BASE_SECONDS",
+        "BACKFILL_RETRY_MAX_SECONDS",
         "BACKFILL_MAX_RANGE_DAYS",
         "BACKFILL_BATCH_SIZE",
         "WS_REPLAY_MAX_BARS",

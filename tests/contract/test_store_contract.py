@@ -26,8 +26,15 @@ M1 = Interval.M1
 
 def bar(i: int = 0, *, symbol: str = "AAPL", interval: Interval = M1, **kw: object) -> Bar:
     fields: dict[str, object] = dict(
-        symbol=symbol, interval=interval, ts=T0 + i * interval.delta,
-        open=100.0, high=101.25, low=99.5, close=100.75, volume=12_345.0, provider="sim",
+        symbol=symbol,
+        interval=interval,
+        ts=T0 + i * interval.delta,
+        open=100.0,
+        high=101.25,
+        low=99.5,
+        close=100.75,
+        volume=12_345.0,
+        provider="sim",
     )
     fields.update(kw)
     return Bar(**fields)  # type: ignore[arg-type]
@@ -40,8 +47,14 @@ async def closes(store: Store, *, as_of: datetime | None = None) -> list[float]:
 class TestBars:
     async def test_round_trip_keeps_every_field(self, store: Store) -> None:
         sent = bar(
-            provider="polygon", adjusted=True, status=BarStatus.PROVISIONAL,
-            open=187.1234567, high=188.5, low=186.0001, close=187.99, volume=1_234_567.0,
+            provider="polygon",
+            adjusted=True,
+            status=BarStatus.PROVISIONAL,
+            open=187.1234567,
+            high=188.5,
+            low=186.0001,
+            close=187.99,
+            volume=1_234_567.0,
             as_of=datetime(2000, 1, 1, tzinfo=UTC),  # ignored: the argument stamps bars
         )
         assert await store.write_bars([sent], as_of=W1) == WriteResult(inserted=1)
@@ -77,8 +90,13 @@ class TestBars:
         for close, when in ((100.0, W1), (100.5, W2), (101.0, W3)):
             await store.write_bars([bar(close=close)], as_of=when)
         expected = [
-            (W1 - US, []), (W1, [100.0]), (W2 - US, [100.0]), (W2, [100.5]),
-            (W3 - US, [100.5]), (W3, [101.0]), (W3 + timedelta(days=1), [101.0]),
+            (W1 - US, []),
+            (W1, [100.0]),
+            (W2 - US, [100.0]),
+            (W2, [100.5]),
+            (W3 - US, [100.5]),
+            (W3, [101.0]),
+            (W3 + timedelta(days=1), [101.0]),
         ]
         for when, want in expected:
             assert await closes(store, as_of=when) == want, when
@@ -175,11 +193,15 @@ class TestUniverse:
         second = [UniverseEntry("AAPL", Tier.T1, name="Apple"), UniverseEntry("NVDA", Tier.T0)]
         await store.upsert_universe(second, version_tag="v2", source_meta={"n": 2})
         assert [(e.symbol, e.tier) for e in await store.universe()] == [
-            ("NVDA", Tier.T0), ("AAPL", Tier.T1),
+            ("NVDA", Tier.T0),
+            ("AAPL", Tier.T1),
         ]
         everything = await store.universe(active_only=False)
         assert {e.symbol: e.active for e in everything} == {
-            "AAPL": True, "MSFT": False, "NVDA": True, "ZZZ": False,
+            "AAPL": True,
+            "MSFT": False,
+            "NVDA": True,
+            "ZZZ": False,
         }
         msft = await store.get_symbol("MSFT")
         assert msft == UniverseEntry("MSFT", Tier.T0, active=False, name="Microsoft")
@@ -193,7 +215,8 @@ class TestUniverse:
         await store.upsert_universe(entries, version_tag="v2", source_meta={})
         rows = await fetch("SELECT version_tag, source_meta FROM universe_versions ORDER BY 1")
         assert [(tag, meta.replace(" ", "")) for tag, meta in rows] == [
-            ("v1", '{"a":2}'), ("v2", "{}"),
+            ("v1", '{"a":2}'),
+            ("v2", "{}"),
         ]
 
 
@@ -216,7 +239,11 @@ class TestBackfills:
     async def test_create_update_get(self, store: Store) -> None:
         job = await store.create_backfill("AAPL", M1, T0, FAR, Tier.T1, now=W1)
         assert (job.symbol, job.interval, job.start, job.end, job.priority) == (
-            "AAPL", M1, T0, FAR, Tier.T1,
+            "AAPL",
+            M1,
+            T0,
+            FAR,
+            Tier.T1,
         )
         assert (job.status, job.attempts, job.last_error) == (BackfillStatus.QUEUED, 0, None)
         assert job.created_at == job.updated_at == W1

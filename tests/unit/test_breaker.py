@@ -108,9 +108,7 @@ def test_probe_success_above_promote_closes(breaker: CircuitBreaker, clock: Manu
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_hysteresis_between_thresholds_stays_half_open(
-    breaker: CircuitBreaker, clock: ManualClock
-) -> None:
+def test_hysteresis_between_thresholds_stays_half_open(breaker: CircuitBreaker, clock: ManualClock) -> None:
     open_breaker(breaker)
     clock.advance(30)
     probe = breaker.admit()
@@ -124,9 +122,7 @@ def test_hysteresis_between_thresholds_stays_half_open(
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_probe_failure_reopens_and_restarts_timer(
-    breaker: CircuitBreaker, clock: ManualClock
-) -> None:
+def test_probe_failure_reopens_and_restarts_timer(breaker: CircuitBreaker, clock: ManualClock) -> None:
     open_breaker(breaker)
     clock.advance(45)
     probe = breaker.admit()

@@ -48,9 +48,7 @@ def test_normal_winter_day_opens_1430z(cal: MarketCalendar) -> None:
         (date(2025, 10, 31), date(2025, 11, 3)),  # EDT -> EST (Sun 2025-11-02)
     ],
 )
-def test_dst_change_moves_the_utc_open_by_an_hour(
-    cal: MarketCalendar, before: date, after: date
-) -> None:
+def test_dst_change_moves_the_utc_open_by_an_hour(cal: MarketCalendar, before: date, after: date) -> None:
     s0, s1 = cal.session_on(before), cal.session_on(after)
     assert s0 is not None and s1 is not None
     assert abs((s1.open - s0.open) - timedelta(days=(after - before).days)) == timedelta(hours=1)
@@ -72,9 +70,7 @@ def test_holidays_have_no_session_and_no_bars(cal: MarketCalendar, holiday: date
     assert cal.session_on(holiday) is None
     for interval in Interval:
         assert cal.expected_bar_times(interval, *day_range(holiday)) == []
-    assert not cal.is_open(
-        datetime(holiday.year, holiday.month, holiday.day, 16, tzinfo=UTC)
-    )
+    assert not cal.is_open(datetime(holiday.year, holiday.month, holiday.day, 16, tzinfo=UTC))
 
 
 def test_weekend_has_no_session(cal: MarketCalendar) -> None:
@@ -233,9 +229,7 @@ def test_lookups_far_outside_the_default_range(day: date, open_: datetime, close
     cal = MarketCalendar()  # fresh: widening must happen on demand
     assert cal.session_on(day) == Session(day, open_, close)
     assert cal.session_on(date(2029, 12, 25)) is None
-    assert (
-        len(cal.expected_bar_times(Interval.M1, *day_range(day))) == (close - open_).seconds // 60
-    )
+    assert len(cal.expected_bar_times(Interval.M1, *day_range(day))) == (close - open_).seconds // 60
 
 
 def test_ranges_straddling_the_default_edge() -> None:

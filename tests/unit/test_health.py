@@ -99,9 +99,7 @@ class TestProviderStats:
         assert s.record_error(err) is False  # type: ignore[arg-type]
         assert (s.error_ewma, s.consecutive_failures) == before
 
-    @pytest.mark.parametrize(
-        "err", [Unavailable("sim"), BadPayload("sim"), AuthError("sim")], ids=str
-    )
+    @pytest.mark.parametrize("err", [Unavailable("sim"), BadPayload("sim"), AuthError("sim")], ids=str)
     def test_failures_move_stats(self, err: Exception) -> None:
         s = ProviderStats()
         assert s.record_error(err) is True  # type: ignore[arg-type]

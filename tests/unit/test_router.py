@@ -84,9 +84,7 @@ async def ask(p: Provider) -> str:
     return await p.ask()  # type: ignore[attr-defined]
 
 
-def make(
-    *providers: FakeProvider, env: dict[str, str] | None = None
-) -> tuple[Router, ManualClock, Metrics]:
+def make(*providers: FakeProvider, env: dict[str, str] | None = None) -> tuple[Router, ManualClock, Metrics]:
     settings = load_settings(
         {"POLICY_BARS_1M": "sim,sim_backup,yahoo", "POLICY_EOD": "sim,sim_backup", **(env or {})}
     )
@@ -122,19 +120,13 @@ async def test_failover_within_one_call_records_attempts_and_metrics() -> None:
     assert routed.provider == "sim_backup"
     assert routed.attempts == (("sim", "unavailable"),)
     assert provider_errors(metrics, "sim", "503") == 1
-    assert (
-        metrics.value("provider_selected_total", capability="bars_1m", provider="sim_backup") == 1
-    )
+    assert metrics.value("provider_selected_total", capability="bars_1m", provider="sim_backup") == 1
     assert metrics.value("provider_selected_total", capability="bars_1m", provider="sim") == 0
-    assert (
-        metrics.value("provider_latency_ms_count", provider="sim_backup", endpoint="bars_1m") == 1
-    )
+    assert metrics.value("provider_latency_ms_count", provider="sim_backup", endpoint="bars_1m") == 1
     assert snap(router, "sim")["error_ewma"] == pytest.approx(0.2)
     assert snap(router, "sim")["consecutive_failures"] == 1
     assert len(snap(router, "sim")["h_history"]) == 1
-    assert metrics.value("provider_health_score", provider="sim") == pytest.approx(
-        router.health("sim")
-    )
+    assert metrics.value("provider_health_score", provider="sim") == pytest.approx(router.health("sim"))
 
 
 async def test_bad_payload_is_counted_twice() -> None:
@@ -283,9 +275,7 @@ async def test_hint_ignored_when_hinted_provider_not_routable() -> None:
 
 async def test_timeout_becomes_unavailable_timeout() -> None:
     slow = FakeProvider("sim", delay=5.0)
-    router, _, metrics = make(
-        slow, FakeProvider("sim_backup"), env={"PROVIDER_TIMEOUT_SEC": "0.02"}
-    )
+    router, _, metrics = make(slow, FakeProvider("sim_backup"), env={"PROVIDER_TIMEOUT_SEC": "0.02"})
 
     routed = await router.call(BARS, ask)
 

@@ -117,9 +117,7 @@ def test_far_dates_are_served(market: SimMarket) -> None:
     old = market.bars("IBM", Interval.D1, utc(2003, 1, 1), utc(2003, 2, 1))
     future = market.bars("IBM", Interval.D1, utc(2029, 1, 1), utc(2029, 2, 1))
     assert len(old) == 21 and len(future) == 21  # Jan 2003 and Jan 2029: 21 sessions each
-    assert [b.ts for b in future] == CAL.expected_bar_times(
-        Interval.D1, utc(2029, 1, 1), utc(2029, 2, 1)
-    )
+    assert [b.ts for b in future] == CAL.expected_bar_times(Interval.D1, utc(2029, 1, 1), utc(2029, 2, 1))
     assert all(not b.problems() for b in old + future)
 
 
@@ -129,9 +127,7 @@ SYMBOLS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ.", min_size=1, max_size=6
 SESSION_DAYS = st.dates(min_value=date(2008, 1, 1), max_value=date(2027, 6, 30))
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(symbol=SYMBOLS, d=SESSION_DAYS)
 def test_ohlc_is_consistent_and_in_cents(market: SimMarket, symbol: str, d: date) -> None:
     bars = market.bars(symbol, Interval.M1, *day(d))
@@ -143,9 +139,7 @@ def test_ohlc_is_consistent_and_in_cents(market: SimMarket, symbol: str, d: date
         assert b.volume >= 0 and b.volume == int(b.volume)
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(symbol=SYMBOLS, d=SESSION_DAYS)
 def test_1m_aggregates_exactly_to_every_interval(market: SimMarket, symbol: str, d: date) -> None:
     minutes = market.bars(symbol, Interval.M1, *day(d))
@@ -206,13 +200,9 @@ def test_known_at_omits_an_interval_with_no_closed_minute(market: SimMarket) -> 
 def test_known_at_after_the_close_is_ground_truth(market: SimMarket) -> None:
     args = ("AAPL", Interval.M5, *day(date(2025, 11, 28)))
     assert market.bars_known_at(*args, utc(2025, 11, 28, 18)) == market.bars(*args)
-    daily = market.bars_known_at(
-        "AAPL", Interval.D1, *day(date(2025, 11, 28)), utc(2025, 11, 28, 17)
-    )
+    daily = market.bars_known_at("AAPL", Interval.D1, *day(date(2025, 11, 28)), utc(2025, 11, 28, 17))
     assert daily[0].status is BarStatus.PROVISIONAL
-    assert (
-        daily[0].values() != market.bars("AAPL", Interval.D1, *day(date(2025, 11, 28)))[0].values()
-    )
+    assert daily[0].values() != market.bars("AAPL", Interval.D1, *day(date(2025, 11, 28)))[0].values()
 
 
 def test_naive_now_is_refused(market: SimMarket) -> None:

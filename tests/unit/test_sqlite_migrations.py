@@ -52,9 +52,7 @@ def test_applies_in_version_order_once(tmp_path: Path, conn: sqlite3.Connection)
     assert apply_sqlite(conn, discover(d)) == ["0003"]
 
 
-def test_failing_migration_rolls_back_and_names_file(
-    tmp_path: Path, conn: sqlite3.Connection
-) -> None:
+def test_failing_migration_rolls_back_and_names_file(tmp_path: Path, conn: sqlite3.Connection) -> None:
     d = write(
         tmp_path / "m",
         {
@@ -80,9 +78,7 @@ def test_failing_migration_rolls_back_and_names_file(
         ({"0001_a.sql": "", "0001_b.sql": ""}, "share version 0001"),
     ],
 )
-def test_misnamed_or_duplicate_files_are_refused(
-    tmp_path: Path, files: dict[str, str], message: str
-) -> None:
+def test_misnamed_or_duplicate_files_are_refused(tmp_path: Path, files: dict[str, str], message: str) -> None:
     with pytest.raises(StorageError, match=message):
         discover(write(tmp_path / "m", files))
 
@@ -109,6 +105,11 @@ def test_shipped_sqlite_migrations(conn: sqlite3.Connection) -> None:
     assert found[0].filename == "0001_initial.sql"
     apply_sqlite(conn, found)
     assert {
-        "candles", "candle_history", "quotes_l1", "symbol_universe", "universe_versions",
-        "ingestion_cursor", "backfill_jobs",
+        "candles",
+        "candle_history",
+        "quotes_l1",
+        "symbol_universe",
+        "universe_versions",
+        "ingestion_cursor",
+        "backfill_jobs",
     } <= tables(conn)

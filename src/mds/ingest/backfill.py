@@ -88,5 +88,6 @@ class Backfiller:
 
     def retry_delay(self, attempts: int, jitter: float) -> float:
         """Clock seconds before attempt ``attempts + 1``: exponential, capped, jittered."""
-        base = min(2.0**attempts, 300.0)
+        s = self.settings
+        base = min(s.BACKFILL_RETRY_BASE_SECONDS * 2.0 ** max(attempts - 1, 0), s.BACKFILL_RETRY_MAX_SECONDS)
         return base * (0.5 + jitter)

@@ -81,8 +81,8 @@ class BarIngestor:
         now = self.clock.now()
         end = min(end, now)
         expected = self._expected_closed(interval, start, end, now)
-        if expected.size == 0:
-            # Nothing has closed in the range (a night, a weekend, the future): nothing to do.
+        if start >= end or not self.calendar.sessions(start, end):
+            # No session in the range (a night, a weekend, the future): nothing to ask for.
             return IngestOutcome(symbol, interval, None, 0, 0, 0)
 
         async def fetch(provider: Provider) -> list[Bar]:

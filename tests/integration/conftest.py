@@ -1,0 +1,109 @@
+"""An ingest pipeline on a ManualClock: sim providers → router → SQLite, no sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from mds.calendar import MarketCalendar
+from mds.config import Settings, load_settings
+from mds.domain.clock import ManualClock
+from mds.domain.models import Tier
+from mds.ingest.collector import Collector
+from mds.ingest.worker import Worker
+from mds.observability.metrics import Metrics
+from mds.providers.registry import build_providers
+from mds.queue.memory import InMemoryJobQueue
+from mds.routing.router import Router
+from mds.storage.sqlite import SqliteStore
+
+CAL = MarketCalendar()
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    clock: ManualClock
+    store: SqliteStore
+    router: Router
+    metrics: Metrics
+    collector: Collector
+    worker: Worker
+    live: InMemoryJobQueue
+    backfill: InMemoryJobQueue
+
+    async def drain(self, queue: InMemoryJobQueue, *, max_jobs: int = 10_000) -> int:
+        """Process jobs until the queue stays empty (retries come back after short delays)."""
+        done = 0
+        while done < max_jobs:
+            d = await queue.get(timeout=0.3)
+            if d is None:
+                if await queue.inflight() == 0:
+                    return done
+                continue
+            await self.worker.process(d)
+            done += 1
+        raise AssertionError("queue did not drain")
+
+
+@pytest.fixture
+async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
+    opened: list[Pipeline] = []
+
+    async def make(
+        env: dict[str, str] | None = None,
+        *,
+        now: datetime = datetime(2025, 10, 8, 15, 0, tzinfo=UTC),
+        tiers: dict[str, Tier] | None = None,
+    ) -> Pipeline:
+        environ = {
+            "POLICY_BARS_1M": "sim,sim_backup",
+            "POLICY_EOD": "sim,sim_backup",
+            "POLICY_QUOTES_L1": "sim,sim_backup",
+            "POLICY_OPTIONS_CHAIN": "sim",
+            "BACKFILL_RETRY_BASE_SECONDS": "0.01",
+            "BACKFILL_LOOKBACK_DAYS_1M": "1",
+            "BACKFILL_LOOKBACK_DAYS_1D": "30",
+            **(env or {}),
+        }
+        settings = load_settings(environ)
+        clock = ManualClock(now)
+        store = SqliteStore(str(tmp_path / f"p{len(opened)}.db"))
+        await store.open()
+        metrics = Metrics()
+        router = Router(build_providers(settings, clock, CAL, environ), settings, clock, metrics)
+        live, backfill = InMemoryJobQueue(), InMemoryJobQueue()
+        collector = Collector(
+            settings=settings,
+            store=store,
+            router=router,
+            calendar=CAL,
+            clock=clock,
+            metrics=metrics,
+            live_queue=live,
+            backfill_queue=backfill,
+        )
+        collector.tiers.update(tiers or {"AAPL": Tier.T0, "JPM": Tier.T1})
+        worker = Worker(
+            name="test",
+            queue=backfill,
+            ingestor=collector.ingestor,
+            backfiller=collector.backfiller,
+            store=store,
+            router=router,
+            settings=settings,
+            clock=clock,
+            metrics=metrics,
+            tiers=collector.tiers,
+        )
+        p = Pipeline(settings, clock, store, router, metrics, collector, worker, live, backfill)
+        opened.append(p)
+        return p
+
+    yield make
+    for p in opened:
+        await p.live.close()
+        await p.backfill.close()
+        await p.store.close()
