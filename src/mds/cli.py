@@ -21,6 +21,8 @@ config_app = typer.Typer(help="Inspect and validate settings.", no_args_is_help=
 sim_app = typer.Typer(help="The offline sim market.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(sim_app, name="sim")
+bench_app = typer.Typer(help="Benchmarks; each prints one JSON line.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 EnvFile = Annotated[
     Path | None, typer.Option("--env-file", help="Read settings from this file too (environment wins)")
@@ -35,6 +37,33 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _env_file(env_file: Path | None) -> Path | None:
+    if env_file is None and os.environ.get("MDS_ENV_FILE"):
+        return Path(os.environ["MDS_ENV_FILE"])
+    return env_file
+
+
+def _demo_defaults(demo: bool) -> dict[str, str]:
+    """The demo runs on sim data only, in its own database, so sim bars never mix with
+    real ones; anything set explicitly (environment or env file) still wins."""
+    if not demo:
+        return {}
+    return {
+        **{f"POLICY_{cap.value.upper()}": DEMO_POLICY for cap in Capability},
+        "DATABASE_URL": DEMO_DATABASE_URL,
+    }
+
+
+def _environ(env_file: Path | None, *, demo: bool = False) -> dict[str, str]:
+    from mds.ops.reload import effective_environ
+
+    try:
+        return effective_environ(os.environ, _env_file(env_file), _demo_defaults(demo))
+    except ConfigError as exc:
+        _fail(f"invalid config: {exc.setting}: {exc.message}")
+        raise AssertionError("unreachable") from None
+
+
 def _settings(env_file: Path | None, *, demo: bool = False, **overrides: Any) -> Settings:
     environ = _environ(env_file, demo=demo)
     try:
@@ -42,25 +71,6 @@ def _settings(env_file: Path | None, *, demo: bool = False, **overrides: Any) ->
     except ConfigError as exc:
         _fail(f"invalid config: {exc.setting}: {exc.message}")
         raise AssertionError("unreachable") from None
-
-
-def _environ(env_file: Path | None, *, demo: bool = False) -> dict[str, str]:
-    from mds.config import _read_env_file
-
-    env = dict(os.environ)
-    env_file = env_file or (Path(os.environ["MDS_ENV_FILE"]) if os.environ.get("MDS_ENV_FILE") else None)
-    if env_file is not None:
-        try:
-            env = {**_read_env_file(env_file), **env}
-        except ConfigError as exc:
-            _fail(f"invalid config: {exc.setting}: {exc.message}")
-    if demo:
-        # The demo runs on sim data only, in its own database, so sim bars never mix
-        # with real ones; explicit settings still win.
-        for cap in Capability:
-            env.setdefault(f"POLICY_{cap.value.upper()}", DEMO_POLICY)
-        env.setdefault("DATABASE_URL", DEMO_DATABASE_URL)
-    return env
 
 
 def _parse_time(name: str, value: str) -> datetime:
@@ -129,7 +139,6 @@ def serve(
     from mds.runtime import open_runtime
 
     settings = _settings(env_file, demo=demo)
-    environ = _environ(env_file, demo=demo)
     if speed <= 0:
         _fail("--speed must be positive")
     the_clock = SimulatedClock(_parse_time("--clock", clock), speed) if clock else SystemClock()
@@ -143,7 +152,16 @@ def serve(
     if settings.sqlite_path is not None:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
 
-    app_ = create_app(lambda: open_runtime(settings, clock=the_clock, demo=demo, environ=environ))
+    app_ = create_app(
+        lambda: open_runtime(
+            settings,
+            clock=the_clock,
+            demo=demo,
+            environ=dict(os.environ),
+            env_file=_env_file(env_file),
+            env_defaults=_demo_defaults(demo),
+        )
+    )
     uvicorn.run(
         app_,
         host=host or settings.MDS_HOST,
@@ -193,6 +211,29 @@ def sim_bars(
                 }
             )
         )
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line (the default)")]
+
+
+@bench_app.command("startup")
+def bench_startup(json_: JsonFlag = True) -> None:
+    """Seconds until `mds serve --demo` serves, until its start-up backfill drains, and its RSS."""
+    from mds.benchmarks import startup
+
+    typer.echo(json.dumps(startup.run()))
+
+
+@bench_app.command("store")
+def bench_store(
+    symbols: Annotated[int, typer.Option(help="Symbols")] = 100,
+    bars: Annotated[int, typer.Option(help="1m bars per symbol")] = 390,
+    json_: JsonFlag = True,
+) -> None:
+    """SQLite PIT store throughput, and whether latest reads pay for history."""
+    from mds.benchmarks import store
+
+    typer.echo(json.dumps(store.run(symbols, bars)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
@@ -20,6 +21,7 @@ from mds.domain.clock import Clock, SystemClock
 from mds.ingest.collector import Collector
 from mds.ingest.universe import default_universe, demo_universe
 from mds.observability.metrics import Metrics
+from mds.ops.reload import effective_environ
 from mds.providers.base import Provider
 from mds.providers.registry import build_providers
 from mds.queue.base import JobQueue
@@ -51,6 +53,20 @@ class Runtime:
     started_at: datetime
     collector: Collector | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    env_defaults: Mapping[str, str] = field(default_factory=dict)
+    policy_version: str = "initial"
+
+    def current_environ(self) -> dict[str, str]:
+        """The environment settings would be read from now (the env file is re-read)."""
+        return effective_environ(self.environ, self.env_file, self.env_defaults)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Swap in validated settings everywhere they are read at run time."""
+        self.settings = settings
+        self.router.update_settings(settings)
+        if self.collector is not None:
+            self.collector.update_settings(settings)
 
 
 @asynccontextmanager
@@ -62,9 +78,13 @@ async def open_runtime(
     collect: bool = True,
     environ: Mapping[str, str] | None = None,
     metrics: Metrics | None = None,
+    env_file: Path | None = None,
+    env_defaults: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Runtime]:
+    """Open every part; ``environ`` is the process environment (without the env file)."""
     clock = clock or SystemClock()
     environ = dict(environ or {})
+    env_defaults = dict(env_defaults or {})
     metrics = metrics or Metrics()
     calendar = MarketCalendar(settings.MARKET_CALENDAR)
     store = open_store(settings.DATABASE_URL)
@@ -84,7 +104,9 @@ async def open_runtime(
             version_tag=tag,
             source_meta={"source": "demo" if demo else settings.UNIVERSE_FILE or "built-in"},
         )
-        providers = build_providers(settings, clock, calendar, environ)
+        providers = build_providers(
+            settings, clock, calendar, effective_environ(environ, env_file, env_defaults)
+        )
         router = Router(providers, settings, clock, metrics)
         market = MarketService(store=store, calendar=calendar, clock=clock, cache=cache)
         if collect:
@@ -118,6 +140,8 @@ async def open_runtime(
             started_at=clock.now(),
             collector=collector,
             environ=environ,
+            env_file=env_file,
+            env_defaults=env_defaults,
         )
     finally:
         if collector is not None:

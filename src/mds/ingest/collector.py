@@ -72,7 +72,19 @@ class Collector:
             bus=bus,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[Worker] = []
+        self._sweeper: Sweeper | None = None
         self.startup_done = asyncio.Event()
+
+    def update_settings(self, settings: Settings) -> None:
+        """Adopt reloaded settings: cadences, batch sizes, retry policy take effect at once."""
+        self.settings = settings
+        self.backfiller.settings = settings
+        self._worker_args["settings"] = settings
+        for w in self._workers:
+            w.settings = settings
+        if self._sweeper is not None:
+            self._sweeper.settings = settings
 
     async def start(self) -> None:
         universe = await self.store.universe()
@@ -82,10 +94,14 @@ class Collector:
             by_tier[e.tier].append(e.symbol)
 
         backfill_workers = sum(self.settings.backfill_concurrency(t) for t in Tier)
-        for i in range(LIVE_WORKERS):
-            self._spawn(Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args).run())
-        for i in range(backfill_workers):
-            self._spawn(Worker(name=f"backfill-{i}", queue=self.backfill_queue, **self._worker_args).run())
+        self._workers = [
+            Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args) for i in range(LIVE_WORKERS)
+        ] + [
+            Worker(name=f"backfill-{i}", queue=self.backfill_queue, **self._worker_args)
+            for i in range(backfill_workers)
+        ]
+        for w in self._workers:
+            self._spawn(w.run())
         self._spawn(self._startup(by_tier))
         log.info(
             "collector started: %d symbols, %d live and %d backfill workers",
@@ -101,14 +117,14 @@ class Collector:
         finally:
             self.startup_done.set()
         if self.settings.LOCAL_SWEEP_ENABLED and not self.settings.USE_RLC:
-            sweeper = Sweeper(
+            self._sweeper = Sweeper(
                 queue=self.live_queue,
                 settings=self.settings,
                 clock=self.clock,
                 calendar=self.calendar,
                 symbols_by_tier=by_tier,
             )
-            await sweeper.run()
+            await self._sweeper.run()
 
     async def startup_gap_check(self, by_tier: dict[Tier, list[str]]) -> list[BackfillRecord]:
         """Queue backfills for every closed bar missing from the lookback windows, T0 first."""

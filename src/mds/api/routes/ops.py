@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from mds.api.deps import RuntimeDep
 from mds.api.models import BackfillIn
 from mds.api.params import parse_interval, parse_ts
-from mds.config import load_settings
 from mds.errors import ConfigError, InvalidRequest, NotFound
 from mds.ingest.ingestor import iso
+from mds.ops.reload import plan_reload
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 
@@ -69,9 +69,43 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
 
 @router.post("/validate")
 async def validate(runtime: RuntimeDep) -> JSONResponse:
-    """Validate the configuration the process would load now (environment and env file)."""
+    """Validate the configuration a reload would load now, without applying it."""
     try:
-        load_settings(runtime.environ)
+        _, report = plan_reload(runtime.settings, runtime.current_environ(), set(runtime.providers))
     except ConfigError as exc:
-        return JSONResponse({"ok": False, "setting": exc.setting, "error": exc.message}, status_code=422)
-    return JSONResponse({"ok": True})
+        return _refused(exc, runtime)
+    return JSONResponse({"ok": True, "changed": report.changed, "restart_required": report.restart_required})
+
+
+@router.post("/reload")
+async def reload(runtime: RuntimeDep) -> JSONResponse:
+    """Re-read and validate the configuration; apply it, or keep the last good one."""
+    try:
+        new, report = plan_reload(runtime.settings, runtime.current_environ(), set(runtime.providers))
+    except ConfigError as exc:
+        return _refused(exc, runtime)
+    runtime.apply_settings(new)
+    runtime.policy_version = report.policy_version
+    return JSONResponse(
+        {
+            "ok": True,
+            "policy_version": report.policy_version,
+            "changed": report.changed,
+            "restart_required": report.restart_required,
+        }
+    )
+
+
+def _refused(exc: ConfigError, runtime) -> JSONResponse:  # type: ignore[no-untyped-def]
+    return JSONResponse(
+        {
+            "type": "about:blank",
+            "title": "Invalid configuration",
+            "status": 422,
+            "detail": f"{exc.setting}: {exc.message}; the running configuration is unchanged",
+            "field": exc.setting,
+            "policy_version": runtime.policy_version,
+        },
+        status_code=422,
+        media_type="application/problem+json",
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks behind `mds bench ...`; each prints one JSON line of figures."""

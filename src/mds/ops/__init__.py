@@ -1,0 +1,1 @@
+"""Operations: config reload, and later the SLO monitor, scheduler and coverage."""
