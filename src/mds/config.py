@@ -370,8 +370,10 @@ def validate_settings(s: Settings) -> None:
     for name in ("BACKFILL_LOOKBACK_DAYS_1M", "BACKFILL_LOOKBACK_DAYS_1D"):
         if getattr(s, name) < 0:
             raise ConfigError(name, "must be >= 0")
-    if s.USE_RLC and not s.RLC_REDIS_URL:
-        raise ConfigError("RLC_REDIS_URL", "USE_RLC=true needs a Redis URL")
+    if s.USE_RLC:
+        # Refused rather than ignored: nothing in this build consumes RLC_REDIS_JOBS_KEY yet,
+        # and a service that silently collects nothing is worse than one that says so.
+        raise ConfigError("USE_RLC", "the Redis job consumer is not in this build; set USE_RLC=false")
 
 
 def load_settings(

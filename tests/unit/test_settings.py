@@ -77,6 +77,7 @@ def test_nested_seed_names_override_one_field_and_keep_the_rest() -> None:
         ({"BACKFILL_MAX_CONCURENCY_T0": "3"}, "BACKFILL_MAX_CONCURENCY_T0"),  # a typo is refused
         ({"CADENCE_T0__bars_5m": "3"}, "CADENCE_T0__bars_5m"),
         ({"MDS_PORTT": "1"}, "MDS_PORTT"),
+        ({"USE_RLC": "true"}, "USE_RLC"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
