@@ -196,21 +196,10 @@ def sim_bars(
             seed = SimFaults.from_env(os.environ, prefix="SIM_").seed
         except ConfigError as exc:
             _fail(f"invalid config: {exc.setting}: {exc.message}")
-    from mds.ingest.ingestor import iso
+    from mds.serialize import ohlcv_json
 
     for bar in ground_truth(symbol.upper(), iv, a, b, seed=seed):  # type: ignore[arg-type]
-        typer.echo(
-            json.dumps(
-                {
-                    "ts": iso(bar.ts),
-                    "open": bar.open,
-                    "high": bar.high,
-                    "low": bar.low,
-                    "close": bar.close,
-                    "volume": bar.volume,
-                }
-            )
-        )
+        typer.echo(json.dumps(ohlcv_json(bar)))
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line (the default)")]

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mds.domain.jobs import Symbol
 from mds.domain.models import Bar, Interval, Tier
-from mds.ingest.ingestor import iso
+from mds.serialize import iso
 
 
 class BarOut(BaseModel):

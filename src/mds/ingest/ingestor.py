@@ -23,6 +23,7 @@ from mds.ingest.gaps import Gap, gaps_for
 from mds.observability.metrics import Metrics
 from mds.providers.base import Provider, validate_bars
 from mds.routing.router import Router
+from mds.serialize import bar_json
 from mds.storage.base import Store
 from mds.stream.bus import Bus
 
@@ -166,26 +167,5 @@ class BarIngestor:
     async def _publish(self, bars: list[Bar]) -> None:
         assert self.bus is not None
         for bar in bars:
-            await self.bus.publish(bar_topic(bar.symbol, bar.interval.value), bar_event(bar))
+            await self.bus.publish(bar_topic(bar.symbol, bar.interval.value), bar_json(bar))
 
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def bar_event(bar: Bar) -> dict[str, object]:
-    """A bar as the API and the bus show it."""
-    return {
-        "symbol": bar.symbol,
-        "interval": bar.interval.value,
-        "ts": iso(bar.ts),
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": bar.volume,
-        "provider": bar.provider,
-        "status": bar.status.value,
-        "as_of": iso(bar.as_of) if bar.as_of else None,
-        "adjusted": bar.adjusted,
-    }

@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import random
 from collections.abc import Mapping
-from datetime import datetime
 
 from mds.cache import Cache
 from mds.config import Settings
@@ -18,11 +17,12 @@ from mds.domain.models import Capability, Quote, Tier
 from mds.domain.records import BackfillStatus
 from mds.errors import MdsError, NoProviderAvailable
 from mds.ingest.backfill import Backfiller
-from mds.ingest.ingestor import AUTO_SOURCE, BarIngestor, iso
+from mds.ingest.ingestor import AUTO_SOURCE, BarIngestor
 from mds.observability.metrics import Metrics
 from mds.providers.base import Provider
 from mds.queue.base import Delivery, JobQueue
 from mds.routing.router import Router
+from mds.serialize import quote_json
 from mds.storage.base import Store
 from mds.stream.bus import Bus
 
@@ -138,7 +138,7 @@ class Worker:
         quotes = [dataclasses.replace(q, as_of=now) for q in quotes]
         await self.store.write_quotes(quotes)
         for q in quotes:
-            event = quote_event(q)
+            event = quote_json(q)
             if self.cache is not None:
                 await self.cache.set(quote_cache_key(q.symbol), event, ttl=QUOTE_CACHE_TTL_SEC)
             if self.bus is not None:
@@ -220,16 +220,3 @@ class Worker:
     def _tier(self, symbol: str) -> Tier:
         return self.tiers.get(symbol, Tier.T2)
 
-
-def quote_event(q: Quote) -> dict[str, object]:
-    return {
-        "symbol": q.symbol,
-        "ts": iso(q.ts),
-        "bid": q.bid,
-        "ask": q.ask,
-        "last": q.last,
-        "bid_size": q.bid_size,
-        "ask_size": q.ask_size,
-        "provider": q.provider,
-        "as_of": iso(q.as_of) if isinstance(q.as_of, datetime) else None,
-    }

@@ -14,8 +14,7 @@ from mds.domain.clock import Clock
 from mds.domain.models import Bar, Interval
 from mds.domain.records import UniverseEntry
 from mds.errors import InvalidRequest, NotFound
-from mds.ingest.ingestor import iso
-from mds.ingest.worker import quote_event
+from mds.serialize import iso, quote_json
 from mds.services.rollup import rollup
 from mds.storage.base import Store
 
@@ -116,7 +115,7 @@ class MarketService:
         if not candidates:
             q = await self.store.latest_quote(entry.symbol)
             if q is not None:
-                e = quote_event(q)
+                e = quote_json(q)
                 candidates.append(
                     {
                         "price": e["last"],

@@ -11,8 +11,8 @@ from mds.api.deps import RuntimeDep
 from mds.api.models import BackfillIn
 from mds.api.params import parse_interval, parse_ts
 from mds.errors import ConfigError, InvalidRequest, NotFound
-from mds.ingest.ingestor import iso
 from mds.ops.reload import plan_reload
+from mds.serialize import iso
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from mds import __version__
 from mds.api.deps import RuntimeDep
 from mds.errors import StorageError
-from mds.ingest.ingestor import iso
+from mds.serialize import iso
 
 router = APIRouter(tags=["service"])
 

@@ -10,7 +10,7 @@ from mds.api.deps import MarketDep, RuntimeDep
 from mds.api.models import BarOut, BarsOut, BatchIn, BatchOut, PriceOut
 from mds.api.params import parse_interval, parse_ts
 from mds.domain.models import Interval
-from mds.ingest.ingestor import iso
+from mds.serialize import iso
 from mds.services.market import BarsResult
 
 router = APIRouter(prefix="/stocks", tags=["stocks"])

@@ -1,0 +1,51 @@
+"""How domain objects look as JSON, in one place (API, bus events, CLI output)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from mds.domain.models import Bar, Quote
+
+
+def iso(ts: datetime) -> str:
+    """UTC ISO-8601 with a Z, as every MDS output writes times."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def ohlcv_json(bar: Bar) -> dict[str, object]:
+    """The vendor-neutral core of a bar (what `mds sim bars` prints)."""
+    return {
+        "ts": iso(bar.ts),
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+    }
+
+
+def bar_json(bar: Bar) -> dict[str, object]:
+    """A bar with its provenance, as the API and the bus show it."""
+    return {
+        "symbol": bar.symbol,
+        "interval": bar.interval.value,
+        **ohlcv_json(bar),
+        "provider": bar.provider,
+        "status": bar.status.value,
+        "as_of": iso(bar.as_of) if bar.as_of else None,
+        "adjusted": bar.adjusted,
+    }
+
+
+def quote_json(q: Quote) -> dict[str, object]:
+    return {
+        "symbol": q.symbol,
+        "ts": iso(q.ts),
+        "bid": q.bid,
+        "ask": q.ask,
+        "last": q.last,
+        "bid_size": q.bid_size,
+        "ask_size": q.ask_size,
+        "provider": q.provider,
+        "as_of": iso(q.as_of) if q.as_of else None,
+    }
