@@ -202,6 +202,39 @@ def sim_bars(
         typer.echo(json.dumps(ohlcv_json(bar)))
 
 
+@app.command("sim-server")
+def sim_server(
+    format_: Annotated[
+        str, typer.Option("--format", help="Vendor wire format: polygon, finnhub, yahoo, ...")
+    ],
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1)")] = 8101,
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    prefix: Annotated[str, typer.Option(help="Fault settings prefix (SIM_, SIM_BACKUP_, ...)")] = "SIM_",
+    clock: Annotated[str | None, typer.Option(help="Start a simulated clock at this UTC time")] = None,
+    speed: Annotated[float, typer.Option(help="Simulated clock speed factor")] = 1.0,
+) -> None:
+    """Serve the sim ground truth in a vendor's wire format, with the sim's fault settings."""
+    import uvicorn
+
+    from mds.domain.clock import SimulatedClock, SystemClock
+    from mds.providers.sim.faults import FaultInjector, SimFaults
+    from mds.providers.sim.market import SimMarket
+    from mds.simserver.app import FORMATS, create_sim_app
+    from mds.simserver.context import SimContext
+
+    if format_ not in FORMATS:
+        _fail(f"--format: unknown format {format_!r}; one of {', '.join(FORMATS)}")
+    try:
+        faults = SimFaults.from_env(os.environ, prefix=prefix)
+        seed = SimFaults.from_env(os.environ, prefix="SIM_").seed
+    except ConfigError as exc:
+        _fail(f"invalid config: {exc.setting}: {exc.message}")
+        return
+    the_clock = SimulatedClock(_parse_time("--clock", clock), speed) if clock else SystemClock()
+    ctx = SimContext(market=SimMarket(seed=seed), clock=the_clock, injector=FaultInjector(format_, faults))
+    uvicorn.run(create_sim_app(format_, ctx), host=host, port=port, log_level="warning", access_log=False)
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line (the default)")]
 
 

@@ -70,6 +70,22 @@ _FAMILIES = (
     "RLC_",
     "WS_REPLAY_",
     "MDS_",
+    *(
+        f"{v}_"
+        for v in (
+            "YAHOO",
+            "STOOQ",
+            "FINNHUB",
+            "ALPHAVANTAGE",
+            "ALPHA_VANTAGE",
+            "POLYGON",
+            "FMP",
+            "TWELVEDATA",
+            "TWELVE_DATA",
+            "ALPACA",
+            "TIINGO",
+        )
+    ),
 )
 #: Variables under those prefixes that belong to the test harness, not the service.
 _NOT_SETTINGS = {"MDS_REQUIRE_SERVICES", "MDS_TEST_DATABASE_URL", "MDS_TEST_REDIS_URL", "MDS_ENV_FILE"}
@@ -207,6 +223,29 @@ class Settings(BaseSettings):
     ALPACA_API_SECRET_KEY: SecretStr | None = None
     TIINGO_API_KEY: SecretStr | None = None
     FRED_API_KEY: SecretStr | None = None
+
+    # Per-vendor endpoints and client-side limits (None: the vendor's documented default)
+    YAHOO_BASE_URL: str | None = None
+    YAHOO_RATE_PER_MIN: float | None = None
+    STOOQ_BASE_URL: str | None = None
+    STOOQ_RATE_PER_MIN: float | None = None
+    FINNHUB_BASE_URL: str | None = None
+    FINNHUB_RATE_PER_MIN: float | None = None
+    ALPHAVANTAGE_BASE_URL: str | None = None
+    ALPHAVANTAGE_RATE_PER_MIN: float | None = None
+    POLYGON_BASE_URL: str | None = None
+    POLYGON_RATE_PER_MIN: float | None = None
+    FMP_BASE_URL: str | None = None
+    FMP_RATE_PER_MIN: float | None = None
+    TWELVEDATA_BASE_URL: str | None = None
+    TWELVEDATA_RATE_PER_MIN: float | None = None
+    ALPACA_BASE_URL: str | None = None
+    ALPACA_RATE_PER_MIN: float | None = None
+    TIINGO_BASE_URL: str | None = None
+    TIINGO_RATE_PER_MIN: float | None = None
+    RATE_LIMIT_STORAGE_URI: str = Field(
+        default="memory://", description="`limits` storage for provider budgets; async+redis://… shares them"
+    )
 
     # Observability
     VIZTRACER_ENABLED: bool = False
@@ -370,6 +409,15 @@ def validate_settings(s: Settings) -> None:
     for name in ("BACKFILL_LOOKBACK_DAYS_1M", "BACKFILL_LOOKBACK_DAYS_1D"):
         if getattr(s, name) < 0:
             raise ConfigError(name, "must be >= 0")
+    for name in type(s).model_fields:
+        if name.endswith("_RATE_PER_MIN") and getattr(s, name) is not None and getattr(s, name) <= 0:
+            raise ConfigError(name, f"must be positive (got {getattr(s, name)})")
+        if (
+            name.endswith("_BASE_URL")
+            and getattr(s, name)
+            and not str(getattr(s, name)).startswith(("http://", "https://"))
+        ):
+            raise ConfigError(name, "must be an http:// or https:// URL")
     if s.USE_RLC:
         # Refused rather than ignored: nothing in this build consumes RLC_REDIS_JOBS_KEY yet,
         # and a service that silently collects nothing is worse than one that says so.

@@ -6,6 +6,7 @@ stand in silently for a real vendor.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
 from mds.calendar import MarketCalendar
@@ -13,12 +14,32 @@ from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Capability
 from mds.providers.base import Provider
+from mds.providers.http import HttpProvider
+from mds.providers.ratelimit import RateLimiter
 from mds.providers.sim.faults import SimFaults
 from mds.providers.sim.market import SimMarket
 from mds.providers.sim.provider import SimProvider
 
 #: Each sim instance reads its fault settings under its own prefix.
 SIM_PREFIXES = {"sim": "SIM_", "sim_backup": "SIM_BACKUP_"}
+
+#: Vendor adapters, imported only when a policy names them (keeps start-up light).
+VENDORS = {
+    "yahoo": "mds.providers.yahoo:YahooProvider",
+    "stooq": "mds.providers.stooq:StooqProvider",
+    "finnhub": "mds.providers.finnhub:FinnhubProvider",
+    "alphavantage": "mds.providers.alphavantage:AlphaVantageProvider",
+    "polygon": "mds.providers.polygon:PolygonProvider",
+    "fmp": "mds.providers.fmp:FmpProvider",
+    "twelvedata": "mds.providers.twelvedata:TwelveDataProvider",
+    "alpaca": "mds.providers.alpaca:AlpacaProvider",
+    "tiingo": "mds.providers.tiingo:TiingoProvider",
+}
+
+
+def vendor_class(name: str) -> type[HttpProvider]:
+    module, _, cls = VENDORS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def policy_names(settings: Settings) -> list[str]:
@@ -35,10 +56,15 @@ def build_providers(
 ) -> dict[str, Provider]:
     """Providers for every name in the policies that this build can serve.
 
-    Names without an adapter are left out; the router treats them as unconfigured.
+    Vendors without their keys are built too: the router sees them as unconfigured and
+    skips them, and /stats/providers lists them as such.
     """
     names = policy_names(settings)
     out: dict[str, Provider] = {}
+    limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
+    for name in names:
+        if name in VENDORS:
+            out[name] = vendor_class(name)(settings=settings, calendar=calendar, limiter=limiter)
     sims = [n for n in names if n in SIM_PREFIXES]
     if sims:
         # One ground truth for every sim instance; SIM_SEED decides it.

@@ -7,14 +7,18 @@ can break one provider while its backup stays healthy.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
+import random
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from mds.domain.models import ensure_utc
-from mds.errors import ConfigError
+from mds.domain.clock import Clock
+from mds.domain.models import Bar, ensure_utc
+from mds.errors import ConfigError, RateLimited, Unavailable
 
 __all__ = ["SimFaults"]
 
@@ -145,3 +149,67 @@ def _parse_outages(setting: str, raw: str) -> tuple[tuple[datetime, datetime], .
             raise ConfigError(setting, f"{item!r}: start is not before end")
         windows.append((start, end))
     return tuple(windows)
+
+
+_WINDOW = 60.0  # seconds of clock time the rate limit counts over
+
+
+class FaultInjector:
+    """Decides, response by response, how a sim source misbehaves.
+
+    Shared by the in-process ``SimProvider`` and ``mds sim-server``, so a fault setting
+    means the same thing whether the adapter under test is the sim or a vendor's.
+    """
+
+    def __init__(self, name: str, faults: SimFaults, *, rng_seed: int | None = None) -> None:
+        self.name = name
+        self.faults = faults
+        self._rng = random.Random(rng_seed)
+        self._calls: deque[float] = deque()  # clock times (epoch s) of admitted calls
+
+    async def admit(self, clock: Clock) -> datetime:
+        """Latency, outage, rate limit, random error; return the clock's now if admitted."""
+        if self.faults.latency_ms > 0:
+            # Real time on purpose: latency is what the router's timers measure.
+            await asyncio.sleep(self.faults.latency_ms / 1000.0)
+        now = clock.now()
+        if self.faults.in_outage(now):
+            raise Unavailable(self.name, "simulated outage", code="503")
+        self._check_rate(now.timestamp())
+        if self.faults.error_rate > 0 and self._rng.random() < self.faults.error_rate:
+            raise Unavailable(self.name, "simulated server error", code="500")
+        return now
+
+    def _check_rate(self, t: float) -> None:
+        limit = self.faults.rate_limit_per_min
+        if limit is None:
+            return
+        while self._calls and self._calls[0] <= t - _WINDOW:
+            self._calls.popleft()
+        if len(self._calls) >= limit:
+            # The oldest admitted call leaves the window first; that frees the next slot.
+            retry_after = max(1.0, math.ceil(self._calls[0] + _WINDOW - t))
+            raise RateLimited(self.name, f"more than {limit} calls per minute", retry_after=retry_after)
+        self._calls.append(t)
+
+    def degrade(self, bars: list[Bar]) -> list[Bar]:
+        """Drop bars at ``missing_rate`` and maybe corrupt one at ``malformed_rate``."""
+        return self._maybe_corrupt(self._drop_missing(bars))
+
+    def _drop_missing(self, bars: list[Bar]) -> list[Bar]:
+        rate = self.faults.missing_rate
+        if rate <= 0:
+            return bars
+        return [b for b in bars if self._rng.random() >= rate]
+
+    def _maybe_corrupt(self, bars: list[Bar]) -> list[Bar]:
+        rate = self.faults.malformed_rate
+        if rate <= 0 or not bars or self._rng.random() >= rate:
+            return bars
+        i = self._rng.randrange(len(bars))
+        # Two ways vendors really get it wrong: inconsistent OHLC, and NaN in a field.
+        if self._rng.random() < 0.5:
+            bad = bars[i].with_(high=bars[i].low - 0.01)
+        else:
+            bad = bars[i].with_(close=math.nan)
+        return [*bars[:i], bad, *bars[i + 1 :]]

@@ -9,24 +9,16 @@ ground truth and differ only in how they fail.
 
 from __future__ import annotations
 
-import asyncio
-import math
-import random
-from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
-from mds.errors import RateLimited, Unavailable
 from mds.providers.base import validate_bars
-from mds.providers.sim.faults import SimFaults
+from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.market import SimMarket
 
 __all__ = ["SimProvider"]
-
-_WINDOW = 60.0  # seconds of clock time the rate limit counts over
-
 
 class SimProvider:
     """A synthetic provider with injectable faults.
@@ -57,8 +49,7 @@ class SimProvider:
         self.market = market
         self.clock = clock
         self.faults = faults
-        self._rng = random.Random(rng_seed)
-        self._calls: deque[float] = deque()  # clock times (epoch s) of admitted calls
+        self.injector = FaultInjector(name, faults, rng_seed=rng_seed)
 
     @property
     def configured(self) -> bool:
@@ -75,61 +66,15 @@ class SimProvider:
         """
         interval = Interval(interval)
         start, end = ensure_utc(start), ensure_utc(end)
-        now = await self._admit()
+        now = await self.injector.admit(self.clock)
         bars = self.market.bars_known_at(symbol, interval, start, end, now, provider=self.name)
-        bars = self._drop_missing(bars)
-        bars = self._maybe_corrupt(bars)
+        bars = self.injector.degrade(bars)
         return validate_bars(self.name, bars, symbol=symbol, interval=interval, start=start, end=end)
 
     async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]:
         """One quote per symbol at the clock's now (outage/rate/error faults apply)."""
-        now = await self._admit()
+        now = await self.injector.admit(self.clock)
         return [self.market.quote(s, now, provider=self.name) for s in symbols]
 
     async def aclose(self) -> None:
         """Nothing to release."""
-
-    # -- faults, in the order a real vendor would show them ----------------------------
-
-    async def _admit(self) -> datetime:
-        """Latency, outage, rate limit, random error; return the clock's now if admitted."""
-        if self.faults.latency_ms > 0:
-            # Real time on purpose: latency is what the router's timers measure.
-            await asyncio.sleep(self.faults.latency_ms / 1000.0)
-        now = self.clock.now()
-        if self.faults.in_outage(now):
-            raise Unavailable(self.name, "simulated outage", code="503")
-        self._check_rate(now.timestamp())
-        if self.faults.error_rate > 0 and self._rng.random() < self.faults.error_rate:
-            raise Unavailable(self.name, "simulated server error", code="500")
-        return now
-
-    def _check_rate(self, t: float) -> None:
-        limit = self.faults.rate_limit_per_min
-        if limit is None:
-            return
-        while self._calls and self._calls[0] <= t - _WINDOW:
-            self._calls.popleft()
-        if len(self._calls) >= limit:
-            # The oldest admitted call leaves the window first; that frees the next slot.
-            retry_after = max(1.0, math.ceil(self._calls[0] + _WINDOW - t))
-            raise RateLimited(self.name, f"more than {limit} calls per minute", retry_after=retry_after)
-        self._calls.append(t)
-
-    def _drop_missing(self, bars: list[Bar]) -> list[Bar]:
-        rate = self.faults.missing_rate
-        if rate <= 0:
-            return bars
-        return [b for b in bars if self._rng.random() >= rate]
-
-    def _maybe_corrupt(self, bars: list[Bar]) -> list[Bar]:
-        rate = self.faults.malformed_rate
-        if rate <= 0 or not bars or self._rng.random() >= rate:
-            return bars
-        i = self._rng.randrange(len(bars))
-        # Two ways vendors really get it wrong: inconsistent OHLC, and NaN in a field.
-        if self._rng.random() < 0.5:
-            bad = bars[i].with_(high=bars[i].low - 0.01)
-        else:
-            bad = bars[i].with_(close=math.nan)
-        return [*bars[:i], bad, *bars[i + 1 :]]

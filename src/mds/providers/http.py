@@ -1,0 +1,221 @@
+"""What every HTTP vendor adapter shares: send, page, limit, and map failures to typed errors.
+
+A vendor module subclasses ``HttpProvider`` and writes only pure translation:
+``bars_request`` (domain → request), ``parse_bars`` (bytes → bars and the next page),
+``quotes_request`` / ``parse_quotes``, and, where the vendor needs it, ``check_response``
+for its own ways of saying "throttled" or "not entitled" with a 200 or a 403.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Generic, TypeVar
+
+import httpx
+from limits import RateLimitItem
+
+from mds.calendar import MarketCalendar
+from mds.config import Settings
+from mds.domain.models import Bar, Capability, Interval, Quote, capability_for_interval, ensure_utc
+from mds.errors import (
+    AuthError,
+    BadPayload,
+    NoData,
+    NotEntitled,
+    ProviderError,
+    RateLimited,
+    Unavailable,
+)
+from mds.providers.base import validate_bars
+from mds.providers.ratelimit import RateLimiter, parse_limits
+
+T = TypeVar("T")
+
+_SECRET_PARAMS = re.compile(r"(?i)(api[_-]?key|apikey|token|secret|key)=[^&]*")
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One GET: ``path`` is relative to the base URL unless it is absolute (a next_url)."""
+
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next: RequestSpec | None = None
+
+
+def redact(text: str) -> str:
+    """Hide key-like query parameters so keys never reach logs or error messages."""
+    return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+class HttpProvider:
+    """Base of the vendor adapters. Class attributes declare the vendor; hooks translate."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    default_base_url: ClassVar[str]
+    #: The vendor's documented free-tier limits, e.g. ("5/minute", "25/day").
+    default_limits: ClassVar[tuple[str, ...]] = ()
+    #: Settings that must all be set for the provider to be configured.
+    key_settings: ClassVar[tuple[str, ...]] = ()
+    #: Whether the vendor's bars are split/dividend adjusted as requested by this adapter.
+    adjusted: ClassVar[bool] = False
+    max_pages: ClassVar[int] = 200
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        calendar: MarketCalendar,
+        limiter: RateLimiter | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.calendar = calendar
+        self.limiter = limiter or RateLimiter()
+        upper = self.name.upper()
+        self.base_url = (getattr(settings, f"{upper}_BASE_URL", None) or self.default_base_url).rstrip("/")
+        per_min = getattr(settings, f"{upper}_RATE_PER_MIN", None)
+        specs = [s for s in self.default_limits if not (per_min and s.endswith("/minute"))]
+        if per_min:
+            specs.append(f"{per_min}/minute")
+        self.limits: list[RateLimitItem] = parse_limits(specs)
+        self._client = client or httpx.AsyncClient(timeout=settings.PROVIDER_TIMEOUT_SEC)
+        self._owns_client = client is None
+
+    # -- configuration -------------------------------------------------------------
+    @property
+    def configured(self) -> bool:
+        return all(getattr(self.settings, k, None) is not None for k in self.key_settings)
+
+    def key(self, setting: str) -> str:
+        secret = getattr(self.settings, setting)
+        return secret.get_secret_value() if secret is not None else ""
+
+    # -- hooks each vendor implements (pure) ---------------------------------------
+    def bars_request(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> RequestSpec:
+        raise NoData(self.name, f"{interval.value} bars are not offered", code="unsupported")
+
+    def parse_bars(
+        self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> Page[Bar]:
+        raise NoData(self.name, "bars are not offered", code="unsupported")
+
+    def quotes_request(self, symbols: Sequence[str]) -> list[RequestSpec]:
+        raise NoData(self.name, "quotes are not offered", code="unsupported")
+
+    def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
+        raise NoData(self.name, "quotes are not offered", code="unsupported")
+
+    def check_response(self, response: httpx.Response, capability: Capability) -> None:
+        """Raise the typed error a response means; the default reads the HTTP status.
+
+        Vendors override this for their own conventions (throttling in a 200 body, a 403
+        that means "not on your plan"), calling ``super().check_response`` for the rest.
+        """
+        status = response.status_code
+        if status < 400:
+            return
+        detail = _short(response)
+        if status == 429:
+            raise RateLimited(self.name, detail, retry_after=retry_after(response), code="429")
+        if status in (401, 403):
+            raise AuthError(self.name, detail, code=str(status))
+        if status == 402:
+            raise NotEntitled(self.name, detail, code="402")
+        if status in (404, 400, 422):
+            raise NoData(self.name, detail, code=str(status))
+        raise Unavailable(self.name, detail, code=str(status))
+
+    # -- I/O -----------------------------------------------------------------------
+    async def fetch_bars(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> list[Bar]:
+        interval = Interval(interval)
+        start, end = ensure_utc(start), ensure_utc(end)
+        capability = capability_for_interval(interval)
+        spec: RequestSpec | None = self.bars_request(symbol, interval, start, end)
+        bars: list[Bar] = []
+        pages = 0
+        while spec is not None:
+            pages += 1
+            if pages > self.max_pages:
+                raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
+            body = await self.get(spec, capability)
+            page = self.parse_bars(body, symbol=symbol, interval=interval, start=start, end=end)
+            bars.extend(page.items)
+            spec = page.next
+        # Vendors pad ranges to whole days; keep exactly what was asked for.
+        bars = [b for b in bars if start <= b.ts < end]
+        return validate_bars(self.name, bars, symbol=symbol, interval=interval, start=start, end=end)
+
+    async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]:
+        out: list[Quote] = []
+        for spec in self.quotes_request(symbols):
+            body = await self.get(spec, Capability.QUOTES_L1)
+            out.extend(self.parse_quotes(body, symbols))
+        return out
+
+    async def get(self, spec: RequestSpec, capability: Capability) -> bytes:
+        """One rate-limited GET; transport failures and error statuses become typed errors."""
+        await self.limiter.acquire(self.name, self.limits)
+        url = (
+            spec.path
+            if spec.path.startswith(("http://", "https://"))
+            else f"{self.base_url}/{spec.path.lstrip('/')}"
+        )
+        try:
+            response = await self._client.get(url, params=spec.params or None, headers=spec.headers or None)
+        except httpx.TimeoutException:
+            raise Unavailable(self.name, f"timeout on {redact(url)}", code="timeout") from None
+        except httpx.HTTPError as exc:
+            raise Unavailable(self.name, f"{type(exc).__name__} on {redact(url)}", code="connect") from None
+        self.check_response(response, capability)
+        return response.content
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- helpers for subclasses ----------------------------------------------------
+    def bad(self, message: str) -> BadPayload:
+        return BadPayload(self.name, message)
+
+    def bar(
+        self,
+        symbol: str,
+        interval: Interval,
+        ts: datetime,
+        o: float,
+        h: float,
+        low: float,
+        c: float,
+        v: float,
+    ) -> Bar:
+        return Bar(
+            symbol, interval, ts, float(o), float(h), float(low), float(c), float(v), self.name, self.adjusted
+        )
+
+
+def retry_after(response: httpx.Response, default: float = 60.0) -> float:
+    """Seconds from a Retry-After header (seconds form), else ``default``."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default
+
+
+def _short(response: httpx.Response) -> str:
+    text = response.text[:200].replace("\n", " ")
+    return redact(f"HTTP {response.status_code} from {response.request.url.path}: {text}")
+
+
+__all__ = ["HttpProvider", "Page", "ProviderError", "RequestSpec", "redact", "retry_after"]

@@ -1,0 +1,58 @@
+"""Client-side rate limits per provider, on the `limits` library.
+
+`limits` keeps its windows in a pluggable storage: in memory for the embedded default,
+in Redis (``async+redis://…``) when several workers must share one vendor budget.
+``acquire`` waits for a free slot rather than failing, so a configured limit is never
+exceeded however many callers there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage, storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+
+
+class RateLimiter:
+    def __init__(self, storage_uri: str = "memory://") -> None:
+        self._storage: Storage = storage_from_string(storage_uri)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self.waits = 0  # how often a caller had to wait (for tests and /stats)
+
+    async def acquire(self, key: str, limits: Sequence[RateLimitItem]) -> None:
+        """Wait until one call is allowed under every limit in ``limits``, and take it."""
+        if not limits:
+            return
+        while True:
+            if all([await self._limiter.test(item, key) for item in limits]):
+                # test() then hit() can race between coroutines; hit() is the real gate.
+                taken = []
+                for item in limits:
+                    if await self._limiter.hit(item, key):
+                        taken.append(item)
+                    else:
+                        break
+                if len(taken) == len(limits):
+                    return
+            self.waits += 1
+            await asyncio.sleep(await self._wait_seconds(key, limits))
+
+    async def _wait_seconds(self, key: str, limits: Sequence[RateLimitItem]) -> float:
+        waits = []
+        for item in limits:
+            stats = await self._limiter.get_window_stats(item, key)
+            if stats.remaining <= 0:
+                waits.append(stats.reset_time - time.time())
+        return min(max(min(waits, default=0.05), 0.01), 60.0)
+
+    async def reset(self) -> None:
+        await self._storage.reset()
+
+
+def parse_limits(specs: Sequence[str]) -> list[RateLimitItem]:
+    """``["5/minute", "25/day"]`` → limit items."""
+    return [parse(s) for s in specs]

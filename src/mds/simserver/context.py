@@ -1,0 +1,33 @@
+"""What a vendor format module gets to answer requests: the market, the clock and faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mds.domain.clock import Clock
+from mds.domain.models import Bar, Interval, Quote
+from mds.providers.sim.faults import FaultInjector
+from mds.providers.sim.market import SimMarket
+
+
+@dataclass
+class SimContext:
+    market: SimMarket
+    clock: Clock
+    injector: FaultInjector
+    provider: str = "sim"
+
+    async def admit(self) -> datetime:
+        """Apply latency/outage/rate/error faults; raises the typed error the format renders."""
+        return await self.injector.admit(self.clock)
+
+    def bars(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime, now: datetime
+    ) -> list[Bar]:
+        """What the vendor knows at ``now``, with missing and corrupted bars injected."""
+        bars = self.market.bars_known_at(symbol, interval, start, end, now, provider=self.provider)
+        return self.injector.degrade(bars)
+
+    def quote(self, symbol: str, now: datetime) -> Quote:
+        return self.market.quote(symbol, now, provider=self.provider)
