@@ -146,3 +146,27 @@ class Quote:
     ask_size: float | None = None
     provider: str = ""
     as_of: datetime | None = None
+
+
+class OptionRight(str, Enum):
+    CALL = "call"
+    PUT = "put"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionQuote:
+    """One contract of an option chain as a vendor quoted it."""
+
+    underlying: str
+    contract: str  # OCC symbol, e.g. AAPL250117C00150000
+    expiration: date
+    strike: float
+    right: OptionRight
+    bid: float | None
+    ask: float | None
+    last: float | None
+    volume: float | None
+    open_interest: float | None
+    implied_volatility: float | None
+    ts: datetime | None
+    provider: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar, Generic, TypeVar
 
 import httpx
@@ -19,7 +19,15 @@ from limits import RateLimitItem
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
-from mds.domain.models import Bar, Capability, Interval, Quote, capability_for_interval, ensure_utc
+from mds.domain.models import (
+    Bar,
+    Capability,
+    Interval,
+    OptionQuote,
+    Quote,
+    capability_for_interval,
+    ensure_utc,
+)
 from mds.errors import (
     AuthError,
     BadPayload,
@@ -116,6 +124,12 @@ class HttpProvider:
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
         raise NoData(self.name, "quotes are not offered", code="unsupported")
 
+    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+        raise NoData(self.name, "option chains are not offered", code="unsupported")
+
+    def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
+        raise NoData(self.name, "option chains are not offered", code="unsupported")
+
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         """Raise the typed error a response means; the default reads the HTTP status.
 
@@ -161,6 +175,19 @@ class HttpProvider:
         for spec in self.quotes_request(symbols):
             body = await self.get(spec, Capability.QUOTES_L1)
             out.extend(self.parse_quotes(body, symbols))
+        return out
+
+    async def fetch_options_chain(self, symbol: str, expiration: date | None = None) -> list[OptionQuote]:
+        spec: RequestSpec | None = self.options_request(symbol, expiration)
+        out: list[OptionQuote] = []
+        pages = 0
+        while spec is not None:
+            pages += 1
+            if pages > self.max_pages:
+                raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
+            page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
+            out.extend(page.items)
+            spec = page.next
         return out
 
     async def get(self, spec: RequestSpec, capability: Capability) -> bytes:

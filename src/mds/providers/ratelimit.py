@@ -13,13 +13,16 @@ import time
 from collections.abc import Sequence
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import Storage, storage_from_string
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 
 class RateLimiter:
     def __init__(self, storage_uri: str = "memory://") -> None:
-        self._storage: Storage = storage_from_string(storage_uri)
+        # The async flavour of a storage is selected by the "async+" scheme prefix.
+        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        self._storage: Storage = storage_from_string(uri)  # type: ignore[assignment]
         self._limiter = MovingWindowRateLimiter(self._storage)
         self.waits = 0  # how often a caller had to wait (for tests and /stats)
 

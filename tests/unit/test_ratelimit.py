@@ -1,0 +1,45 @@
+"""The client-side limiter never lets more calls through than configured."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mds.providers.ratelimit import RateLimiter, parse_limits
+
+
+async def test_calls_beyond_the_limit_wait_for_the_window() -> None:
+    limiter = RateLimiter()
+    limits = parse_limits(["3/second"])
+    t0 = time.monotonic()
+    stamps = []
+    for _ in range(6):
+        await limiter.acquire("vendor", limits)
+        stamps.append(time.monotonic() - t0)
+    # Three pass at once; the next three wait for the one-second window to move.
+    assert all(s < 0.5 for s in stamps[:3])
+    assert all(s >= 0.9 for s in stamps[3:])
+    assert limiter.waits >= 1
+
+
+async def test_concurrent_callers_share_one_budget_and_keys_are_separate() -> None:
+    limiter = RateLimiter()
+    limits = parse_limits(["4/second"])
+    t0 = time.monotonic()
+    done: list[float] = []
+
+    async def call(key: str) -> None:
+        await limiter.acquire(key, limits)
+        done.append(time.monotonic() - t0)
+
+    await asyncio.gather(*(call("a") for _ in range(8)), *(call("b") for _ in range(4)))
+    fast = [d for d in done if d < 0.5]
+    assert len(fast) == 8  # 4 of "a" and all 4 of "b"
+    assert len(done) == 12
+
+
+async def test_no_limits_means_no_wait() -> None:
+    limiter = RateLimiter()
+    for _ in range(100):
+        await limiter.acquire("x", [])
+    assert limiter.waits == 0
