@@ -34,6 +34,7 @@ test-fast: venv
 bench: venv
 	$(BIN)/mds bench startup --json
 	$(BIN)/mds bench store --json
+	$(BIN)/mds bench parse --json
 
 lint: venv
 	$(BIN)/ruff check src tests

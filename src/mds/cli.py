@@ -16,7 +16,11 @@ import typer
 from mds.config import ConfigError, Settings, load_settings
 from mds.domain.models import Capability, Interval
 
-app = typer.Typer(help="MDS: provider-independent, gap-safe market data.", no_args_is_help=True)
+app = typer.Typer(
+    help="MDS: provider-independent, gap-safe market data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 config_app = typer.Typer(help="Inspect and validate settings.", no_args_is_help=True)
 sim_app = typer.Typer(help="The offline sim market.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -235,6 +239,223 @@ def sim_server(
     uvicorn.run(create_sim_app(format_, ctx), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command()
+def fetch(
+    symbol: str,
+    provider: Annotated[str, typer.Option(help="Provider name (sim, yahoo, polygon, ...)")],
+    interval: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h or 1d")] = "1d",
+    start: Annotated[str, typer.Option(help="Inclusive start, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    end: Annotated[str, typer.Option(help="Exclusive end, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Print the bars one provider returns for start <= ts < end (debugging a vendor)."""
+    from mds.calendar import MarketCalendar
+    from mds.config import KNOWN_PROVIDERS, PROVIDER_ALIASES
+    from mds.domain.clock import SystemClock
+    from mds.errors import ProviderError
+    from mds.providers.registry import build_providers
+    from mds.serialize import ohlcv_json
+
+    name = PROVIDER_ALIASES.get(provider.lower(), provider.lower())
+    if name not in KNOWN_PROVIDERS:
+        _fail(f"--provider: unknown provider {provider!r}; one of {', '.join(KNOWN_PROVIDERS)}")
+    try:
+        iv = Interval(interval)
+    except ValueError:
+        _fail(f"--interval: unknown interval {interval!r}")
+        return
+    a, b = _parse_time("--start", start), _parse_time("--end", end)
+    if a >= b:
+        _fail("--start must be before --end")
+    environ = _environ(env_file)
+    settings = _settings(env_file, **{f"POLICY_{c.value.upper()}": [name] for c in Capability})
+
+    async def run() -> list:
+        providers = build_providers(
+            settings, SystemClock(), MarketCalendar(settings.MARKET_CALENDAR), environ
+        )
+        p = providers[name]
+        try:
+            if not p.configured:
+                _fail(f"{name} is not configured (its API key setting is unset)", 2)
+            return await p.fetch_bars(symbol.upper(), iv, a, b)
+        finally:
+            for each in providers.values():
+                await each.aclose()
+
+    try:
+        bars = asyncio.run(run())
+    except ProviderError as exc:
+        typer.echo(f"{exc.kind}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for bar in bars:
+        if as_json:
+            typer.echo(json.dumps({**ohlcv_json(bar), "provider": bar.provider, "adjusted": bar.adjusted}))
+        else:
+            typer.echo(
+                f"{ohlcv_json(bar)['ts']}  {bar.open:>12.4f} {bar.high:>12.4f} {bar.low:>12.4f} "
+                f"{bar.close:>12.4f} {bar.volume:>14.0f}  {bar.provider}"
+            )
+    if not as_json:
+        typer.echo(f"{len(bars)} bars from {name}", err=True)
+
+
+@app.command()
+def providers(
+    url: Annotated[str, typer.Option(help="A running MDS to ask")] = "http://127.0.0.1:8001",
+    env_file: EnvFile = None,
+) -> None:
+    """Print the provider health table of a running MDS, or the local configuration."""
+    import httpx
+
+    try:
+        rows = httpx.get(url.rstrip("/") + "/stats/providers", timeout=3).json()["providers"]
+        source = f"live from {url}"
+    except (httpx.HTTPError, ValueError, KeyError):
+        rows = _configured_rows(_settings(env_file))
+        source = f"{url} not reachable; configuration only (no health yet)"
+    typer.echo(
+        f"{'provider':<13}{'configured':<12}{'state':<11}{'H':>6}{'p95 ms':>9}{'err rate':>10}  capabilities"
+    )
+    for r in rows:
+        p95 = "-" if r.get("latency_p95_ms") is None else f"{r['latency_p95_ms']:.0f}"
+        typer.echo(
+            f"{r['provider']:<13}{('yes' if r['configured'] else 'no'):<12}{r['state']:<11}"
+            f"{r['health_score']:>6.2f}{p95:>9}{r['error_ewma']:>10.3f}  {','.join(r['capabilities'])}"
+        )
+    typer.echo(f"({source})", err=True)
+
+
+def _configured_rows(settings: Settings) -> list[dict[str, Any]]:
+    from mds.calendar import MarketCalendar
+    from mds.domain.clock import SystemClock
+    from mds.observability.metrics import Metrics
+    from mds.providers.registry import build_providers
+    from mds.routing.router import Router
+
+    async def run() -> list[dict[str, Any]]:
+        ps = build_providers(
+            settings, SystemClock(), MarketCalendar(settings.MARKET_CALENDAR), dict(os.environ)
+        )
+        try:
+            return Router(ps, settings, SystemClock(), Metrics()).snapshot()
+        finally:
+            for p in ps.values():
+                await p.aclose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def gaps(
+    interval: Annotated[str, typer.Option(help="1m or 1d")] = "1m",
+    start: Annotated[str, typer.Option(help="Inclusive start, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    end: Annotated[str, typer.Option(help="Exclusive end, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    symbol: Annotated[list[str] | None, typer.Option(help="Only these symbols (repeatable)")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only this tier (T0, T1, T2)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per gap")] = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Compare stored bars with the calendar's expected bars and list what is missing."""
+    from mds.calendar import MarketCalendar
+    from mds.domain.clock import SystemClock
+    from mds.domain.models import Tier
+    from mds.ingest.scan import scan_gaps, summarize
+    from mds.storage.factory import open_store
+
+    iv = _interval(interval)
+    a, b = _parse_time("--start", start), _parse_time("--end", end)
+    if a >= b:
+        _fail("--start must be before --end")
+    tier_ = None
+    if tier is not None:
+        try:
+            tier_ = Tier(tier.upper())
+        except ValueError:
+            _fail(f"--tier: unknown tier {tier!r}; use T0, T1 or T2")
+    s = _settings(env_file)
+
+    async def run() -> tuple[list, int]:
+        store = open_store(s.DATABASE_URL)
+        await store.open()
+        try:
+            universe = await store.universe(tier=tier_)
+            names = [e.symbol for e in universe]
+            if symbol:
+                wanted = {x.upper() for x in symbol}
+                unknown = sorted(wanted - {e.symbol for e in await store.universe()})
+                if unknown:
+                    _fail(f"--symbol: not in the universe: {', '.join(unknown)}")
+                names = [n for n in names if n in wanted]
+            found = await scan_gaps(
+                store,
+                MarketCalendar(s.MARKET_CALENDAR),
+                symbols=names,
+                interval=iv,
+                start=a,
+                end=b,
+                now=SystemClock().now(),
+            )
+            empty = await store.count_confirmed_empty(iv, a, b, names)
+            return found, empty
+        finally:
+            await store.close()
+
+    found, empty = asyncio.run(run())
+    for g in found:
+        if as_json:
+            typer.echo(json.dumps(g.as_dict()))
+        else:
+            d = g.as_dict()
+            typer.echo(
+                f"{d['symbol']:<8} {d['interval']:<3} {d['start']} .. {d['end']}  {d['missing_bars']} missing"
+            )
+    summary = summarize(found)
+    typer.echo(
+        f"{summary['gaps']} gaps, {summary['missing_bars']} missing bars in {summary['symbols']} symbols; "
+        f"{empty} minutes confirmed empty (no trades)",
+        err=True,
+    )
+
+
+@app.command()
+def backfill(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to fill")],
+    interval: Annotated[str, typer.Option(help="1m or 1d")] = "1m",
+    start: Annotated[str, typer.Option(help="Inclusive start, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    end: Annotated[str, typer.Option(help="Exclusive end, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
+    demo: Annotated[bool, typer.Option(help="Fill from the sim providers")] = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Fill a range now, through the same queues, limits and retries as the service; shows progress."""
+    from mds.ingest.cli_backfill import run_backfill
+
+    iv = _interval(interval)
+    a, b = _parse_time("--start", start), _parse_time("--end", end)
+    if a >= b:
+        _fail("--start must be before --end")
+    s = _settings(env_file, demo=demo)
+    if (b - a).days > s.BACKFILL_MAX_RANGE_DAYS:
+        _fail(f"--end: range exceeds BACKFILL_MAX_RANGE_DAYS={s.BACKFILL_MAX_RANGE_DAYS}")
+    environ = _environ(env_file, demo=demo)
+    try:
+        report = asyncio.run(run_backfill(s, environ, [x.upper() for x in symbols], iv, a, b, demo=demo))
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(report))
+    raise typer.Exit(0 if report["failed"] == 0 else 1)
+
+
+def _interval(value: str) -> Interval:
+    try:
+        return Interval(value)
+    except ValueError:
+        _fail(f"--interval: unknown interval {value!r}; use 1m, 5m, 15m, 1h or 1d")
+        raise AssertionError("unreachable") from None
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line (the default)")]
 
 
@@ -244,6 +465,25 @@ def bench_startup(json_: JsonFlag = True) -> None:
     from mds.benchmarks import startup
 
     typer.echo(json.dumps(startup.run()))
+
+
+@bench_app.command("parse")
+def bench_parse(json_: JsonFlag = True) -> None:
+    """Parse a one-year 1m payload (~98k bars) in Polygon's format: bars per second."""
+    from mds.benchmarks import parse
+
+    typer.echo(json.dumps(parse.run()))
+
+
+@bench_app.command("gaps")
+def bench_gaps(
+    symbols: Annotated[int, typer.Option(help="Symbols, one session of 1m bars each")] = 8000,
+    json_: JsonFlag = True,
+) -> None:
+    """Full gap scan of one session of 1m bars for N symbols in the SQLite store."""
+    from mds.benchmarks import gaps as bench
+
+    typer.echo(json.dumps(bench.run(symbols)))
 
 
 @bench_app.command("store")

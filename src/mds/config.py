@@ -194,6 +194,10 @@ class Settings(BaseSettings):
         default=2.0, description="First retry delay (clock seconds); doubles per attempt, jittered"
     )
     BACKFILL_RETRY_MAX_SECONDS: float = 300.0
+    GAP_SCAN_INTERVAL_SEC: float = Field(
+        default=300.0, description="Clock seconds between periodic full gap scans of the lookback windows"
+    )
+    SLO_SAMPLE_INTERVAL_SEC: float = Field(default=30.0, description="Clock seconds between SLO samples")
     BACKFILL_MAX_RANGE_DAYS: int = 400
     BACKFILL_BATCH_SIZE: int = 5000
     BACKFILL_LOOKBACK_DAYS_1M: int = Field(
@@ -397,6 +401,8 @@ def validate_settings(s: Settings) -> None:
         "BACKFILL_MAX_ATTEMPTS",
         "BACKFILL_RETRY_BASE_SECONDS",
         "BACKFILL_RETRY_MAX_SECONDS",
+        "GAP_SCAN_INTERVAL_SEC",
+        "SLO_SAMPLE_INTERVAL_SEC",
         "BACKFILL_MAX_RANGE_DAYS",
         "BACKFILL_BATCH_SIZE",
         "WS_REPLAY_MAX_BARS",

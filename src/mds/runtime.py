@@ -18,6 +18,7 @@ from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
 from mds.domain.clock import Clock, SystemClock
+from mds.domain.models import Tier
 from mds.ingest.collector import Collector
 from mds.ingest.universe import default_universe, demo_universe
 from mds.observability.metrics import Metrics
@@ -47,7 +48,7 @@ class Runtime:
     cache: Cache
     bus: Bus
     live_queue: JobQueue
-    backfill_queue: JobQueue
+    backfill_queues: dict[Tier, JobQueue]
     market: MarketService
     demo: bool
     started_at: datetime
@@ -93,7 +94,7 @@ async def open_runtime(
     cache = InMemoryCache(clock)
     bus = InMemoryBus()
     live_queue = InMemoryJobQueue()
-    backfill_queue = InMemoryJobQueue()
+    backfill_queues: dict[Tier, JobQueue] = {t: InMemoryJobQueue() for t in Tier}
     collector: Collector | None = None
     try:
         universe = demo_universe() if demo else default_universe(settings)
@@ -118,7 +119,7 @@ async def open_runtime(
                 clock=clock,
                 metrics=metrics,
                 live_queue=live_queue,
-                backfill_queue=backfill_queue,
+                backfill_queues=backfill_queues,
                 cache=cache,
                 bus=bus,
             )
@@ -134,7 +135,7 @@ async def open_runtime(
             cache=cache,
             bus=bus,
             live_queue=live_queue,
-            backfill_queue=backfill_queue,
+            backfill_queues=backfill_queues,
             market=market,
             demo=demo,
             started_at=clock.now(),
@@ -149,7 +150,8 @@ async def open_runtime(
         for p in providers.values():
             await p.aclose()
         await live_queue.close()
-        await backfill_queue.close()
+        for q in backfill_queues.values():
+            await q.close()
         await bus.close()
         await cache.close()
         await store.close()

@@ -1,6 +1,6 @@
 """Backends the Store contract suite runs against.
 
-Every test in ``test_store_contract.py`` takes the ``store`` fixture, so it runs once per
+Every test in ``test_store_*.py`` takes the ``store`` fixture, so it runs once per
 entry in ``BACKENDS``. Adding PostgreSQL is one entry here: a factory for an unopened
 store and a raw ``fetch`` for the few checks the protocol gives no method for.
 """

@@ -278,7 +278,8 @@ class TestBackfills:
 class TestLifecycle:
     async def test_second_migrate_applies_nothing(self, store: Store, fetch) -> None:
         assert await store.migrate() == []
-        assert await fetch("SELECT version, name FROM schema_migrations") == [("0001", "initial")]
+        rows = await fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert rows == [("0001", "initial"), ("0002", "continuity")]
 
     async def test_ping_and_closed_store(self, store: Store) -> None:
         await store.ping()
@@ -286,3 +287,110 @@ class TestLifecycle:
         with pytest.raises(StorageError):
             await store.ping()
         await store.close()  # closing twice is harmless
+
+
+class TestBackfillQueueViews:
+    """DLQ and queue views: stats, purge, requeue, active jobs, paging."""
+
+    async def test_list_pages_with_offset(self, store: Store) -> None:
+        jobs = [await store.create_backfill(f"S{i}", M1, T0, FAR, Tier.T1, now=W1) for i in range(5)]
+        newest_first = [j.id for j in reversed(jobs)]
+        pages = [await store.list_backfills(limit=2, offset=k) for k in (0, 2, 4, 6)]
+        assert [[j.id for j in page] for page in pages] == [
+            newest_first[0:2],
+            newest_first[2:4],
+            newest_first[4:],
+            [],
+        ]
+
+    async def test_stats(self, store: Store) -> None:
+        empty = await store.backfill_stats()
+        zero = {"queued": 0, "running": 0, "done": 0, "failed": 0}
+        assert empty == {
+            "by_status": zero,
+            "by_tier": {"T0": zero, "T1": zero, "T2": zero},
+            "oldest_queued_created_at": None,
+            "failed_total": 0,
+        }
+        a = await store.create_backfill("A", M1, T0, FAR, Tier.T0, now=W1)
+        await store.create_backfill("B", M1, T0, FAR, Tier.T0, now=W2)
+        c = await store.create_backfill("C", M1, T0, FAR, Tier.T2, now=W2)
+        await store.create_backfill("D", M1, T0, FAR, Tier.T2, now=W3)
+        await store.update_backfill(a.id, status=BackfillStatus.FAILED, now=W3, last_error="x")
+        await store.update_backfill(c.id, status=BackfillStatus.RUNNING, now=W3)
+        stats = await store.backfill_stats()
+        assert stats["by_status"] == {"queued": 2, "running": 1, "done": 0, "failed": 1}
+        assert stats["by_tier"]["T0"] == {"queued": 1, "running": 0, "done": 0, "failed": 1}
+        assert stats["by_tier"]["T1"] == zero
+        assert stats["by_tier"]["T2"] == {"queued": 1, "running": 1, "done": 0, "failed": 0}
+        assert stats["oldest_queued_created_at"] == W2
+        assert stats["failed_total"] == 1
+
+    async def test_purge_by_status_and_age(self, store: Store) -> None:
+        jobs = [await store.create_backfill(f"S{i}", M1, T0, FAR, Tier.T1, now=W1) for i in range(4)]
+        await store.update_backfill(jobs[0].id, status=BackfillStatus.DONE, now=W1)
+        await store.update_backfill(jobs[1].id, status=BackfillStatus.DONE, now=W3)
+        await store.update_backfill(jobs[2].id, status=BackfillStatus.FAILED, now=W1)
+        assert await store.purge_backfills(status=BackfillStatus.DONE, older_than=W2) == 1
+        assert await store.get_backfill(jobs[0].id) is None
+        remaining = {j.id for j in await store.list_backfills()}
+        assert remaining == {jobs[1].id, jobs[2].id, jobs[3].id}
+        assert await store.purge_backfills(status=BackfillStatus.DONE, older_than=W1) == 0
+
+    async def test_requeue_one_failed_job(self, store: Store) -> None:
+        job = await store.create_backfill("A", M1, T0, FAR, Tier.T0, now=W1)
+        assert await store.requeue_backfill(job.id, now=W2) is None  # queued, not failed
+        await store.update_backfill(
+            job.id, status=BackfillStatus.FAILED, now=W2, attempts=5, last_error="429 again"
+        )
+        got = await store.requeue_backfill(job.id, now=W3)
+        assert got is not None and got == await store.get_backfill(job.id)
+        assert (got.status, got.attempts, got.last_error) == (BackfillStatus.QUEUED, 0, "429 again")
+        assert (got.created_at, got.updated_at) == (W1, W3)
+        assert await store.requeue_backfill(job.id, now=W3) is None  # no longer failed
+        assert await store.requeue_backfill(job.id + 1000, now=W3) is None
+
+    async def test_requeue_all_failed_of_a_tier(self, store: Store) -> None:
+        jobs = [
+            await store.create_backfill(f"S{i}", M1, T0, FAR, tier, now=W1)
+            for i, tier in enumerate((Tier.T0, Tier.T1, Tier.T0, Tier.T0))
+        ]
+        for j in jobs[:3]:
+            await store.update_backfill(j.id, status=BackfillStatus.FAILED, now=W2, attempts=3)
+        t0 = await store.requeue_failed(tier=Tier.T0, now=W3)
+        assert [j.id for j in t0] == [jobs[0].id, jobs[2].id]
+        assert all(j.status is BackfillStatus.QUEUED and j.attempts == 0 for j in t0)
+        rest = await store.requeue_failed(tier=None, now=W3)
+        assert [j.id for j in rest] == [jobs[1].id]
+        assert await store.requeue_failed(tier=None, now=W3) == []
+        assert await store.list_backfills(status=BackfillStatus.FAILED) == []
+
+    async def test_active_jobs_oldest_first(self, store: Store) -> None:
+        a = await store.create_backfill("A", M1, T0, FAR, Tier.T2, now=W2)
+        b = await store.create_backfill("A", Interval.M5, T0, FAR, Tier.T0, now=W1)
+        c = await store.create_backfill("B", M1, T0, FAR, Tier.T0, now=W3)
+        d = await store.create_backfill("A", M1, T0, FAR, Tier.T0, now=W3)
+        await store.update_backfill(a.id, status=BackfillStatus.RUNNING, now=W3)
+        await store.update_backfill(d.id, status=BackfillStatus.DONE, now=W3)
+        ids = lambda jobs: [j.id for j in jobs]  # noqa: E731
+        assert ids(await store.active_backfills()) == [b.id, a.id, c.id]
+        assert ids(await store.active_backfills("A")) == [b.id, a.id]
+        assert ids(await store.active_backfills("A", M1)) == [a.id]
+        assert ids(await store.active_backfills(interval=M1)) == [a.id, c.id]
+        assert await store.active_backfills("NOPE") == []
+
+
+async def test_update_backfill_range_only_while_queued(store) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from mds.domain.models import Interval, Tier
+    from mds.domain.records import BackfillStatus
+
+    t = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
+    rec = await store.create_backfill("AAPL", Interval.M1, t, t.replace(hour=14), Tier.T0, now=t)
+    assert await store.update_backfill_range(rec.id, t.replace(hour=13, minute=0), t.replace(hour=15), now=t)
+    got = await store.get_backfill(rec.id)
+    assert (got.start, got.end) == (t.replace(hour=13, minute=0), t.replace(hour=15))
+    await store.update_backfill(rec.id, status=BackfillStatus.RUNNING, now=t)
+    assert not await store.update_backfill_range(rec.id, t, t.replace(hour=16), now=t)
+    assert (await store.get_backfill(rec.id)).end == t.replace(hour=15)

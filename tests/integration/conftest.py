@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Tier
+from mds.ingest.backfill import Dispatcher
 from mds.ingest.collector import Collector
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
@@ -32,7 +34,7 @@ class Pipeline:
     collector: Collector
     worker: Worker
     live: InMemoryJobQueue
-    backfill: InMemoryJobQueue
+    backfill: dict[Tier, InMemoryJobQueue]
 
     async def drain(self, queue: InMemoryJobQueue, *, max_jobs: int = 10_000) -> int:
         """Process jobs until the queue stays empty (retries come back after short delays)."""
@@ -46,6 +48,20 @@ class Pipeline:
             await self.worker.process(d)
             done += 1
         raise AssertionError("queue did not drain")
+
+    async def drain_backfills(self) -> int:
+        """Dispatch backfills through the real Dispatcher until none is active."""
+        dispatcher = Dispatcher(self.collector.backfiller, self.worker.process, self.settings, self.clock)
+        task = asyncio.get_running_loop().create_task(dispatcher.run())
+        try:
+            for _ in range(3000):
+                if self.collector.backfiller.active() == 0:
+                    return 0
+                await asyncio.sleep(0.01)
+            raise AssertionError("backfills did not drain")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture
@@ -74,7 +90,8 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
         await store.open()
         metrics = Metrics()
         router = Router(build_providers(settings, clock, CAL, environ), settings, clock, metrics)
-        live, backfill = InMemoryJobQueue(), InMemoryJobQueue()
+        live = InMemoryJobQueue()
+        backfill = {t: InMemoryJobQueue() for t in Tier}
         collector = Collector(
             settings=settings,
             store=store,
@@ -83,12 +100,12 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
             clock=clock,
             metrics=metrics,
             live_queue=live,
-            backfill_queue=backfill,
+            backfill_queues=backfill,
         )
         collector.tiers.update(tiers or {"AAPL": Tier.T0, "JPM": Tier.T1})
         worker = Worker(
             name="test",
-            queue=backfill,
+            queue=live,
             ingestor=collector.ingestor,
             backfiller=collector.backfiller,
             store=store,
@@ -105,5 +122,6 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
     yield make
     for p in opened:
         await p.live.close()
-        await p.backfill.close()
+        for q in p.backfill.values():
+            await q.close()
         await p.store.close()

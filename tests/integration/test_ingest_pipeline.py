@@ -27,13 +27,13 @@ async def assert_complete(p, symbol: str, interval: Interval, start: datetime, e
 
 async def test_startup_gap_check_and_backfill_fill_everything_despite_missing_bars(make_pipeline) -> None:
     p = await make_pipeline({"SIM_MISSING_RATE": "0.05", "SIM_BACKUP_MISSING_RATE": "0.05"})
-    created = await p.collector.startup_gap_check({Tier.T0: ["AAPL"], Tier.T1: ["JPM"], Tier.T2: []})
+    created = (await p.collector.startup_gap_check({Tier.T0: ["AAPL"], Tier.T1: ["JPM"], Tier.T2: []})).created
     assert created, "an empty store has gaps"
     # T0 was queued before T1.
     tiers = [r.priority for r in created]
     assert tiers.index(Tier.T1) > max(i for i, t in enumerate(tiers) if t is Tier.T0)
-    await p.drain(p.backfill)
-    now = p.clock.now()
+    now = p.clock.now()  # the dispatcher's pacing moves the ManualClock on; the scan was at this time
+    await p.drain_backfills()
     for symbol in ("AAPL", "JPM"):
         # BACKFILL_LOOKBACK_DAYS_1M=1: from 24 hours back.
         await assert_complete(p, symbol, Interval.M1, now - timedelta(days=1), now)
@@ -98,7 +98,7 @@ async def test_a_cursor_jump_is_backfilled(make_pipeline) -> None:
     assert [(j.symbol, j.start, j.end) for j in queued] == [
         ("AAPL", datetime(2025, 10, 8, 15, 0, tzinfo=UTC), datetime(2025, 10, 8, 16, 0, tzinfo=UTC))
     ]
-    await p.drain(p.backfill)
+    await p.drain_backfills()
     await assert_complete(p, "AAPL", Interval.M1, datetime(2025, 10, 8, 13, 30, tzinfo=UTC), p.clock.now())
 
 
@@ -112,14 +112,14 @@ async def test_backfill_that_cannot_succeed_ends_in_the_dlq_with_its_reason(make
             "BREAKER_OPEN_SECONDS": "0.001",
         }
     )
-    [rec] = await p.collector.backfiller.enqueue(
+    [rec] = (await p.collector.backfiller.enqueue(
         "AAPL",
         Interval.M1,
         datetime(2025, 10, 8, 13, 30, tzinfo=UTC),
         datetime(2025, 10, 8, 14, 0, tzinfo=UTC),
         Tier.T0,
-    )
-    await p.drain(p.backfill)
+    )).created
+    await p.drain_backfills()
     job = await p.store.get_backfill(rec.id)
     assert job is not None and job.status is BackfillStatus.FAILED
     assert job.attempts == 3

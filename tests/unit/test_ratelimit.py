@@ -43,3 +43,18 @@ async def test_no_limits_means_no_wait() -> None:
     for _ in range(100):
         await limiter.acquire("x", [])
     assert limiter.waits == 0
+
+
+async def test_rate_per_min_setting_overrides_the_vendors_minute_limit() -> None:
+    from mds.calendar import MarketCalendar
+    from mds.config import load_settings
+    from mds.providers.registry import vendor_class
+
+    cal = MarketCalendar()
+    for value, expected in (("12", "12 per 1 minute"), ("7.5", "450 per 1 hour")):
+        p = vendor_class("fmp")(settings=load_settings({"FMP_RATE_PER_MIN": value}), calendar=cal)
+        try:
+            assert expected in [str(limit) for limit in p.limits]
+            assert "250 per 1 day" in [str(limit) for limit in p.limits]  # the daily cap stays
+        finally:
+            await p.aclose()

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from mds import __version__
 from mds.api.errors import install_error_handlers
-from mds.api.routes import ops, root, stats, stocks
+from mds.api.routes import dlq, ops, root, stats, stocks
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
@@ -31,6 +31,6 @@ def create_app(runtime_factory: RuntimeFactory) -> FastAPI:
         description="Provider-independent, gap-safe, point-in-time-correct market data.",
     )
     install_error_handlers(app)
-    for r in (root.router, stats.router, ops.router, stocks.router):
+    for r in (root.router, stats.router, ops.router, dlq.router, stocks.router):
         app.include_router(r)
     return app

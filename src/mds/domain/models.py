@@ -8,9 +8,10 @@ Ranges are ``start <= ts < end`` everywhere.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
+from typing import NamedTuple
 
 
 class Interval(str, Enum):
@@ -80,9 +81,11 @@ def ensure_utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One OHLCV bar as a provider delivered it.
+class Bar(NamedTuple):
+    """One OHLCV bar as a provider delivered it (immutable).
+
+    A NamedTuple rather than a frozen dataclass: it is built ~4x faster, which matters on
+    the parse path (a year of 1m bars is ~98k of them per symbol).
 
     ``as_of`` is when MDS learned it (set by the ingest layer from the Clock);
     ``adjusted`` records whether the vendor's prices are split/dividend adjusted.
@@ -130,7 +133,7 @@ class Bar:
         return out
 
     def with_(self, **changes: object) -> Bar:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,34 @@
-"""Backfill jobs: persisted in backfill_jobs, chunked, de-duplicated, put on a tier queue.
+"""Backfill orchestration: persist, merge, cap and queue ranges; dispatch them by tier.
 
-This is the first cut the foundation needs (gap fill on start and on cursor jumps);
-per-tier caps, merging of overlapping ranges and the DLQ endpoints build on it.
+Hand-written: the policy is MDS's own. Ranges are persisted in ``backfill_jobs`` and
+queued per tier. A new range is cut down to what no active job already covers
+(duplicates are refused), merged into an adjacent or overlapping queued job when the
+union still fits one chunk, and otherwise queued in chunks of BACKFILL_CHUNK_MINUTES.
+At a tier's cap (BACKFILL_MAX_QUEUE_T*) new work is refused and counted; the oldest
+jobs keep their place, and the gap stays detectable for the next scan.
+
+The ``Dispatcher`` hands jobs to workers with strict priority (no T1 job starts while a
+T0 job waits), per-tier concurrency and a global dispatch rate, so a backlog drains T0
+first and never crowds out live ingestion, which has its own queue and workers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.jobs import BackfillJob, TimeWindow
 from mds.domain.models import Interval, Tier
-from mds.domain.records import BackfillRecord
+from mds.domain.records import BackfillRecord, BackfillStatus
 from mds.ingest.gaps import Gap
 from mds.observability.metrics import Metrics
-from mds.queue.base import JobQueue
+from mds.queue.base import Delivery, JobQueue
 from mds.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -24,25 +36,70 @@ log = logging.getLogger(__name__)
 _DAILY_CHUNK = timedelta(days=366)
 
 
+@dataclass(frozen=True)
+class ActiveJob:
+    id: int
+    symbol: str
+    interval: Interval
+    start: datetime
+    end: datetime
+    tier: Tier
+    running: bool
+    created_at: datetime
+
+
+@dataclass
+class EnqueueResult:
+    created: list[BackfillRecord]
+    merged_into: list[int]
+    refused: list[str]  # reasons, one per refused piece: "duplicate" or "cap"
+
+
+def subtract(
+    a: datetime, b: datetime, covered: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """The parts of [a, b) that no range in ``covered`` contains."""
+    pieces = [(a, b)]
+    for c0, c1 in sorted(covered):
+        out = []
+        for p0, p1 in pieces:
+            if c1 <= p0 or p1 <= c0:
+                out.append((p0, p1))
+                continue
+            if p0 < c0:
+                out.append((p0, c0))
+            if c1 < p1:
+                out.append((c1, p1))
+        pieces = out
+    return pieces
+
+
 class Backfiller:
     def __init__(
-        self, *, store: Store, queue: JobQueue, settings: Settings, clock: Clock, metrics: Metrics
+        self,
+        *,
+        store: Store,
+        queues: Mapping[Tier, JobQueue],
+        settings: Settings,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self.store = store
-        self.queue = queue
+        self.queues = queues
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
-        # (symbol, interval, start, end) of jobs queued or running, so a gap seen again
-        # by a live job while its backfill waits is not queued twice.
-        self._active: set[tuple[str, Interval, datetime, datetime]] = set()
+        self._active: dict[int, ActiveJob] = {}
+        self.wakeup = asyncio.Event()
+
+    # -- enqueueing ----------------------------------------------------------------
+    def chunk_size(self, interval: Interval) -> timedelta:
+        if interval is Interval.D1:
+            return _DAILY_CHUNK
+        return timedelta(minutes=self.settings.BACKFILL_CHUNK_MINUTES)
 
     def chunks(self, interval: Interval, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        step = (
-            _DAILY_CHUNK
-            if interval is Interval.D1
-            else timedelta(minutes=self.settings.BACKFILL_CHUNK_MINUTES)
-        )
+        step = self.chunk_size(interval)
         out = []
         t = start
         while t < end:
@@ -52,42 +109,202 @@ class Backfiller:
 
     async def enqueue(
         self, symbol: str, interval: Interval, start: datetime, end: datetime, tier: Tier
-    ) -> list[BackfillRecord]:
-        """Persist and queue the range in chunks; ranges already queued are skipped."""
-        created = []
-        for a, b in self.chunks(interval, start, end):
-            if self._covered(symbol, interval, a, b):
+    ) -> EnqueueResult:
+        result = EnqueueResult([], [], [])
+        same = [j for j in self._active.values() if j.symbol == symbol and j.interval is interval]
+        pieces = subtract(start, end, [(j.start, j.end) for j in same])
+        if not pieces:
+            result.refused.append("duplicate")
+            return result
+        step = self.chunk_size(interval)
+        for a, b in pieces:
+            merged = await self._try_merge(symbol, interval, a, b, step)
+            if merged is not None:
+                result.merged_into.append(merged)
                 continue
-            rec = await self.store.create_backfill(symbol, interval, a, b, tier, now=self.clock.now())
-            self._active.add((symbol, interval, a, b))
-            await self.queue.put(
-                BackfillJob(
-                    symbol=symbol,
-                    interval=interval,
-                    time_window=TimeWindow(start=a, end=b),
-                    priority=tier,
-                    backfill_id=rec.id,
-                )
+            for c0, c1 in self.chunks(interval, a, b):
+                if self.queued(tier) >= self.settings.backfill_max_queue(tier):
+                    result.refused.append("cap")
+                    self.metrics.backfill_jobs_dropped_total.labels(tier=tier.value).inc()
+                    continue
+                rec = await self.store.create_backfill(symbol, interval, c0, c1, tier, now=self.clock.now())
+                await self._queue(rec)
+                result.created.append(rec)
+                self.metrics.backfill_jobs_enqueued_total.labels(tier=tier.value).inc()
+        if result.refused.count("cap"):
+            log.warning(
+                "backfill cap for %s reached: %d range(s) of %s refused",
+                tier.value,
+                result.refused.count("cap"),
+                symbol,
             )
-            self.metrics.backfill_jobs_enqueued_total.labels(tier=tier.value).inc()
-            created.append(rec)
-        self.metrics.backfill_queue_depth.set(await self.queue.depth())
-        return created
+        self._publish_depth()
+        return result
 
-    async def enqueue_gaps(self, gaps: list[Gap], tier: Tier) -> list[BackfillRecord]:
-        out: list[BackfillRecord] = []
+    async def enqueue_gaps(self, gaps: list[Gap], tier: Tier) -> EnqueueResult:
+        total = EnqueueResult([], [], [])
         for gap in gaps:
-            out += await self.enqueue(gap.symbol, gap.interval, gap.start, gap.end, tier)
-        return out
+            r = await self.enqueue(gap.symbol, gap.interval, gap.start, gap.end, tier)
+            total.created += r.created
+            total.merged_into += r.merged_into
+            total.refused += r.refused
+        return total
+
+    async def _try_merge(
+        self, symbol: str, interval: Interval, a: datetime, b: datetime, step: timedelta
+    ) -> int | None:
+        for j in self._active.values():
+            if j.symbol != symbol or j.interval is not interval or j.running:
+                continue
+            if j.end < a or b < j.start:  # neither overlapping nor adjacent
+                continue
+            lo, hi = min(j.start, a), max(j.end, b)
+            if hi - lo > step:
+                continue
+            await self.store.update_backfill_range(j.id, lo, hi, now=self.clock.now())
+            self._active[j.id] = replace(j, start=lo, end=hi)
+            return j.id
+        return None
+
+    async def _queue(self, rec: BackfillRecord, attempts: int = 0) -> None:
+        self._active[rec.id] = ActiveJob(
+            rec.id, rec.symbol, rec.interval, rec.start, rec.end, rec.priority, False, rec.created_at
+        )
+        await self.queues[rec.priority].put(
+            BackfillJob(
+                symbol=rec.symbol,
+                interval=rec.interval,
+                time_window=TimeWindow(start=rec.start, end=rec.end),
+                priority=rec.priority,
+                backfill_id=rec.id,
+                attempts=attempts,
+            )
+        )
+        self.wakeup.set()
+
+    async def restore(self) -> int:
+        """Queue again what the store says is active (after a restart nothing is lost)."""
+        n = 0
+        for rec in await self.store.active_backfills():
+            if rec.id in self._active:
+                continue
+            if rec.status is BackfillStatus.RUNNING:
+                await self.store.update_backfill(rec.id, status=BackfillStatus.QUEUED, now=self.clock.now())
+            await self._queue(rec, attempts=rec.attempts)
+            n += 1
+        self._publish_depth()
+        return n
+
+    async def requeue(self, rec: BackfillRecord) -> None:
+        """Queue a record the DLQ put back to ``queued``."""
+        await self._queue(rec)
+        self._publish_depth()
+
+    # -- the job's life --------------------------------------------------------------
+    def current(self, job: BackfillJob) -> BackfillJob:
+        """The job with its range as it stands now (a queued job may have grown by merging)."""
+        active = self._active.get(job.backfill_id or -1)
+        if active is None:
+            return job
+        return job.model_copy(update={"time_window": TimeWindow(start=active.start, end=active.end)})
+
+    def started(self, job: BackfillJob) -> None:
+        if job.backfill_id in self._active:
+            self._active[job.backfill_id] = replace(self._active[job.backfill_id], running=True)
+
+    def retrying(self, job: BackfillJob) -> None:
+        if job.backfill_id in self._active:
+            self._active[job.backfill_id] = replace(self._active[job.backfill_id], running=False)
+        self.wakeup.set()
 
     def finished(self, job: BackfillJob) -> None:
-        self._active.discard((job.symbol, job.interval, job.time_window.start, job.time_window.end))
-
-    def _covered(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> bool:
-        return any(s == symbol and i is interval and a <= start and end <= b for s, i, a, b in self._active)
+        self._active.pop(job.backfill_id or -1, None)
+        self._publish_depth()
+        self.wakeup.set()
 
     def retry_delay(self, attempts: int, jitter: float) -> float:
         """Clock seconds before attempt ``attempts + 1``: exponential, capped, jittered."""
         s = self.settings
         base = min(s.BACKFILL_RETRY_BASE_SECONDS * 2.0 ** max(attempts - 1, 0), s.BACKFILL_RETRY_MAX_SECONDS)
         return base * (0.5 + jitter)
+
+    # -- observability -------------------------------------------------------------
+    def queued(self, tier: Tier | None = None) -> int:
+        return sum(1 for j in self._active.values() if not j.running and (tier is None or j.tier is tier))
+
+    def active(self, tier: Tier | None = None) -> int:
+        return sum(1 for j in self._active.values() if tier is None or j.tier is tier)
+
+    def oldest_age_seconds(self) -> float:
+        waiting = [j.created_at for j in self._active.values()]
+        if not waiting:
+            return 0.0
+        return max(0.0, (self.clock.now() - min(waiting)).total_seconds())
+
+    def _publish_depth(self) -> None:
+        self.metrics.backfill_queue_depth.set(self.queued())
+        self.metrics.backfill_oldest_age_seconds.set(self.oldest_age_seconds())
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Dispatcher:
+    """Strict tier priority, per-tier concurrency, a global dispatch rate (clock time)."""
+
+    def __init__(self, backfiller: Backfiller, handler: Handler, settings: Settings, clock: Clock) -> None:
+        self.backfiller = backfiller
+        self.handler = handler
+        self.settings = settings
+        self.clock = clock
+        self.running: dict[Tier, int] = {t: 0 for t in Tier}
+        self._next_at: datetime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                delivery = await self._next()
+                if delivery is None:
+                    self.backfiller.wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.backfiller.wakeup.wait(), timeout=0.2)
+                    continue
+                await self._pace()
+                tier = delivery.job.priority
+                self.running[tier] += 1
+                task = asyncio.get_running_loop().create_task(self._run_one(delivery, tier))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _next(self) -> Delivery | None:
+        for tier in Tier:
+            queue = self.backfiller.queues[tier]
+            if await queue.depth() == 0:
+                continue
+            if self.running[tier] >= self.settings.backfill_concurrency(tier):
+                return None  # strict priority: lower tiers wait while this one is full
+            return await queue.get(timeout=0)
+        return None
+
+    async def _pace(self) -> None:
+        rate = self.settings.BACKFILL_DISPATCH_RATE_PER_SEC
+        now = self.clock.now()
+        if self._next_at is not None and now < self._next_at:
+            await self.clock.sleep((self._next_at - now).total_seconds())
+            now = self.clock.now()
+        base = now if self._next_at is None or self._next_at < now else self._next_at
+        self._next_at = base + timedelta(seconds=1.0 / rate)
+
+    async def _run_one(self, delivery: Delivery, tier: Tier) -> None:
+        try:
+            await self.handler(delivery)
+        except Exception:  # a bug in one job must not stop the dispatcher
+            log.exception("backfill job %s crashed", delivery.job.job_id)
+        finally:
+            self.running[tier] -= 1
+            self.backfiller.wakeup.set()

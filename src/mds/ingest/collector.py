@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 
 from mds.cache import Cache
@@ -15,12 +16,13 @@ from mds.calendar import MarketCalendar
 from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
-from mds.domain.records import BackfillRecord
-from mds.ingest.backfill import Backfiller
+from mds.ingest.backfill import Backfiller, Dispatcher, EnqueueResult
 from mds.ingest.ingestor import BarIngestor
+from mds.ingest.scan import scan_gaps
 from mds.ingest.sweeper import Sweeper
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
+from mds.ops.slo import SloMonitor
 from mds.queue.base import JobQueue
 from mds.routing.router import Router
 from mds.storage.base import Store
@@ -42,7 +44,7 @@ class Collector:
         clock: Clock,
         metrics: Metrics,
         live_queue: JobQueue,
-        backfill_queue: JobQueue,
+        backfill_queues: Mapping[Tier, JobQueue],
         cache: Cache | None = None,
         bus: Bus | None = None,
     ) -> None:
@@ -50,14 +52,15 @@ class Collector:
         self.store = store
         self.clock = clock
         self.calendar = calendar
+        self.metrics = metrics
         self.live_queue = live_queue
-        self.backfill_queue = backfill_queue
+        self.backfill_queues = backfill_queues
         self.tiers: dict[str, Tier] = {}
         self.ingestor = BarIngestor(
             store=store, router=router, calendar=calendar, clock=clock, metrics=metrics, bus=bus
         )
         self.backfiller = Backfiller(
-            store=store, queue=backfill_queue, settings=settings, clock=clock, metrics=metrics
+            store=store, queues=backfill_queues, settings=settings, clock=clock, metrics=metrics
         )
         self._worker_args = dict(
             ingestor=self.ingestor,
@@ -74,6 +77,7 @@ class Collector:
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
         self._sweeper: Sweeper | None = None
+        self.dispatcher: Dispatcher | None = None
         self.startup_done = asyncio.Event()
 
     def update_settings(self, settings: Settings) -> None:
@@ -85,6 +89,8 @@ class Collector:
             w.settings = settings
         if self._sweeper is not None:
             self._sweeper.settings = settings
+        if self.dispatcher is not None:
+            self.dispatcher.settings = settings
 
     async def start(self) -> None:
         universe = await self.store.universe()
@@ -93,29 +99,45 @@ class Collector:
         for e in universe:
             by_tier[e.tier].append(e.symbol)
 
-        backfill_workers = sum(self.settings.backfill_concurrency(t) for t in Tier)
         self._workers = [
             Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args) for i in range(LIVE_WORKERS)
-        ] + [
-            Worker(name=f"backfill-{i}", queue=self.backfill_queue, **self._worker_args)
-            for i in range(backfill_workers)
         ]
-        for w in self._workers:
+        backfill_worker = Worker(name="backfill", queue=self.live_queue, **self._worker_args)
+        self._workers.append(backfill_worker)
+        self.dispatcher = Dispatcher(self.backfiller, backfill_worker.process, self.settings, self.clock)
+        for w in self._workers[:-1]:
             self._spawn(w.run())
+        restored = await self.backfiller.restore()
+        self._spawn(self.dispatcher.run())
         self._spawn(self._startup(by_tier))
         log.info(
-            "collector started: %d symbols, %d live and %d backfill workers",
+            "collector started: %d symbols, %d live workers, %d backfill jobs restored",
             len(universe),
             LIVE_WORKERS,
-            backfill_workers,
+            restored,
         )
 
     async def _startup(self, by_tier: dict[Tier, list[str]]) -> None:
         try:
-            created = await self.startup_gap_check(by_tier)
-            log.info("startup gap check queued %d backfill jobs", len(created))
+            result = await self.startup_gap_check(by_tier)
+            log.info(
+                "startup gap check queued %d backfill jobs (%d merged, %d refused)",
+                len(result.created),
+                len(result.merged_into),
+                len(result.refused),
+            )
         finally:
             self.startup_done.set()
+        self.slo = SloMonitor(
+            store=self.store,
+            calendar=self.calendar,
+            clock=self.clock,
+            settings=self.settings,
+            metrics=self.metrics,
+            symbols_by_tier=by_tier,
+        )
+        self._spawn(self.slo.run())
+        self._spawn(self._periodic_scan(by_tier))
         if self.settings.LOCAL_SWEEP_ENABLED and not self.settings.USE_RLC:
             self._sweeper = Sweeper(
                 queue=self.live_queue,
@@ -126,25 +148,55 @@ class Collector:
             )
             await self._sweeper.run()
 
-    async def startup_gap_check(self, by_tier: dict[Tier, list[str]]) -> list[BackfillRecord]:
-        """Queue backfills for every closed bar missing from the lookback windows, T0 first."""
+    async def startup_gap_check(self, by_tier: Mapping[Tier, list[str]]) -> EnqueueResult:
+        """On start: queue backfills for every closed bar missing from the lookback windows."""
+        return await self.scan_once(by_tier)
+
+    async def scan_once(self, by_tier: Mapping[Tier, list[str]]) -> EnqueueResult:
+        """Full scan of the lookback windows, every tier, queueing what is missing (T0 first)."""
         now = self.clock.now()
-        created: list[BackfillRecord] = []
+        total = EnqueueResult([], [], [])
+        for tier, interval, days in self._plans():
+            symbols = by_tier.get(tier, [])
+            if not symbols or days <= 0:
+                continue
+            gaps = await scan_gaps(
+                self.store,
+                self.calendar,
+                symbols=symbols,
+                interval=interval,
+                start=now - timedelta(days=days),
+                end=now,
+                now=now,
+            )
+            if gaps:
+                self.metrics.gaps_found_total.labels(interval=interval.value).inc(len(gaps))
+            r = await self.backfiller.enqueue_gaps(gaps, tier)
+            total.created += r.created
+            total.merged_into += r.merged_into
+            total.refused += r.refused
+        return total
+
+    def _plans(self) -> list[tuple[Tier, Interval, int]]:
+        out = []
         for tier in Tier:
             cadence = self.settings.cadence(tier)
-            plans = []
             if cadence.bars_1m:
-                plans.append((Interval.M1, self.settings.BACKFILL_LOOKBACK_DAYS_1M))
+                out.append((tier, Interval.M1, self.settings.BACKFILL_LOOKBACK_DAYS_1M))
             if cadence.eod:
-                plans.append((Interval.D1, self.settings.BACKFILL_LOOKBACK_DAYS_1D))
-            for interval, days in plans:
-                if days <= 0:
-                    continue
-                start = now - timedelta(days=days)
-                for symbol in by_tier[tier]:
-                    gaps = await self.ingestor.find_gaps(symbol, interval, start, now)
-                    created += await self.backfiller.enqueue_gaps(gaps, tier)
-        return created
+                out.append((tier, Interval.D1, self.settings.BACKFILL_LOOKBACK_DAYS_1D))
+        return out
+
+    async def _periodic_scan(self, by_tier: Mapping[Tier, list[str]]) -> None:
+        await self.startup_done.wait()
+        while True:
+            await self.clock.sleep(self.settings.GAP_SCAN_INTERVAL_SEC)
+            try:
+                r = await self.scan_once(by_tier)
+                if r.created or r.refused:
+                    log.info("periodic gap scan: %d queued, %d refused", len(r.created), len(r.refused))
+            except Exception:  # keep scanning after a bad pass
+                log.exception("periodic gap scan failed")
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

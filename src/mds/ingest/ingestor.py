@@ -168,4 +168,3 @@ class BarIngestor:
         assert self.bus is not None
         for bar in bars:
             await self.bus.publish(bar_topic(bar.symbol, bar.interval.value), bar_json(bar))
-

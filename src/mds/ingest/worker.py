@@ -71,21 +71,27 @@ class Worker:
 
     async def process(self, delivery: Delivery) -> None:
         job = delivery.job
+        if isinstance(job, BackfillJob):
+            try:
+                await self.handle_backfill(delivery, job)
+            except MdsError as exc:
+                # Storage trouble and the like: keep the job and try again shortly.
+                self.metrics.jobs_failed_total.labels(type=job.type, reason=type(exc).__name__).inc()
+                log.warning("%s: backfill %s deferred: %s", self.name, job.backfill_id, exc)
+                self.backfiller.retrying(job)
+                await self.backfiller.queues[job.priority].nack(delivery, delay=5.0 / self.clock.speed)
+            return
         try:
             if isinstance(job, BarsFetchJob):
                 await self.handle_bars(job)
-                await self.queue.ack(delivery)
-            elif isinstance(job, QuotesFetchJob):
-                await self.handle_quotes(job)
-                await self.queue.ack(delivery)
             else:
-                await self.handle_backfill(delivery, job)
+                await self.handle_quotes(job)
         except MdsError as exc:
             # Live jobs are not retried: the next sweep starts from the cursor, which did
             # not move, so nothing is lost by dropping this one.
             self.metrics.jobs_failed_total.labels(type=job.type, reason=type(exc).__name__).inc()
             log.warning("%s: job %s failed: %s", self.name, job.job_id, exc)
-            await self.queue.ack(delivery)
+        await self.queue.ack(delivery)
 
     # Live bars ---------------------------------------------------------------------
     async def handle_bars(self, job: BarsFetchJob) -> None:
@@ -147,6 +153,9 @@ class Worker:
 
     # Backfill ----------------------------------------------------------------------
     async def handle_backfill(self, delivery: Delivery, job: BackfillJob) -> None:
+        queue = self.backfiller.queues[job.priority]
+        job = self.backfiller.current(job)
+        self.backfiller.started(job)
         now = self.clock.now()
         if job.backfill_id is not None:
             await self.store.update_backfill(job.backfill_id, status=BackfillStatus.RUNNING, now=now)
@@ -169,15 +178,15 @@ class Worker:
                 ).inc()
         except NoProviderAvailable as exc:
             error = str(exc)
-            retry_after = getattr(exc, "retry_after", None)
+            retry_after = exc.retry_after
 
         if error is None:
-            await self._finish(delivery, job, BackfillStatus.DONE, None)
+            await self._finish(queue, delivery, job, BackfillStatus.DONE, None)
             return
         attempts = job.attempts + 1
         if attempts >= self.settings.BACKFILL_MAX_ATTEMPTS:
             log.warning("backfill %s %s failed for good: %s", job.symbol, job.time_window, error)
-            await self._finish(delivery, job, BackfillStatus.FAILED, error, attempts)
+            await self._finish(queue, delivery, job, BackfillStatus.FAILED, error, attempts)
             return
         delay = (
             retry_after
@@ -192,12 +201,14 @@ class Worker:
                 attempts=attempts,
                 last_error=error,
             )
-        await self.queue.nack(
+        self.backfiller.retrying(job)
+        await queue.nack(
             delivery, delay=delay / self.clock.speed, job=job.model_copy(update={"attempts": attempts})
         )
 
     async def _finish(
         self,
+        queue: JobQueue,
         delivery: Delivery,
         job: BackfillJob,
         status: BackfillStatus,
@@ -214,9 +225,7 @@ class Worker:
             )
         self.backfiller.finished(job)
         self.metrics.backfill_jobs_completed_total.labels(tier=job.priority.value, status=status.value).inc()
-        await self.queue.ack(delivery)
-        self.metrics.backfill_queue_depth.set(await self.queue.depth())
+        await queue.ack(delivery)
 
     def _tier(self, symbol: str) -> Tier:
         return self.tiers.get(symbol, Tier.T2)
-

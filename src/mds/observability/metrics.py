@@ -110,6 +110,24 @@ class Metrics:
             "Backfill jobs waiting",
             registry=r,
         )
+        self.backfill_oldest_age_seconds = Gauge(
+            "backfill_oldest_age_seconds",
+            "Age of the oldest active backfill job (clock seconds)",
+            registry=r,
+        )
+        self.backfill_jobs_dropped_total = Counter(
+            "backfill_jobs_dropped_total",
+            "Backfill ranges refused because the tier's queue was at its cap",
+            ["tier"],
+            registry=r,
+        )
+        # SLO
+        self.slo_gap_violation_rate = Gauge(
+            "slo_gap_violation_rate",
+            "Fraction of sampled symbols whose newest bar trails the clock by more than 2 intervals",
+            ["tier", "interval"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

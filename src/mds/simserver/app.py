@@ -40,10 +40,8 @@ def create_sim_app(fmt: str, ctx: SimContext) -> Starlette:
     render_error: Callable[[ProviderError], Response] = getattr(
         module, "error_response", default_error_response
     )
-    app = Starlette(routes=module.routes(ctx))
-
-    @app.exception_handler(ProviderError)  # type: ignore[misc]
-    async def _fault(request: Request, exc: ProviderError) -> Response:
+    async def _fault(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProviderError)
         return render_error(exc)
 
-    return app
+    return Starlette(routes=module.routes(ctx), exception_handlers={ProviderError: _fault})

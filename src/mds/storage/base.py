@@ -7,6 +7,9 @@ Point-in-time rules every implementation keeps (DESIGN.md):
   old one as history and makes the new one the current revision, stamped ``as_of``;
 - ``read_bars(..., as_of=T)`` returns exactly the revisions that were current at T, and
   reads without ``as_of`` touch only current revisions (history costs them nothing).
+
+"No trades" is not "missing": a bar time that enough complete provider answers lacked is
+*confirmed empty* and gap scans count it as present; writing a bar for it clears that.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
+
+import numpy as np
 
 from mds.domain.models import Bar, Interval, Quote, Tier
 from mds.domain.records import (
@@ -118,8 +123,108 @@ class Store(Protocol):
         last_error: str | None = None,
     ) -> None: ...
 
+    async def update_backfill_range(self, job_id: int, start: datetime, end: datetime, *, now: datetime) -> bool:
+        """Widen a still-queued job to [start, end) (merging); False if it is no longer queued."""
+        ...
+
     async def get_backfill(self, job_id: int) -> BackfillRecord | None: ...
 
     async def list_backfills(
-        self, *, status: BackfillStatus | None = None, tier: Tier | None = None, limit: int = 100
-    ) -> list[BackfillRecord]: ...
+        self,
+        *,
+        status: BackfillStatus | None = None,
+        tier: Tier | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[BackfillRecord]:
+        """Jobs newest first (by ``updated_at``, then id); ``offset`` skips that many."""
+        ...
+
+    async def backfill_stats(self) -> dict[str, Any]:
+        """Counts for the DLQ and queue views.
+
+        Returns:
+            ``{"by_status": {status: n}, "by_tier": {tier: {status: n}},
+            "oldest_queued_created_at": datetime | None, "failed_total": n}``, keyed by
+            the enums' string values, every status and tier present (zero when none).
+        """
+        ...
+
+    async def purge_backfills(self, *, status: BackfillStatus, older_than: datetime) -> int:
+        """Delete jobs with ``status`` whose ``updated_at`` is before ``older_than``; count them."""
+        ...
+
+    async def requeue_backfill(self, job_id: int, *, now: datetime) -> BackfillRecord | None:
+        """A FAILED job goes back to queued with attempts 0 (``last_error`` kept).
+
+        Returns None, changing nothing, when the job is unknown or not failed.
+        """
+        ...
+
+    async def requeue_failed(self, *, tier: Tier | None, now: datetime) -> list[BackfillRecord]:
+        """Every failed job (of ``tier``; all tiers when None) back to queued, by id."""
+        ...
+
+    async def active_backfills(
+        self, symbol: str | None = None, interval: Interval | None = None
+    ) -> list[BackfillRecord]:
+        """Queued or running jobs, oldest first (``created_at``, then id)."""
+        ...
+
+    # continuity: the full gap scan and "no trades" minutes
+    async def scan_missing(
+        self, interval: Interval, expected: np.ndarray, symbols: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """For each symbol, the ``expected`` epochs neither stored nor confirmed empty.
+
+        ``expected`` is ascending int64 epoch seconds. Only current revisions are read.
+
+        Returns:
+            Symbol -> ascending int64 epochs still missing; only symbols with something
+            missing appear.
+        """
+        ...
+
+    async def record_empty_evidence(
+        self,
+        symbol: str,
+        interval: Interval,
+        epochs: Sequence[int],
+        provider: str,
+        *,
+        now: datetime,
+        needed_answers: int,
+        needed_providers: int,
+    ) -> list[int]:
+        """One successful, complete answer from ``provider`` lacked these bar times.
+
+        Bar times that are stored get no evidence (a bar that exists is not empty).
+
+        Returns:
+            The epochs that became confirmed empty by this call (ascending): at least
+            ``needed_answers`` answers in all lacked them, from at least
+            ``needed_providers`` distinct providers.
+        """
+        ...
+
+    async def clear_empty_evidence(
+        self, symbol: str, interval: Interval, epochs: Sequence[int]
+    ) -> None:
+        """A bar arrived after all: forget the evidence and any confirmation."""
+        ...
+
+    async def confirmed_empty(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[int]:
+        """Epoch seconds of confirmed-empty bar times in ``[start, end)``, ascending."""
+        ...
+
+    async def count_confirmed_empty(
+        self,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        symbols: Sequence[str] | None = None,
+    ) -> int:
+        """Confirmed-empty bar times in ``[start, end)``, over ``symbols`` (all when None)."""
+        ...

@@ -18,6 +18,7 @@ current revision of each bar, ``candle_history`` the superseded ones with
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from mds.domain.models import Bar, BarStatus, Interval, Quote, Tier
 from mds.domain.records import (
@@ -35,6 +38,7 @@ from mds.domain.records import (
     WriteResult,
 )
 from mds.errors import NotFound, StorageError
+from mds.storage import _sqlite_continuity as cont
 from mds.storage import _sqlite_sql as q
 from mds.storage.migrate import SQLITE_MIGRATIONS, apply_sqlite, discover
 
@@ -193,6 +197,10 @@ class SqliteStore:
                 conn.execute(q.TO_HISTORY, (stamp,))
             if inserted or revised:
                 conn.execute(q.UPSERT, (stamp,))
+            # A bar that exists is not empty: new bars drop their "no trades" evidence.
+            if inserted and conn.execute(cont.ANY_EMPTY_ROWS).fetchone()[0]:
+                for sql in cont.CLEAR_STAGED:
+                    conn.execute(sql)
             conn.execute("DELETE FROM temp.stage_bars")
             return WriteResult(inserted, revised, len(staged) - inserted - revised)
 
@@ -456,15 +464,32 @@ class SqliteStore:
         if await self._transaction(run) == 0:
             raise NotFound("backfill job", str(job_id))
 
+    async def update_backfill_range(self, job_id: int, start: datetime, end: datetime, *, now: datetime) -> bool:
+        """Widen a still-queued job to [start, end) (merging); False if it is no longer queued."""
+        params = (q.secs(start), q.secs(end), q.micros(now), job_id)
+
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE backfill_jobs SET start_ts = ?, end_ts = ?, updated_at = ? WHERE id = ? AND status = 'queued'",
+                params,
+            ).rowcount
+
+        return await self._transaction(run) == 1
+
     async def get_backfill(self, job_id: int) -> BackfillRecord | None:
         sql = f"SELECT {q.JOB_COLS} FROM backfill_jobs WHERE id = ?"
         row = await self._on_reader(lambda conn: conn.execute(sql, (job_id,)).fetchone())
         return None if row is None else q.job(row)
 
     async def list_backfills(
-        self, *, status: BackfillStatus | None = None, tier: Tier | None = None, limit: int = 100
+        self,
+        *,
+        status: BackfillStatus | None = None,
+        tier: Tier | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[BackfillRecord]:
-        """Jobs newest first (by ``updated_at``, then id), optionally filtered."""
+        """Jobs newest first (by ``updated_at``, then id), optionally filtered and paged."""
         sql = f"SELECT {q.JOB_COLS} FROM backfill_jobs WHERE 1 = 1"
         params: list[Any] = []
         if status is not None:
@@ -473,7 +498,178 @@ class SqliteStore:
         if tier is not None:
             sql += " AND priority = ?"
             params.append(Tier(tier).value)
-        sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
-        params.append(max(0, limit))
+        sql += " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
+        params += [max(0, limit), max(0, offset)]
         rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
         return [q.job(r) for r in rows]
+
+    async def backfill_stats(self) -> dict[str, Any]:
+        """Job counts by status and by tier, the oldest queued job's age, the DLQ size.
+
+        Every status and tier appears, with zero counts where there are no jobs, so the
+        shape is the same on an empty store.
+        """
+
+        def run(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, int]], int | None]:
+            conn.execute("BEGIN")
+            try:
+                counts = conn.execute(
+                    "SELECT priority, status, count(*) FROM backfill_jobs GROUP BY 1, 2"
+                ).fetchall()
+                oldest = conn.execute(
+                    "SELECT min(created_at) FROM backfill_jobs WHERE status = 'queued'"
+                ).fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+            return counts, oldest
+
+        counts, oldest = await self._on_reader(run)
+        statuses = [s.value for s in BackfillStatus]
+        by_status = dict.fromkeys(statuses, 0)
+        by_tier = {t.value: dict.fromkeys(statuses, 0) for t in Tier}
+        for tier, status, n in counts:
+            by_status[status] += n
+            by_tier[tier][status] += n
+        return {
+            "by_status": by_status,
+            "by_tier": by_tier,
+            "oldest_queued_created_at": None if oldest is None else q.from_micros(oldest),
+            "failed_total": by_status[BackfillStatus.FAILED.value],
+        }
+
+    async def purge_backfills(self, *, status: BackfillStatus, older_than: datetime) -> int:
+        """Delete jobs with ``status`` last updated before ``older_than``; return how many."""
+        params = (BackfillStatus(status).value, q.micros(older_than))
+        return await self._transaction(
+            lambda conn: conn.execute(
+                "DELETE FROM backfill_jobs WHERE status = ? AND updated_at < ?", params
+            ).rowcount
+        )
+
+    async def requeue_backfill(self, job_id: int, *, now: datetime) -> BackfillRecord | None:
+        """Put one failed job back in the queue (attempts reset, ``last_error`` kept).
+
+        Returns:
+            The requeued job, or None when no job has this id or it is not failed.
+        """
+        rows = await self._requeue(" AND id = ?", [job_id], now)
+        return rows[0] if rows else None
+
+    async def requeue_failed(self, *, tier: Tier | None, now: datetime) -> list[BackfillRecord]:
+        """Put every failed job (of ``tier``, or of all tiers) back in the queue, by id."""
+        if tier is None:
+            return await self._requeue("", [], now)
+        return await self._requeue(" AND priority = ?", [Tier(tier).value], now)
+
+    async def _requeue(self, where: str, params: list[Any], now: datetime) -> list[BackfillRecord]:
+        # ``where`` is one of the constant fragments above; values stay parameters.
+        sql = (
+            "UPDATE backfill_jobs SET status = 'queued', attempts = 0, updated_at = ?"
+            f" WHERE status = 'failed'{where} RETURNING {q.JOB_COLS}"
+        )
+        rows = await self._transaction(
+            lambda conn: conn.execute(sql, [q.micros(now), *params]).fetchall()
+        )
+        return sorted((q.job(r) for r in rows), key=lambda j: j.id)
+
+    async def active_backfills(
+        self, symbol: str | None = None, interval: Interval | None = None
+    ) -> list[BackfillRecord]:
+        """Queued and running jobs, oldest first (by ``created_at``, then id)."""
+        sql = f"SELECT {q.JOB_COLS} FROM backfill_jobs WHERE status IN ('queued', 'running')"
+        params: list[Any] = []
+        if symbol is not None:
+            sql += " AND symbol = ?"
+            params.append(symbol)
+        if interval is not None:
+            sql += " AND interval = ?"
+            params.append(Interval(interval).value)
+        sql += " ORDER BY created_at, id"
+        rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        return [q.job(r) for r in rows]
+
+    # --------------------------------------------------------------- continuity
+    async def scan_missing(
+        self, interval: Interval, expected: np.ndarray, symbols: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Per symbol, the ``expected`` epochs neither stored nor confirmed empty.
+
+        Only symbols with something missing appear. Reads current revisions only, on the
+        reader connection (one snapshot), so writers are not held up.
+        """
+        fn = functools.partial(
+            cont.scan_missing,
+            interval=Interval(interval).value,
+            expected=expected,
+            symbols=list(symbols),
+        )
+        return await self._on_reader(fn)
+
+    async def record_empty_evidence(
+        self,
+        symbol: str,
+        interval: Interval,
+        epochs: Sequence[int],
+        provider: str,
+        *,
+        now: datetime,
+        needed_answers: int,
+        needed_providers: int,
+    ) -> list[int]:
+        """Record that one complete answer from ``provider`` lacked these bar times.
+
+        Returns:
+            The epochs that thereby became confirmed empty: at least ``needed_answers``
+            answers lacked them, from at least ``needed_providers`` distinct providers.
+            Stored bar times get no evidence.
+        """
+        if needed_answers < 1 or needed_providers < 1:
+            raise ValueError("needed_answers and needed_providers must be at least 1")
+        fn = functools.partial(
+            cont.record_empty_evidence,
+            symbol=symbol,
+            interval=Interval(interval).value,
+            epochs=list(epochs),
+            provider=provider,
+            now_us=q.micros(now),
+            needed_answers=needed_answers,
+            needed_providers=needed_providers,
+        )
+        return await self._transaction(fn)
+
+    async def clear_empty_evidence(
+        self, symbol: str, interval: Interval, epochs: Sequence[int]
+    ) -> None:
+        """Forget the evidence (and any confirmation) for these bar times."""
+        fn = functools.partial(
+            cont.clear_empty_evidence,
+            symbol=symbol,
+            interval=Interval(interval).value,
+            epochs=list(epochs),
+        )
+        await self._transaction(fn)
+
+    async def confirmed_empty(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[int]:
+        """Epoch seconds of confirmed-empty bar times with ``start <= ts < end``, ascending."""
+        params = (symbol, Interval(interval).value, q.secs(start), q.secs(end))
+        sql = f"SELECT ts FROM confirmed_empty WHERE {q.RANGE} ORDER BY ts"
+        rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        return [r[0] for r in rows]
+
+    async def count_confirmed_empty(
+        self,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        symbols: Sequence[str] | None = None,
+    ) -> int:
+        """How many confirmed-empty bar times lie in ``[start, end)`` (of ``symbols``)."""
+        sql = "SELECT count(*) FROM confirmed_empty WHERE interval = ? AND ts >= ? AND ts < ?"
+        params: list[Any] = [Interval(interval).value, q.secs(start), q.secs(end)]
+        if symbols is not None:
+            sql += " AND symbol IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(dict.fromkeys(symbols))))
+        row = await self._on_reader(lambda conn: conn.execute(sql, params).fetchone())
+        return int(row[0])

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from mds.api.deps import RuntimeDep
+from mds.api.errors import problem
 from mds.api.models import BackfillIn
 from mds.api.params import parse_interval, parse_ts
 from mds.errors import ConfigError, InvalidRequest, NotFound
@@ -51,7 +52,17 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
     if runtime.collector is None:
         raise InvalidRequest("symbol", "this process runs no collector; send backfills to a worker")
     tier = body.priority or entry.tier
-    records = await runtime.collector.backfiller.enqueue(entry.symbol, body.interval, start, end, tier)
+    result = await runtime.collector.backfiller.enqueue(entry.symbol, body.interval, start, end, tier)
+    if not result.created and not result.merged_into:
+        duplicate = "duplicate" in result.refused
+        return problem(
+            409 if duplicate else 503,
+            "Already queued" if duplicate else "Backfill queue full",
+            f"{entry.symbol} {body.interval.value} {iso(start)}..{iso(end)} is already covered by active jobs"
+            if duplicate
+            else f"the {tier.value} backfill queue is at BACKFILL_MAX_QUEUE_{tier.value}; try again later",
+            field="start" if duplicate else "priority",
+        )
     return JSONResponse(
         {
             "ok": True,
@@ -60,8 +71,10 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
             "priority": tier.value,
             "jobs": [
                 {"id": r.id, "start": iso(r.start), "end": iso(r.end), "status": r.status.value}
-                for r in records
+                for r in result.created
             ],
+            "merged_into": result.merged_into,
+            "refused": result.refused,
         },
         status_code=202,
     )

@@ -63,5 +63,8 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(runtime: RuntimeDep) -> Response:
-    runtime.metrics.backfill_queue_depth.set(await runtime.backfill_queue.depth())
+    if runtime.collector is not None:
+        b = runtime.collector.backfiller
+        runtime.metrics.backfill_queue_depth.set(b.queued())
+        runtime.metrics.backfill_oldest_age_seconds.set(b.oldest_age_seconds())
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

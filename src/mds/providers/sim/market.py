@@ -15,6 +15,10 @@ How prices are made (hand-written: no library generates calendar-aware synthetic
   Brownian bridge to ``L[d+1]``; so the weekend and holiday walk shows up as an
   overnight gap, like real markets.
 * 1m bars are the primary data; every larger bar is aggregated from them exactly.
+* Symbols given a ``no_trade`` probability lose some minutes altogether (no trades, so no
+  bar), decided per (seed, symbol, minute). The prices of the minutes that remain are the
+  same as without ``no_trade``; coarser bars aggregate only the minutes that exist, and a
+  bucket left with none is absent.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -29,8 +34,9 @@ import numpy as np
 
 from mds.calendar import MarketCalendar, Session, get_calendar
 from mds.domain.models import Bar, BarStatus, Interval, Quote, ensure_utc
+from mds.errors import ConfigError
 
-__all__ = ["SimMarket", "ground_truth", "stable_hash"]
+__all__ = ["SimMarket", "ground_truth", "parse_no_trade", "stable_hash"]
 
 _EPOCH_ORDINAL = date(1900, 1, 1).toordinal()  # day 0 of the daily walk
 _BLOCK = 4096  # days per walk block
@@ -41,7 +47,7 @@ _MINUTE_VOL = 0.0006  # 1m log-volatility around the intraday bridge
 _GAP_VOL = 0.004  # open vs. the day's level
 
 # Stream tags keep the random streams for different purposes independent.
-_TAG_SYMBOL, _TAG_BLOCKSUMS, _TAG_BLOCK, _TAG_SESSION = 1, 2, 3, 4
+_TAG_SYMBOL, _TAG_BLOCKSUMS, _TAG_BLOCK, _TAG_SESSION, _TAG_NO_TRADE = 1, 2, 3, 4, 5
 
 
 def stable_hash(text: str) -> int:
@@ -68,7 +74,10 @@ def _shape(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True, slots=True)
 class _Minutes:
-    """One session's 1m bars as arrays (index i is the bar at open + i minutes)."""
+    """One session's 1m bars as arrays (index i is the bar at open + i minutes).
+
+    ``traded`` is None when every minute has a bar, else a mask of the minutes that do.
+    """
 
     open_epoch: int
     o: np.ndarray
@@ -76,6 +85,7 @@ class _Minutes:
     low: np.ndarray
     c: np.ndarray
     v: np.ndarray
+    traded: np.ndarray | None = None
 
 
 _OHLCV = tuple[float, float, float, float, float]
@@ -86,8 +96,22 @@ def _key(session: Session) -> tuple[int, int, int]:
     return session.date.toordinal(), int(session.open.timestamp()), int(session.close.timestamp())
 
 
-def _aggregate(m: _Minutes, closed: int) -> _OHLCV:
-    """OHLCV of a session's first ``closed`` minutes (all of them for a final daily bar)."""
+def _aggregate(m: _Minutes, closed: int) -> _OHLCV | None:
+    """OHLCV of a session's first ``closed`` minutes (all of them for a final daily bar).
+
+    None when none of those minutes traded.
+    """
+    if m.traded is not None:
+        idx = np.flatnonzero(m.traded[:closed])
+        if idx.size == 0:
+            return None
+        return (
+            float(m.o[idx[0]]),
+            float(m.h[idx].max()),
+            float(m.low[idx].min()),
+            float(m.c[idx[-1]]),
+            float(m.v[idx].sum()),
+        )
     return (
         float(m.o[0]),
         float(m.h[:closed].max()),
@@ -97,17 +121,70 @@ def _aggregate(m: _Minutes, closed: int) -> _OHLCV:
     )
 
 
+def parse_no_trade(text: str) -> dict[str, float]:
+    """Parse a ``SIM_NO_TRADE`` value such as ``"ILLQ=0.3,THIN=0.1"``.
+
+    Symbols are upper-cased; an empty value means no such symbols.
+
+    Raises:
+        ConfigError: An entry is not ``SYMBOL=probability`` with a probability in [0, 1],
+            or a symbol appears twice.
+    """
+    out: dict[str, float] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        symbol, sep, value = entry.partition("=")
+        symbol = symbol.strip().upper()
+        if not sep or not symbol:
+            raise ConfigError("SIM_NO_TRADE", f"expected SYMBOL=probability, got {entry!r}")
+        try:
+            p = float(value)
+        except ValueError:
+            raise ConfigError("SIM_NO_TRADE", f"{symbol}: {value.strip()!r} is not a number") from None
+        if not 0.0 <= p <= 1.0:  # also refuses nan
+            raise ConfigError("SIM_NO_TRADE", f"{symbol}: probability {p} is not in [0, 1]")
+        if symbol in out:
+            raise ConfigError("SIM_NO_TRADE", f"{symbol} is given twice")
+        out[symbol] = p
+    return out
+
+
+def _last_close(m: _Minutes, closed: int) -> float | None:
+    """Close of the last traded minute among the first ``closed``; None if there is none."""
+    if closed <= 0:
+        return None
+    if m.traded is None:
+        return float(m.c[closed - 1])
+    idx = np.flatnonzero(m.traded[:closed])
+    return float(m.c[idx[-1]]) if idx.size else None
+
+
 class SimMarket:
     """Deterministic bars and quotes for any symbol, inside the calendar's sessions only.
 
     Args:
         seed: The ground-truth seed; the same seed gives the same market.
         calendar: The exchange calendar; defaults to the shared XNYS calendar.
+        no_trade: Symbol -> probability that a minute has no trades (and so no bar).
+            Other symbols trade every minute.
     """
 
-    def __init__(self, seed: int = 42, calendar: MarketCalendar | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 42,
+        calendar: MarketCalendar | None = None,
+        *,
+        no_trade: Mapping[str, float] | None = None,
+    ) -> None:
         self.seed = int(seed)
         self.calendar = calendar if calendar is not None else get_calendar("XNYS")
+        for symbol, p in (no_trade or {}).items():
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"no_trade probability for {symbol} must lie in [0, 1], got {p}")
+        # Symbols with probability 0 trade every minute: leave them on the dense path.
+        self.no_trade = {s: float(p) for s, p in (no_trade or {}).items() if p > 0}
         # Per-instance caches (sized for a demo universe; misses only cost regeneration).
         self._symbol = functools.lru_cache(maxsize=16_384)(self._make_symbol)
         self._block = functools.lru_cache(maxsize=2_048)(self._make_block)
@@ -168,14 +245,27 @@ class SimMarket:
         low = np.minimum(np.floor(np.minimum(o, c) / wick * 100 + 1e-6) / 100, np.minimum(o, c))
         low = np.maximum(low, 0.01)
         v = np.floor(base_volume * profile * np.exp(0.5 * z[2] - 0.125))
-        for arr in (o, h, low, c, v):
+        traded = self._traded(symbol, ordinal, n)
+        for arr in (o, h, low, c, v) + (() if traded is None else (traded,)):
             arr.flags.writeable = False
-        return _Minutes(open_epoch, o, h, low, c, v)
+        return _Minutes(open_epoch, o, h, low, c, v, traded)
+
+    def _traded(self, symbol: str, ordinal: int, n: int) -> np.ndarray | None:
+        """Which of a session's n minutes traded; None for a symbol that trades every minute.
+
+        Drawn from its own stream, so the prices are those of the symbol without no_trade,
+        and ``u >= p`` makes a higher probability drop a superset of the minutes.
+        """
+        p = self.no_trade.get(symbol)
+        if p is None:
+            return None
+        u = _rng(self.seed, stable_hash(symbol), _TAG_NO_TRADE, ordinal).random(n)
+        return u >= p
 
     def _session_minutes(self, symbol: str, session: Session) -> _Minutes:
         return self._minutes(symbol, *_key(session))
 
-    def _make_daily(self, symbol: str, ordinal: int, open_epoch: int, close_epoch: int) -> _OHLCV:
+    def _make_daily(self, symbol: str, ordinal: int, open_epoch: int, close_epoch: int) -> _OHLCV | None:
         m = self._minutes(symbol, ordinal, open_epoch, close_epoch)
         return _aggregate(m, len(m.o))
 
@@ -234,18 +324,23 @@ class SimMarket:
             closed = n if now_e is None else min(max((now_e - open_e) // 60, 0), n)
             if interval is Interval.D1:
                 if t0 <= open_e < t1 and closed > 0:
-                    out.append(self._daily_bar(symbol, session, closed, n, provider))
+                    daily = self._daily_bar(symbol, session, closed, n, provider)
+                    if daily is not None:
+                        out.append(daily)
             else:
                 out.extend(self._intraday(symbol, interval, session, closed, t0, t1, provider))
         return out
 
-    def _daily_bar(self, symbol: str, session: Session, closed: int, n: int, provider: str) -> Bar:
+    def _daily_bar(self, symbol: str, session: Session, closed: int, n: int, provider: str) -> Bar | None:
         if closed == n:
-            o, h, low, c, v = self._daily(symbol, *_key(session))
+            ohlcv = self._daily(symbol, *_key(session))
             status = BarStatus.FINAL
         else:
-            o, h, low, c, v = _aggregate(self._session_minutes(symbol, session), closed)
+            ohlcv = _aggregate(self._session_minutes(symbol, session), closed)
             status = BarStatus.PROVISIONAL
+        if ohlcv is None:  # no minute has traded (yet)
+            return None
+        o, h, low, c, v = ohlcv
         return Bar(symbol, Interval.D1, session.open, o, h, low, c, v, provider, status=status)
 
     def _intraday(
@@ -261,6 +356,8 @@ class SimMarket:
         if closed == 0:
             return []
         m = self._session_minutes(symbol, session)
+        if m.traded is not None:
+            return self._intraday_sparse(symbol, interval, m, closed, t0, t1, provider)
         n = len(m.o)
         step = interval.seconds // 60
         idx = np.arange(0, closed, step)
@@ -276,31 +373,41 @@ class SimMarket:
         low = np.minimum.reduceat(m.low[:closed], idx)
         c = m.c[ends - 1]
         v = np.add.reduceat(m.v[:closed], idx)
-        rows = zip(
-            ts[keep].tolist(),
-            o[keep].tolist(),
-            h[keep].tolist(),
-            low[keep].tolist(),
-            c[keep].tolist(),
-            v[keep].tolist(),
-            final[keep].tolist(),
-            strict=True,
-        )
-        return [
-            Bar(
-                symbol,
-                interval,
-                _utc(t),
-                bo,
-                bh,
-                bl,
-                bc,
-                bv,
-                provider,
-                status=BarStatus.FINAL if fin else BarStatus.PROVISIONAL,
-            )
-            for t, bo, bh, bl, bc, bv, fin in rows
-        ]
+        return _make_bars(symbol, interval, provider, keep, ts, (o, h, low, c, v), final)
+
+    def _intraday_sparse(
+        self,
+        symbol: str,
+        interval: Interval,
+        m: _Minutes,
+        closed: int,
+        t0: int,
+        t1: int,
+        provider: str,
+    ) -> list[Bar]:
+        """The dense path's rules over the traded minutes only; an empty bucket has no bar."""
+        assert m.traded is not None
+        n = len(m.o)
+        step = interval.seconds // 60
+        minutes = np.flatnonzero(m.traded[:closed])  # traded minutes closed so far
+        if minutes.size == 0:
+            return []
+        bucket = minutes // step
+        # Positions in `minutes` where each non-empty bucket starts, and its last one.
+        starts = np.flatnonzero(np.diff(bucket, prepend=-1))
+        lasts = np.append(starts[1:], minutes.size) - 1
+        first_minute = bucket[starts] * step
+        ts = m.open_epoch + first_minute * 60
+        keep = (ts >= t0) & (ts < t1)
+        if not keep.any():
+            return []
+        final = np.minimum(first_minute + step, n) <= closed
+        o = m.o[minutes[starts]]
+        h = np.maximum.reduceat(m.h[minutes], starts)
+        low = np.minimum.reduceat(m.low[minutes], starts)
+        c = m.c[minutes[lasts]]
+        v = np.add.reduceat(m.v[minutes], starts)
+        return _make_bars(symbol, interval, provider, keep, ts, (o, h, low, c, v), final)
 
     # -- quotes ---------------------------------------------------------------------
 
@@ -310,12 +417,16 @@ class SimMarket:
         session = self.calendar.session_for(now)
         if session is not None:
             closed = int((now - session.open).total_seconds()) // 60
-            if closed > 0:
-                return float(self._session_minutes(symbol, session).c[closed - 1])
+            last = _last_close(self._session_minutes(symbol, session), closed)
+            if last is not None:
+                return last
         prev_close = self.calendar.previous_close(now)
         prev = self.calendar.session_for(_utc(int(prev_close.timestamp()) - 1))
         assert prev is not None  # a close always ends a session
-        return self._daily(symbol, *_key(prev))[3]
+        daily = self._daily(symbol, *_key(prev))
+        if daily is None:  # not one trade all session: the model's price at the close
+            return float(self._session_minutes(symbol, prev).c[-1])
+        return daily[3]
 
     def quote(self, symbol: str, now: datetime, *, provider: str = "sim") -> Quote:
         """A level-1 quote at ``now``: last trade plus a deterministic small spread."""
@@ -336,13 +447,51 @@ class SimMarket:
         )
 
 
+def _make_bars(
+    symbol: str,
+    interval: Interval,
+    provider: str,
+    keep: np.ndarray,
+    ts: np.ndarray,
+    ohlcv: tuple[np.ndarray, ...],
+    final: np.ndarray,
+) -> list[Bar]:
+    """Bars from aligned arrays, keeping the rows flagged in ``keep``."""
+    rows = zip(ts[keep].tolist(), *(a[keep].tolist() for a in ohlcv), final[keep].tolist(), strict=True)
+    return [
+        Bar(
+            symbol,
+            interval,
+            _utc(t),
+            bo,
+            bh,
+            bl,
+            bc,
+            bv,
+            provider,
+            status=BarStatus.FINAL if fin else BarStatus.PROVISIONAL,
+        )
+        for t, bo, bh, bl, bc, bv, fin in rows
+    ]
+
+
 @functools.lru_cache(maxsize=8)
-def _shared_market(seed: int) -> SimMarket:
-    return SimMarket(seed)
+def _shared_market(seed: int, no_trade: tuple[tuple[str, float], ...] = ()) -> SimMarket:
+    return SimMarket(seed, no_trade=dict(no_trade))
 
 
 def ground_truth(
-    symbol: str, interval: Interval, start: datetime, end: datetime, *, seed: int = 42
+    symbol: str,
+    interval: Interval,
+    start: datetime,
+    end: datetime,
+    *,
+    seed: int = 42,
+    no_trade: Mapping[str, float] | None = None,
 ) -> list[Bar]:
-    """The sim market's final bars for ``start <= ts < end`` (a cached market per seed)."""
-    return _shared_market(seed).bars(symbol, interval, start, end)
+    """The sim market's final bars for ``start <= ts < end`` (a cached market per seed).
+
+    ``no_trade`` is :class:`SimMarket`'s argument of the same name.
+    """
+    key = tuple(sorted((no_trade or {}).items()))
+    return _shared_market(seed, key).bars(symbol, interval, start, end)

@@ -1,0 +1,84 @@
+"""The full gap scan: every symbol's stored bars against the calendar's expected bars.
+
+The per-symbol work happens in the store (:meth:`mds.storage.base.Store.scan_missing`
+counts in SQL and returns only what is missing); this module decides which bars are
+expected and turns what is missing into :class:`mds.ingest.gaps.Gap` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from mds.calendar import MarketCalendar
+from mds.domain.models import Interval, ensure_utc
+from mds.ingest.gaps import Gap, gaps_for
+from mds.storage.base import Store
+
+
+def closed_expected(
+    calendar: MarketCalendar, interval: Interval, start: datetime, end: datetime, now: datetime
+) -> np.ndarray:
+    """Expected bar times in ``[start, min(end, now))`` whose interval has closed by ``now``.
+
+    Only the last of them can still be open (it is the one containing ``now``).
+    """
+    stop = min(ensure_utc(end), ensure_utc(now))
+    expected = calendar.expected_epochs(interval, start, stop)
+    if expected.size:
+        last = datetime.fromtimestamp(int(expected[-1]), UTC)
+        if calendar.bar_end(last, interval) > ensure_utc(now):
+            expected = expected[:-1]
+    return expected
+
+
+async def scan_gaps(
+    store: Store,
+    calendar: MarketCalendar,
+    *,
+    symbols: Sequence[str],
+    interval: Interval,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[Gap]:
+    """Every run of closed, expected bars that is neither stored nor confirmed empty.
+
+    Args:
+        store: Where the bars are.
+        calendar: The exchange calendar that says which bars a complete series holds.
+        symbols: The symbols to check.
+        interval: The bar interval to check.
+        start: First bar time considered (inclusive).
+        end: Bar times before this are considered (exclusive).
+        now: Bars that have not closed by now are not expected yet.
+
+    Returns:
+        Gaps sorted by (symbol, start).
+    """
+    interval = Interval(interval)
+    expected = closed_expected(calendar, interval, start, end, now)
+    if expected.size == 0 or not symbols:
+        return []
+    missing = await store.scan_missing(interval, expected, symbols)
+    gaps: list[Gap] = []
+    for symbol in sorted(missing):
+        present = expected[~np.isin(expected, missing[symbol], assume_unique=True)]
+        gaps.extend(gaps_for(symbol, interval, expected, present))
+    return gaps
+
+
+def summarize(gaps: Sequence[Gap]) -> dict[str, Any]:
+    """Totals for CLI and API output.
+
+    Returns:
+        ``{"gaps": n, "missing_bars": n, "symbols_affected": n}``.
+    """
+    return {
+        "gaps": len(gaps),
+        "missing_bars": sum(g.missing_bars for g in gaps),
+        "symbols_affected": len({g.symbol for g in gaps}),
+    }

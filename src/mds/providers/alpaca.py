@@ -1,0 +1,194 @@
+"""Alpaca Market Data v2: stock bars (1m/5m/15m/1d) and snapshots as quotes.
+
+Wire format (https://docs.alpaca.markets/reference/stockbarsingle, alpaca-py's tests):
+``{"bars": [{t, o, h, l, c, v, n, vw}], "symbol": ..., "next_page_token": ...}`` with
+``t`` the bar's START as RFC-3339 UTC; daily bars are stamped at midnight
+America/New_York (``2022-02-01T05:00:00Z``). ``bars`` is null when there are none.
+Pages are linked by ``next_page_token``, sent back as ``page_token`` with the same query.
+Auth is the ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` header pair.
+
+The adapter asks for ``adjustment=raw`` and ``feed=iex`` (the free plan's feed; SIP data
+of the last 15 minutes needs a paid subscription and answers 403, mapped to NotEntitled).
+Not offered: 1h bars (Alpaca's ``1Hour`` bars are clock-aligned at 09:00, 10:00 ET and
+include pre-market trades; MDS's 1h bars start at the 09:30 open).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import httpx
+import orjson
+
+from mds.domain.models import Bar, Capability, Interval, Quote
+from mds.errors import AuthError, NoData, NotEntitled, RateLimited
+from mds.providers.http import HttpProvider, Page, RequestSpec, redact
+from mds.providers.sessiongrid import session_grid
+from mds.providers.timeconv import NEW_YORK, local_date, session_open
+
+_TIMEFRAMES = {Interval.M1: "1Min", Interval.M5: "5Min", Interval.M15: "15Min", Interval.D1: "1Day"}
+_BAD_SHAPE = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def _rfc3339(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_ts(text: str) -> datetime:
+    """RFC-3339 (``Z`` or an offset; nanosecond fractions are cut to microseconds) → UTC."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+class AlpacaProvider(HttpProvider):
+    name = "alpaca"
+    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    default_base_url = "https://data.alpaca.markets"
+    # Free ("Basic") market data plan: 200 historical API calls per minute
+    # (docs.alpaca.markets/docs/about-market-data-api#subscription-plans).
+    default_limits = ("200/minute",)
+    key_settings = ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY")
+    # The request asks for adjustment=raw: prices as traded.
+    adjusted = False
+    page_limit: ClassVar[int] = 10_000  # the documented maximum `limit`
+    feed: ClassVar[str] = "iex"
+
+    def _auth(self) -> dict[str, str]:
+        return {
+            "APCA-API-KEY-ID": self.key("ALPACA_API_KEY_ID"),
+            "APCA-API-SECRET-KEY": self.key("ALPACA_API_SECRET_KEY"),
+        }
+
+    def bars_request(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> RequestSpec:
+        timeframe = _TIMEFRAMES.get(interval)
+        if timeframe is None:
+            raise NoData(self.name, f"{interval.value} bars are not offered", code="unsupported")
+        if interval is Interval.D1:
+            # Daily bars are stamped at midnight ET, before the open MDS ranges by.
+            start = datetime.combine(local_date(start), datetime.min.time(), NEW_YORK)
+        params = {
+            "timeframe": timeframe,
+            "start": _rfc3339(start),
+            "end": _rfc3339(end),
+            "limit": str(self.page_limit),
+            "adjustment": "raw",
+            "feed": self.feed,
+            "sort": "asc",
+        }
+        return RequestSpec(f"/v2/stocks/{symbol}/bars", params, self._auth())
+
+    def parse_bars(
+        self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> Page[Bar]:
+        data = self._json(body)
+        rows = data.get("bars") or []
+        if not isinstance(rows, list):
+            raise self.bad("bars is not a list")
+        out: list[Bar] = []
+        name, adjusted = self.name, self.adjusted
+        try:
+            grid = None if interval is Interval.D1 else session_grid(self.calendar, interval, start, end).get
+            for r in rows:
+                ts = _parse_ts(r["t"])
+                # Daily: the stamp's ET date names the session. Intraday: keep regular-hours
+                # bars only (the IEX feed includes pre- and post-market bars).
+                ts = (
+                    session_open(local_date(ts), self.calendar) if grid is None else grid(int(ts.timestamp()))
+                )
+                if ts is not None:
+                    o, h, low, c, v = (
+                        float(r["o"]),
+                        float(r["h"]),
+                        float(r["l"]),
+                        float(r["c"]),
+                        float(r["v"]),
+                    )
+                    out.append(Bar(symbol, interval, ts, o, h, low, c, v, name, adjusted))
+        except _BAD_SHAPE as exc:
+            raise self.bad(f"malformed bar: {type(exc).__name__}: {exc}") from None
+        token = data.get("next_page_token")
+        if not token:
+            return Page(out)
+        # The same query again with the token; the request's range is recomputed from
+        # the original start/end so the page sees the same parameters.
+        first = self.bars_request(symbol, interval, start, end)
+        return Page(out, RequestSpec(first.path, {**first.params, "page_token": str(token)}, first.headers))
+
+    def quotes_request(self, symbols: Sequence[str]) -> list[RequestSpec]:
+        # Snapshots carry the latest trade (our `last`) and the latest quote in one call.
+        params = {"symbols": ",".join(symbols), "feed": self.feed}
+        return [RequestSpec("/v2/stocks/snapshots", params, self._auth())]
+
+    def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
+        data = self._json(body)
+        out: list[Quote] = []
+        try:
+            for symbol in symbols:
+                snap = data.get(symbol)
+                if not snap:
+                    continue
+                trade, quote = snap.get("latestTrade") or {}, snap.get("latestQuote") or {}
+                if not trade.get("p"):
+                    continue
+                stamp = quote.get("t") or trade["t"]
+                out.append(
+                    Quote(
+                        symbol=symbol,
+                        ts=_parse_ts(stamp),
+                        bid=float(quote["bp"]) if quote.get("bp") else None,
+                        ask=float(quote["ap"]) if quote.get("ap") else None,
+                        last=float(trade["p"]),
+                        bid_size=float(quote["bs"]) if quote.get("bs") is not None else None,
+                        ask_size=float(quote["as"]) if quote.get("as") is not None else None,
+                        provider=self.name,
+                    )
+                )
+        except _BAD_SHAPE as exc:
+            raise self.bad(f"malformed snapshot: {type(exc).__name__}: {exc}") from None
+        return out
+
+    def check_response(self, response: httpx.Response, capability: Capability) -> None:
+        status = response.status_code
+        message = _message(response)
+        if status == 403 and "subscription does not permit" in message:
+            raise NotEntitled(self.name, message, code="403")
+        if status in (401, 403):
+            raise AuthError(self.name, message, code=str(status))
+        if status == 429:
+            raise RateLimited(self.name, message, retry_after=_retry_after(response))
+        super().check_response(response, capability)
+
+    def _json(self, body: bytes) -> dict:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise self.bad(f"invalid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise self.bad("expected a JSON object")
+        return data
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """Retry-After if sent, else until X-RateLimit-Reset (epoch s), else the 1-minute window."""
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        # The per-minute window resets within a minute; clamp a skewed clock's answer.
+        return min(max(float(response.headers["x-ratelimit-reset"]) - time.time(), 1.0), 60.0)
+    except (KeyError, ValueError):
+        return 60.0
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        text = orjson.loads(response.content).get("message", "")
+    except (orjson.JSONDecodeError, AttributeError):
+        text = response.text
+    return redact(f"HTTP {response.status_code}: {str(text)[:200]}")
+
+
+__all__ = ["AlpacaProvider"]

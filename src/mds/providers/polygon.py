@@ -1,0 +1,252 @@
+"""Polygon.io: aggregates (1m/5m/15m/1d), stock snapshots as quotes, option chain snapshots.
+
+Wire format (https://polygon.io/docs/stocks/get_v2_aggs_ticker__stocksticker__range__multiplier___timespan___from___to):
+``results[]`` of ``{t, o, h, l, c, v, vw, n}`` where ``t`` is the bar's START in epoch
+milliseconds (a daily bar is stamped at midnight America/New_York). Long ranges are
+paged by ``next_url``, an absolute URL that needs the key again; the adapter keeps its
+path and query and sends them to the configured base URL, so a test server or proxy
+sees every page. Auth is ``Authorization: Bearer <key>`` (the documented alternative to
+``?apiKey=``), which keeps the key out of URLs and logs.
+
+Not offered: 1h bars. Polygon's hour bars are clock-aligned (09:00, 10:00 ET) and
+contain pre-market minutes, while MDS's 1h bars start at the session open (09:30).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import orjson
+
+from mds.domain.models import Bar, Capability, Interval, OptionQuote, OptionRight, Quote
+from mds.errors import NoData, NotEntitled, RateLimited
+from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
+from mds.providers.sessiongrid import session_grid
+from mds.providers.timeconv import from_epoch, local_date, session_open
+
+#: interval → (multiplier, timespan) path segments.
+_SPANS = {
+    Interval.M1: ("1", "minute"),
+    Interval.M5: ("5", "minute"),
+    Interval.M15: ("15", "minute"),
+    Interval.D1: ("1", "day"),
+}
+_BAD_SHAPE = (KeyError, TypeError, ValueError, AttributeError)
+
+
+class PolygonProvider(HttpProvider):
+    name = "polygon"
+    capabilities = frozenset(
+        {Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1, Capability.OPTIONS_CHAIN}
+    )
+    default_base_url = "https://api.polygon.io"
+    # Free ("Basic") plan: 5 API calls per minute (polygon.io/pricing; the client-python
+    # README repeats it: "a free API key ... supports up to 5 API calls per minute").
+    default_limits = ("5/minute",)
+    key_settings = ("POLYGON_API_KEY",)
+    # The request asks for adjusted=false: raw prices as traded (DESIGN: store raw).
+    adjusted = False
+    page_limit: ClassVar[int] = 50_000  # Polygon's documented maximum `limit`
+    quote_batch: ClassVar[int] = 250  # tickers per snapshot request (keeps URLs short)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key('POLYGON_API_KEY')}"}
+
+    # -- bars ----------------------------------------------------------------------
+    def bars_request(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> RequestSpec:
+        span = _SPANS.get(interval)
+        if span is None:
+            raise NoData(self.name, f"{interval.value} bars are not offered", code="unsupported")
+        if interval is Interval.D1:
+            # Daily bars are stamped at midnight ET, before the session open that MDS
+            # ranges by, so ask by exchange-local date; fetch_bars trims to [start, end).
+            lo, hi = local_date(start).isoformat(), local_date(end - timedelta(microseconds=1)).isoformat()
+        else:
+            # Millisecond bounds are inclusive on both ends.
+            lo = str(int(start.timestamp() * 1000))
+            hi = str(int(end.timestamp() * 1000) - 1)
+        multiplier, timespan = span
+        return RequestSpec(
+            path=f"/v2/aggs/ticker/{symbol}/range/{multiplier}/{timespan}/{lo}/{hi}",
+            params={"adjusted": "false", "sort": "asc", "limit": str(self.page_limit)},
+            headers=self._auth(),
+        )
+
+    def parse_bars(
+        self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> Page[Bar]:
+        data = self._json(body)
+        results = data.get("results") or []
+        if not isinstance(results, list):
+            raise self.bad("results is not a list")
+        if data.get("status") not in ("OK", "DELAYED") and not results:
+            raise self.bad(f"status {data.get('status')!r} without results")
+        name, adjusted = self.name, self.adjusted
+        out: list[Bar] = []
+        append = out.append
+        try:
+            if interval is Interval.D1:
+                for r in results:
+                    ts = session_open(local_date(from_epoch(r["t"], "ms")), self.calendar)
+                    if ts is not None:  # a date without a session is not a trading day's bar
+                        append(self._row(symbol, interval, ts, r))
+            else:
+                # One dict lookup per bar both drops pre/post-market bars and yields the
+                # canonical UTC datetime; Bars are built positionally (hot path, ~100k/year).
+                grid = session_grid(self.calendar, interval, start, end, scale=1000).get
+                for r in results:
+                    ts = grid(r["t"])
+                    if ts is not None:
+                        append(
+                            Bar(
+                                symbol,
+                                interval,
+                                ts,
+                                float(r["o"]),
+                                float(r["h"]),
+                                float(r["l"]),
+                                float(r["c"]),
+                                float(r["v"]),
+                                name,
+                                adjusted,
+                            )
+                        )
+        except _BAD_SHAPE as exc:
+            raise self.bad(f"malformed aggregate: {type(exc).__name__}: {exc}") from None
+        return Page(out, self._next(data))
+
+    def _row(self, symbol: str, interval: Interval, ts: datetime, r: dict) -> Bar:
+        o, h, low, c, v = float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), float(r["v"])
+        return Bar(symbol, interval, ts, o, h, low, c, v, self.name, self.adjusted)
+
+    def _next(self, data: dict) -> RequestSpec | None:
+        next_url = data.get("next_url")
+        if not next_url:
+            return None
+        # Keep path and query (the cursor); the host is ours to choose, the key is not in it.
+        parts = urlsplit(str(next_url))
+        params = {k: v for k, v in parse_qsl(parts.query) if k.lower() != "apikey"}
+        return RequestSpec(path=parts.path, params=params, headers=self._auth())
+
+    # -- quotes --------------------------------------------------------------------
+    def quotes_request(self, symbols: Sequence[str]) -> list[RequestSpec]:
+        path = "/v2/snapshot/locale/us/markets/stocks/tickers"
+        return [
+            RequestSpec(path, {"tickers": ",".join(symbols[i : i + self.quote_batch])}, self._auth())
+            for i in range(0, len(symbols), self.quote_batch)
+        ]
+
+    def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
+        data = self._json(body)
+        wanted = set(symbols)
+        out: list[Quote] = []
+        try:
+            for snap in data.get("tickers") or []:
+                if snap["ticker"] not in wanted:
+                    continue
+                quote, trade = snap.get("lastQuote") or {}, snap.get("lastTrade") or {}
+                # The last trade, else the session's close so far, else the previous close.
+                last = (
+                    trade.get("p") or (snap.get("day") or {}).get("c") or (snap.get("prevDay") or {}).get("c")
+                )
+                stamp = quote.get("t") or trade.get("t") or snap.get("updated")
+                if not last or not stamp:
+                    continue
+                out.append(
+                    Quote(
+                        symbol=snap["ticker"],
+                        ts=_from_ns(stamp),
+                        bid=float(quote["p"]) if quote.get("p") else None,
+                        ask=float(quote["P"]) if quote.get("P") else None,
+                        last=float(last),
+                        bid_size=float(quote["s"]) if quote.get("s") is not None else None,
+                        ask_size=float(quote["S"]) if quote.get("S") is not None else None,
+                        provider=self.name,
+                    )
+                )
+        except _BAD_SHAPE as exc:
+            raise self.bad(f"malformed snapshot: {type(exc).__name__}: {exc}") from None
+        return out
+
+    # -- options -------------------------------------------------------------------
+    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+        params = {"limit": "250"}  # the documented maximum page size
+        if expiration is not None:
+            params["expiration_date"] = expiration.isoformat()
+        return RequestSpec(f"/v3/snapshot/options/{symbol}", params, self._auth())
+
+    def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
+        data = self._json(body)
+        out: list[OptionQuote] = []
+        try:
+            for r in data.get("results") or []:
+                d, q = r["details"], r.get("last_quote") or {}
+                trade, day = r.get("last_trade") or {}, r.get("day") or {}
+                stamp = q.get("last_updated") or trade.get("sip_timestamp")
+                out.append(
+                    OptionQuote(
+                        underlying=symbol,
+                        contract=str(d["ticker"]).removeprefix("O:"),
+                        expiration=date.fromisoformat(d["expiration_date"]),
+                        strike=float(d["strike_price"]),
+                        right=OptionRight(d["contract_type"]),
+                        bid=_opt(q.get("bid")),
+                        ask=_opt(q.get("ask")),
+                        last=_opt(trade.get("price", day.get("close"))),
+                        volume=_opt(day.get("volume")),
+                        open_interest=_opt(r.get("open_interest")),
+                        implied_volatility=_opt(r.get("implied_volatility")),
+                        ts=_from_ns(stamp) if stamp else None,
+                        provider=self.name,
+                    )
+                )
+        except _BAD_SHAPE as exc:
+            raise self.bad(f"malformed option snapshot: {type(exc).__name__}: {exc}") from None
+        return Page(out, self._next(data))
+
+    # -- failures ------------------------------------------------------------------
+    def check_response(self, response: httpx.Response, capability: Capability) -> None:
+        status = response.status_code
+        if status == 403 and b"NOT_AUTHORIZED" in response.content:
+            # {"status":"NOT_AUTHORIZED","message":"You are not entitled to this data. Please
+            # upgrade your plan ..."}: a valid key on a plan without this endpoint or range.
+            raise NotEntitled(self.name, _message(response), code="403")
+        if status == 429:
+            # Free keys are limited per minute; without a Retry-After wait out the window.
+            raise RateLimited(self.name, _message(response), retry_after=retry_after(response, 60.0))
+        super().check_response(response, capability)
+
+    def _json(self, body: bytes) -> dict:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise self.bad(f"invalid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise self.bad("expected a JSON object")
+        return data
+
+
+def _from_ns(ns: int) -> datetime:
+    """Epoch nanoseconds → UTC, cut to microseconds exactly (a float would round them)."""
+    ns = int(ns)
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=ns // 1000 % 1_000_000)
+
+
+def _opt(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = orjson.loads(response.content)
+        text = data.get("message") or data.get("error") or data.get("status") or ""
+    except (orjson.JSONDecodeError, AttributeError):
+        text = response.text
+    return redact(f"HTTP {response.status_code}: {str(text)[:200]}")
+
+
+__all__ = ["PolygonProvider"]

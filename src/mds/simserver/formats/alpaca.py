@@ -1,0 +1,134 @@
+"""`mds sim-server --format alpaca`: the sim market in Alpaca Market Data v2's wire format.
+
+Answers the paths ``AlpacaProvider`` sends: single-symbol bars (RFC-3339 bar starts,
+daily bars stamped at midnight America/New_York, ``end`` inclusive, pages linked by an
+opaque ``next_page_token``) and multi-symbol snapshots for quotes.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, date, datetime, time, timedelta
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mds.domain.models import Bar, Interval
+from mds.errors import ProviderError, RateLimited
+from mds.providers.timeconv import NEW_YORK, local_date
+from mds.simserver.context import SimContext
+
+#: Bars per page at most, whatever `limit` asks, so paging is exercised.
+PAGE = 5000
+_TIMEFRAMES = {
+    "1Min": Interval.M1,
+    "5Min": Interval.M5,
+    "15Min": Interval.M15,
+    "1Hour": Interval.H1,
+    "1Day": Interval.D1,
+}
+
+
+def _json(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(err: ProviderError) -> Response:
+    """Alpaca's error body: ``{"message": ...}``."""
+    status = int(err.code) if err.code.isdigit() else 500
+    headers = {"Retry-After": str(int(err.retry_after))} if isinstance(err, RateLimited) else None
+    return _json({"message": err.message or err.kind}, status, headers)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), NEW_YORK)
+
+
+def _stamp(bar: Bar) -> str:
+    return _iso(_midnight(local_date(bar.ts))) if bar.interval is Interval.D1 else _iso(bar.ts)
+
+
+def routes(ctx: SimContext) -> list[Route]:
+    async def bars(request: Request) -> Response:
+        now = await ctx.admit()
+        symbol = request.path_params["symbol"]
+        q = request.query_params
+        interval = _TIMEFRAMES.get(q.get("timeframe", ""))
+        if interval is None:
+            return _json({"message": "invalid timeframe"}, 422)
+        try:
+            start = datetime.fromisoformat(q["start"])
+            end = datetime.fromisoformat(q["end"]) if "end" in q else now
+            if "page_token" in q:
+                start = datetime.fromisoformat(base64.b64decode(q["page_token"]).decode().split("|")[1])
+        except (KeyError, ValueError):
+            return _json({"message": "invalid start or end"}, 422)
+        if interval is Interval.D1:
+            # A daily bar's stamp (midnight ET) must lie in [start, end].
+            first = local_date(start)
+            if _midnight(first) < start:
+                first += timedelta(days=1)
+            lo, hi = _midnight(first), _midnight(local_date(end) + timedelta(days=1))
+        else:
+            lo, hi = start, end + timedelta(microseconds=1)  # `end` is inclusive
+        found = ctx.bars(symbol, interval, lo, hi, now)
+        limit = min(int(q.get("limit", "1000") or 1000), 10_000, PAGE)
+        page, rest = found[:limit], found[limit:]
+        token = None
+        if rest:
+            token = base64.b64encode(f"{symbol}|{_stamp(rest[0])}".encode()).decode()
+        rows = [
+            {
+                "t": _stamp(b),
+                "o": b.open,
+                "h": b.high,
+                "l": b.low,
+                "c": b.close,
+                "v": b.volume,
+                "n": max(1, int(b.volume // 100)) if b.volume == b.volume else 1,
+                "vw": round((b.high + b.low + b.close) / 3, 4),
+            }
+            for b in page
+        ]
+        return _json({"bars": rows or None, "symbol": symbol, "next_page_token": token})
+
+    async def snapshots(request: Request) -> Response:
+        now = await ctx.admit()
+        symbols = [s for s in request.query_params.get("symbols", "").split(",") if s]
+        out = {}
+        for symbol in symbols:
+            quote = ctx.quote(symbol, now)
+            out[symbol] = {
+                "latestTrade": {
+                    "t": _iso(now),
+                    "x": "V",
+                    "p": quote.last,
+                    "s": 100,
+                    "c": ["@"],
+                    "i": 1,
+                    "z": "C",
+                },
+                "latestQuote": {
+                    "t": _iso(now),
+                    "ax": "V",
+                    "ap": quote.ask,
+                    "as": quote.ask_size,
+                    "bx": "V",
+                    "bp": quote.bid,
+                    "bs": quote.bid_size,
+                    "c": ["R"],
+                    "z": "C",
+                },
+            }
+        return _json(out)
+
+    return [
+        Route("/v2/stocks/snapshots", snapshots, methods=["GET"]),
+        Route("/v2/stocks/{symbol}/bars", bars, methods=["GET"]),
+    ]

@@ -1,0 +1,133 @@
+"""`mds sim-server --format polygon`: the sim market in Polygon's wire format.
+
+Answers the paths ``PolygonProvider`` sends: aggregates (epoch-ms bar starts, daily bars
+stamped at midnight America/New_York, pages linked by an absolute ``next_url``) and the
+all-tickers stock snapshot for quotes.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime, time, timedelta
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mds.domain.models import Bar, Interval
+from mds.errors import ProviderError, RateLimited
+from mds.providers.timeconv import NEW_YORK, local_date
+from mds.simserver.context import SimContext
+
+#: Bars per page at most, whatever `limit` asks (Polygon's default limit), so paging is exercised.
+PAGE = 5000
+_SPANS = {
+    ("1", "minute"): Interval.M1,
+    ("5", "minute"): Interval.M5,
+    ("15", "minute"): Interval.M15,
+    ("1", "hour"): Interval.H1,
+    ("1", "day"): Interval.D1,
+}
+
+
+def _json(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(err: ProviderError) -> Response:
+    """Polygon's error body: ``{"status": "ERROR", "request_id": ..., "error": ...}``."""
+    status = int(err.code) if err.code.isdigit() else 500
+    headers = {"Retry-After": str(int(err.retry_after))} if isinstance(err, RateLimited) else None
+    body = {"status": "ERROR", "request_id": "sim", "error": err.message or err.kind}
+    return _json(body, status, headers)
+
+
+def _bound(text: str, *, upper: bool) -> datetime:
+    """A path bound: epoch ms (inclusive) or a YYYY-MM-DD exchange-local date (whole day)."""
+    if text.isdigit():
+        return datetime.fromtimestamp((int(text) + (1 if upper else 0)) / 1000, NEW_YORK)
+    day = date.fromisoformat(text) + timedelta(days=1 if upper else 0)
+    return datetime.combine(day, time(0), NEW_YORK)
+
+
+def _midnight_ms(bar: Bar) -> int:
+    return int(datetime.combine(local_date(bar.ts), time(0), NEW_YORK).timestamp() * 1000)
+
+
+def routes(ctx: SimContext) -> list[Route]:
+    async def aggs(request: Request) -> Response:
+        now = await ctx.admit()
+        p = request.path_params
+        interval = _SPANS.get((p["multiplier"], p["timespan"]))
+        if interval is None:
+            return _json({"status": "ERROR", "error": "unsupported multiplier/timespan"}, 400)
+        try:
+            start, end = _bound(p["from"], upper=False), _bound(p["to"], upper=True)
+        except ValueError:
+            return _json({"status": "ERROR", "error": "Could not parse the time parameter"}, 400)
+        if interval is Interval.D1:  # daily ranges are whole exchange-local days
+            start = _bound(local_date(start).isoformat(), upper=False)
+            end = _bound((local_date(end - timedelta(microseconds=1))).isoformat(), upper=True)
+        ticker = p["ticker"]
+        bars = ctx.bars(ticker, interval, start, end, now)
+        limit = min(int(request.query_params.get("limit", "5000") or 5000), 50_000, PAGE)
+        page, rest = bars[:limit], bars[limit:]
+        stamp = _midnight_ms if interval is Interval.D1 else (lambda b: int(b.ts.timestamp() * 1000))
+        results = [
+            {
+                "v": b.volume,
+                "vw": round((b.high + b.low + b.close) / 3, 4),
+                "o": b.open,
+                "c": b.close,
+                "h": b.high,
+                "l": b.low,
+                "t": stamp(b),
+                "n": max(1, int(b.volume // 100)) if b.volume == b.volume else 1,
+            }
+            for b in page
+        ]
+        body: dict[str, object] = {
+            "ticker": ticker,
+            "queryCount": len(results),
+            "resultsCount": len(results),
+            "adjusted": request.query_params.get("adjusted", "true") != "false",
+            "status": "OK",
+            "request_id": "sim",
+            "count": len(results),
+        }
+        if results:  # Polygon omits `results` when there is nothing
+            body["results"] = results
+        if rest:
+            cursor = base64.urlsafe_b64encode(f"limit={limit}&sort=asc".encode()).decode()
+            base = str(request.base_url).rstrip("/")
+            body["next_url"] = (
+                f"{base}/v2/aggs/ticker/{ticker}/range/{p['multiplier']}/{p['timespan']}"
+                f"/{stamp(rest[0])}/{p['to']}?cursor={cursor}"
+            )
+        return _json(body)
+
+    async def snapshot(request: Request) -> Response:
+        now = await ctx.admit()
+        tickers = [t for t in request.query_params.get("tickers", "").split(",") if t]
+        ns = int(now.timestamp() * 1_000_000_000)
+        out = []
+        for ticker in tickers:
+            q = ctx.quote(ticker, now)
+            out.append(
+                {
+                    "ticker": ticker,
+                    "todaysChange": 0.0,
+                    "todaysChangePerc": 0.0,
+                    "updated": ns,
+                    "day": {"c": q.last},
+                    "lastQuote": {"P": q.ask, "S": q.ask_size, "p": q.bid, "s": q.bid_size, "t": ns},
+                    "lastTrade": {"c": None, "i": "1", "p": q.last, "s": 100, "t": ns, "x": 4},
+                }
+            )
+        return _json({"status": "OK", "count": len(out), "tickers": out})
+
+    return [
+        Route("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", aggs, methods=["GET"]),
+        Route("/v2/snapshot/locale/us/markets/stocks/tickers", snapshot, methods=["GET"]),
+    ]
