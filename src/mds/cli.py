@@ -222,7 +222,7 @@ def sim_server(
 
     from mds.domain.clock import SimulatedClock, SystemClock
     from mds.providers.sim.faults import FaultInjector, SimFaults
-    from mds.providers.sim.market import SimMarket
+    from mds.providers.sim.market import SimMarket, parse_no_trade
     from mds.simserver.app import FORMATS, create_sim_app
     from mds.simserver.context import SimContext
 
@@ -235,7 +235,13 @@ def sim_server(
         _fail(f"invalid config: {exc.setting}: {exc.message}")
         return
     the_clock = SimulatedClock(_parse_time("--clock", clock), speed) if clock else SystemClock()
-    ctx = SimContext(market=SimMarket(seed=seed), clock=the_clock, injector=FaultInjector(format_, faults))
+    try:
+        no_trade = parse_no_trade(os.environ.get("SIM_NO_TRADE", ""))
+    except ConfigError as exc:
+        _fail(f"invalid config: {exc.setting}: {exc.message}")
+        return
+    market = SimMarket(seed=seed, no_trade=no_trade or None)
+    ctx = SimContext(market=market, clock=the_clock, injector=FaultInjector(format_, faults))
     uvicorn.run(create_sim_app(format_, ctx), host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -413,7 +419,7 @@ def gaps(
             )
     summary = summarize(found)
     typer.echo(
-        f"{summary['gaps']} gaps, {summary['missing_bars']} missing bars in {summary['symbols']} symbols; "
+        f"{summary['gaps']} gaps, {summary['missing_bars']} missing bars in {summary['symbols_affected']} symbols; "
         f"{empty} minutes confirmed empty (no trades)",
         err=True,
     )

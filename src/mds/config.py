@@ -194,6 +194,10 @@ class Settings(BaseSettings):
         default=2.0, description="First retry delay (clock seconds); doubles per attempt, jittered"
     )
     BACKFILL_RETRY_MAX_SECONDS: float = 300.0
+    GAP_CONFIRM_EMPTY_ANSWERS: int = Field(
+        default=3,
+        description="Successful answers lacking a minute before it counts as 'no trades' (from 2 providers when 2 are routable)",
+    )
     GAP_SCAN_INTERVAL_SEC: float = Field(
         default=300.0, description="Clock seconds between periodic full gap scans of the lookback windows"
     )
@@ -402,6 +406,7 @@ def validate_settings(s: Settings) -> None:
         "BACKFILL_RETRY_BASE_SECONDS",
         "BACKFILL_RETRY_MAX_SECONDS",
         "GAP_SCAN_INTERVAL_SEC",
+        "GAP_CONFIRM_EMPTY_ANSWERS",
         "SLO_SAMPLE_INTERVAL_SEC",
         "BACKFILL_MAX_RANGE_DAYS",
         "BACKFILL_BATCH_SIZE",

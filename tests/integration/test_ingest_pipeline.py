@@ -27,7 +27,9 @@ async def assert_complete(p, symbol: str, interval: Interval, start: datetime, e
 
 async def test_startup_gap_check_and_backfill_fill_everything_despite_missing_bars(make_pipeline) -> None:
     p = await make_pipeline({"SIM_MISSING_RATE": "0.05", "SIM_BACKUP_MISSING_RATE": "0.05"})
-    created = (await p.collector.startup_gap_check({Tier.T0: ["AAPL"], Tier.T1: ["JPM"], Tier.T2: []})).created
+    created = (
+        await p.collector.startup_gap_check({Tier.T0: ["AAPL"], Tier.T1: ["JPM"], Tier.T2: []})
+    ).created
     assert created, "an empty store has gaps"
     # T0 was queued before T1.
     tiers = [r.priority for r in created]
@@ -112,13 +114,15 @@ async def test_backfill_that_cannot_succeed_ends_in_the_dlq_with_its_reason(make
             "BREAKER_OPEN_SECONDS": "0.001",
         }
     )
-    [rec] = (await p.collector.backfiller.enqueue(
-        "AAPL",
-        Interval.M1,
-        datetime(2025, 10, 8, 13, 30, tzinfo=UTC),
-        datetime(2025, 10, 8, 14, 0, tzinfo=UTC),
-        Tier.T0,
-    )).created
+    [rec] = (
+        await p.collector.backfiller.enqueue(
+            "AAPL",
+            Interval.M1,
+            datetime(2025, 10, 8, 13, 30, tzinfo=UTC),
+            datetime(2025, 10, 8, 14, 0, tzinfo=UTC),
+            Tier.T0,
+        )
+    ).created
     await p.drain_backfills()
     job = await p.store.get_backfill(rec.id)
     assert job is not None and job.status is BackfillStatus.FAILED

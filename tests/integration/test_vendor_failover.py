@@ -42,8 +42,13 @@ async def test_failover_between_vendor_formats(tmp_path) -> None:
     await store.open()
     providers = build_providers(settings, clock, calendar, env)
     metrics = Metrics()
-    ingestor = BarIngestor(store=store, router=Router(providers, settings, clock, metrics),
-                           calendar=calendar, clock=clock, metrics=metrics)
+    ingestor = BarIngestor(
+        store=store,
+        router=Router(providers, settings, clock, metrics),
+        calendar=calendar,
+        clock=clock,
+        metrics=metrics,
+    )
     try:
         morning = await ingestor.ingest("AAPL", Interval.M1, OPEN, MIDDAY)
         assert morning.provider == "polygon" and morning.complete
@@ -57,7 +62,10 @@ async def test_failover_between_vendor_formats(tmp_path) -> None:
         ]
         assert {b.provider for b in stored[:150]} == {"polygon"}
         assert {b.provider for b in stored[150:]} == {"finnhub"}
-        assert metrics.value("provider_errors_total", provider="polygon", endpoint="bars_1m", code="connect") == 1
+        assert (
+            metrics.value("provider_errors_total", provider="polygon", endpoint="bars_1m", code="connect")
+            == 1
+        )
     finally:
         for p in providers.values():
             await p.aclose()

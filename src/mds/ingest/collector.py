@@ -57,7 +57,13 @@ class Collector:
         self.backfill_queues = backfill_queues
         self.tiers: dict[str, Tier] = {}
         self.ingestor = BarIngestor(
-            store=store, router=router, calendar=calendar, clock=clock, metrics=metrics, bus=bus
+            store=store,
+            router=router,
+            calendar=calendar,
+            clock=clock,
+            metrics=metrics,
+            bus=bus,
+            confirm_empty_answers=settings.GAP_CONFIRM_EMPTY_ANSWERS,
         )
         self.backfiller = Backfiller(
             store=store, queues=backfill_queues, settings=settings, clock=clock, metrics=metrics

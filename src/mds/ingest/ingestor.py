@@ -57,7 +57,9 @@ class BarIngestor:
         clock: Clock,
         metrics: Metrics,
         bus: Bus | None = None,
+        confirm_empty_answers: int = 3,
     ) -> None:
+        self.confirm_empty_answers = confirm_empty_answers
         self.store = store
         self.router = router
         self.calendar = calendar
@@ -117,10 +119,48 @@ class BarIngestor:
             await self._publish(bars)
 
         present = np.asarray(await self.store.bar_timestamps(symbol, interval, start, end), dtype=np.int64)
+        if provider is not None and interval.is_intraday:
+            present = await self._weigh_empty_minutes(symbol, interval, expected, present, provider, now)
+        else:
+            present = np.union1d(present, await self.store.confirmed_empty(symbol, interval, start, end))
         gaps = gaps_for(symbol, interval, expected, present)
         if gaps:
             self.metrics.gaps_found_total.labels(interval=interval.value).inc(len(gaps))
         return IngestOutcome(symbol, interval, provider, len(bars), result.inserted, result.revised, gaps)
+
+    async def _weigh_empty_minutes(
+        self,
+        symbol: str,
+        interval: Interval,
+        expected: np.ndarray,
+        present: np.ndarray,
+        provider: str,
+        now: datetime,
+    ) -> np.ndarray:
+        """Count a successful answer that lacked minutes as evidence of "no trades".
+
+        A minute is confirmed empty (and stops being a gap) once GAP_CONFIRM_EMPTY_ANSWERS
+        successful answers lacked it, from two different providers when two are routable;
+        a bar that arrives later clears it. Returns ``present`` plus every confirmed minute.
+        """
+        lacking = expected[~np.isin(expected, present)]
+        if lacking.size:
+            routable = len(self.router.order(capability_for_interval(interval)))
+            await self.store.record_empty_evidence(
+                symbol,
+                interval,
+                lacking.tolist(),
+                provider,
+                now=now,
+                needed_answers=self.confirm_empty_answers,
+                needed_providers=min(2, max(1, routable)),
+            )
+        if expected.size == 0:
+            return present
+        start = datetime.fromtimestamp(int(expected[0]), UTC)
+        end = datetime.fromtimestamp(int(expected[-1]) + interval.seconds, UTC)
+        confirmed = await self.store.confirmed_empty(symbol, interval, start, end)
+        return np.union1d(present, np.asarray(confirmed, dtype=np.int64))
 
     async def find_gaps(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> list[Gap]:
         """Closed bars the calendar expects in the range that the store does not hold."""
@@ -129,6 +169,7 @@ class BarIngestor:
         if expected.size == 0:
             return []
         present = np.asarray(await self.store.bar_timestamps(symbol, interval, start, end), dtype=np.int64)
+        present = np.union1d(present, await self.store.confirmed_empty(symbol, interval, start, end))
         return gaps_for(symbol, interval, expected, present)
 
     def _expected_closed(

@@ -13,7 +13,7 @@ from mds.config import Settings
 from mds.constants import QUOTE_CACHE_TTL_SEC, quote_cache_key, quote_topic
 from mds.domain.clock import Clock
 from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
-from mds.domain.models import Capability, Quote, Tier
+from mds.domain.models import Capability, Quote, Tier, capability_for_interval
 from mds.domain.records import BackfillStatus
 from mds.errors import MdsError, NoProviderAvailable
 from mds.ingest.backfill import Backfiller
@@ -202,9 +202,16 @@ class Worker:
                 last_error=error,
             )
         self.backfiller.retrying(job)
-        await queue.nack(
-            delivery, delay=delay / self.clock.speed, job=job.model_copy(update={"attempts": attempts})
+        retry = job.model_copy(
+            update={"attempts": attempts, "provider_hint": self._next_provider(job, attempts)}
         )
+        await queue.nack(delivery, delay=delay / self.clock.speed, job=retry)
+
+    def _next_provider(self, job: BackfillJob, attempts: int) -> str | None:
+        """Rotate retries over the routable providers, so a second provider is asked for
+        what the first one keeps lacking (it may have the bar, or confirm "no trades")."""
+        order = self.router.order(capability_for_interval(job.interval))
+        return order[attempts % len(order)] if len(order) > 1 else job.provider_hint
 
     async def _finish(
         self,

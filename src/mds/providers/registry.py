@@ -17,7 +17,7 @@ from mds.providers.base import Provider
 from mds.providers.http import HttpProvider
 from mds.providers.ratelimit import RateLimiter
 from mds.providers.sim.faults import SimFaults
-from mds.providers.sim.market import SimMarket
+from mds.providers.sim.market import SimMarket, parse_no_trade
 from mds.providers.sim.provider import SimProvider
 
 #: Each sim instance reads its fault settings under its own prefix.
@@ -69,7 +69,8 @@ def build_providers(
     if sims:
         # One ground truth for every sim instance; SIM_SEED decides it.
         seed = SimFaults.from_env(environ, prefix="SIM_").seed
-        market = SimMarket(seed=seed, calendar=calendar)
+        no_trade = parse_no_trade(environ.get("SIM_NO_TRADE", ""))
+        market = SimMarket(seed=seed, calendar=calendar, no_trade=no_trade or None)
         for name in sims:
             faults = SimFaults.from_env(environ, prefix=SIM_PREFIXES[name])
             out[name] = SimProvider(name, market, clock, faults)
