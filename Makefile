@@ -35,6 +35,8 @@ bench: venv
 	$(BIN)/mds bench startup --json
 	$(BIN)/mds bench store --json
 	$(BIN)/mds bench parse --json
+	$(BIN)/mds bench gaps --symbols 8000 --json
+	$(BIN)/mds bench drain --json
 
 lint: venv
 	$(BIN)/ruff check src tests

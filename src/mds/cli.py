@@ -492,6 +492,18 @@ def bench_gaps(
     typer.echo(json.dumps(bench.run(symbols)))
 
 
+@bench_app.command("drain")
+def bench_drain(
+    jobs: Annotated[int, typer.Option(help="Backfill jobs in the backlog")] = 1200,
+    rate: Annotated[float, typer.Option(help="Provider limit, requests per clock-second")] = 5.0,
+    json_: JsonFlag = True,
+) -> None:
+    """Drain a backlog behind a rate-limited sim provider: utilization of the limit, breaches."""
+    from mds.benchmarks import drain
+
+    typer.echo(json.dumps(drain.run(jobs, rate)))
+
+
 @bench_app.command("store")
 def bench_store(
     symbols: Annotated[int, typer.Option(help="Symbols")] = 100,

@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     )
     BACKFILL_RETRY_MAX_SECONDS: float = 300.0
     GAP_CONFIRM_EMPTY_ANSWERS: int = Field(
-        default=3,
+        default=4,
         description="Successful answers lacking a minute before it counts as 'no trades' (from 2 providers when 2 are routable)",
     )
     GAP_SCAN_INTERVAL_SEC: float = Field(

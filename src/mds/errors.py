@@ -102,6 +102,12 @@ class NoProviderAvailable(MdsError):
         #: Set when rate-limit pauses were the only obstacle: seconds until the soonest resume.
         self.retry_after = retry_after
 
+    @property
+    def all_skipped(self) -> bool:
+        """True when no provider was even tried (breakers open, paused, probing): the
+        outage is the providers', not the request's."""
+        return bool(self.errors) and all(e.startswith("skipped:") for e in self.errors.values())
+
 
 class StorageError(MdsError):
     pass

@@ -54,11 +54,8 @@ class Pipeline:
         dispatcher = Dispatcher(self.collector.backfiller, self.worker.process, self.settings, self.clock)
         task = asyncio.get_running_loop().create_task(dispatcher.run())
         try:
-            for _ in range(3000):
-                if self.collector.backfiller.active() == 0:
-                    return 0
-                await asyncio.sleep(0.01)
-            raise AssertionError("backfills did not drain")
+            await asyncio.wait_for(self.collector.backfiller.wait_idle(), timeout=30)
+            return 0
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -258,3 +258,19 @@ def test_direct_construction_is_checked_too() -> None:
     assert SimFaults(outages=((utc(2025, 1, 1), utc(2025, 1, 2)),)).in_outage(
         utc(2025, 1, 1) + timedelta(hours=1)
     )
+
+
+async def test_respect_limit_waits_instead_of_drawing_a_429() -> None:
+    from datetime import UTC, datetime
+
+    from mds.domain.clock import ManualClock
+    from mds.providers.sim.faults import SimFaults
+    from mds.providers.sim.market import SimMarket
+    from mds.providers.sim.provider import SimProvider
+
+    clock = ManualClock(datetime(2025, 10, 8, 15, 0, tzinfo=UTC))
+    p = SimProvider("sim", SimMarket(), clock, SimFaults(rate_limit_per_min=10), respect_limit=True)
+    for _ in range(30):
+        await p.fetch_quotes(["SPY"])  # never raises RateLimited
+    # 9 calls per clock minute (98% of 10, rounded down): 30 calls need more than three clock minutes.
+    assert (clock.now() - datetime(2025, 10, 8, 15, 0, tzinfo=UTC)).total_seconds() >= 180

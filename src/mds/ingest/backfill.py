@@ -90,7 +90,8 @@ class Backfiller:
         self.clock = clock
         self.metrics = metrics
         self._active: dict[int, ActiveJob] = {}
-        self.wakeup = asyncio.Event()
+        self.wakeup = asyncio.Event()  # the dispatcher's: something may be ready
+        self._changed = asyncio.Event()  # wait_idle's: a job finished
 
     # -- enqueueing ----------------------------------------------------------------
     def chunk_size(self, interval: Interval) -> timedelta:
@@ -221,6 +222,13 @@ class Backfiller:
         self._active.pop(job.backfill_id or -1, None)
         self._publish_depth()
         self.wakeup.set()
+        self._changed.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no backfill job is queued, waiting for retry or running."""
+        while self._active:
+            self._changed.clear()
+            await self._changed.wait()
 
     def retry_delay(self, attempts: int, jitter: float) -> float:
         """Clock seconds before attempt ``attempts + 1``: exponential, capped, jittered."""

@@ -179,6 +179,16 @@ class Worker:
         except NoProviderAvailable as exc:
             error = str(exc)
             retry_after = exc.retry_after
+            if exc.all_skipped and retry_after is None:
+                # Every breaker is open: wait for the half-open probe instead of spending
+                # one of the job's attempts on an outage it did not cause.
+                if job.backfill_id is not None:
+                    await self.store.update_backfill(
+                        job.backfill_id, status=BackfillStatus.QUEUED, now=self.clock.now(), last_error=error
+                    )
+                self.backfiller.retrying(job)
+                await queue.nack(delivery, delay=self.settings.BREAKER_OPEN_SECONDS / self.clock.speed)
+                return
 
         if error is None:
             await self._finish(queue, delivery, job, BackfillStatus.DONE, None)

@@ -96,7 +96,9 @@ class HttpProvider:
         specs = [s for s in self.default_limits if not (per_min and s.endswith("/minute"))]
         if per_min:
             # `limits` takes whole numbers: 7.5/minute is written as 450/hour.
-            specs.append(f"{int(per_min)}/minute" if float(per_min).is_integer() else f"{int(per_min * 60)}/hour")
+            specs.append(
+                f"{int(per_min)}/minute" if float(per_min).is_integer() else f"{int(per_min * 60)}/hour"
+            )
         self.limits: list[RateLimitItem] = parse_limits(specs)
         self._client = client or httpx.AsyncClient(timeout=settings.PROVIDER_TIMEOUT_SEC)
         self._owns_client = client is None

@@ -73,5 +73,5 @@ def build_providers(
         market = SimMarket(seed=seed, calendar=calendar, no_trade=no_trade or None)
         for name in sims:
             faults = SimFaults.from_env(environ, prefix=SIM_PREFIXES[name])
-            out[name] = SimProvider(name, market, clock, faults)
+            out[name] = SimProvider(name, market, clock, faults, respect_limit=True)
     return out

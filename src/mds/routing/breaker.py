@@ -146,9 +146,7 @@ class CircuitBreaker:
     def can_admit(self) -> bool:
         """Whether ``admit()`` would let a call through now, without taking the probe."""
         state = self.state
-        return state is BreakerState.CLOSED or (
-            state is BreakerState.HALF_OPEN and not self._probe_in_flight
-        )
+        return state is BreakerState.CLOSED or (state is BreakerState.HALF_OPEN and not self._probe_in_flight)
 
     def admit(self) -> Ticket | None:
         """A ticket for one call, or None if the breaker refuses it.
@@ -186,9 +184,7 @@ class CircuitBreaker:
         # Successes of calls admitted before the breaker opened change nothing: only the
         # probe may close it again.
 
-    def record_failure(
-        self, ticket: Ticket, consecutive_failures: int, health_as_closed: float
-    ) -> None:
+    def record_failure(self, ticket: Ticket, consecutive_failures: int, health_as_closed: float) -> None:
         """A call failed in a way that counts against health."""
         state = self.state
         if ticket.probe:
@@ -197,8 +193,7 @@ class CircuitBreaker:
                 self._open()
             return
         if state is BreakerState.CLOSED and (
-            consecutive_failures >= self.failure_threshold
-            or health_as_closed < self.demote_threshold
+            consecutive_failures >= self.failure_threshold or health_as_closed < self.demote_threshold
         ):
             self._open()
         # Late failures of calls admitted before the breaker opened do not restart its

@@ -66,9 +66,7 @@ class _Entry:
     breaker: CircuitBreaker
     paused_until: datetime | None = None
     not_entitled: set[Capability] = field(default_factory=set)
-    history: deque[tuple[datetime, float]] = field(
-        default_factory=lambda: deque(maxlen=HISTORY_SAMPLES)
-    )
+    history: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
 
 
 class Router:
@@ -272,12 +270,8 @@ class Router:
     ) -> None:
         entry.stats.record_success(latency_ms)
         entry.breaker.record_success(ticket, self._health_as_closed(entry))
-        self._metrics.provider_selected_total.labels(
-            capability=capability.value, provider=name
-        ).inc()
-        self._metrics.provider_latency_ms.labels(provider=name, endpoint=capability.value).observe(
-            latency_ms
-        )
+        self._metrics.provider_selected_total.labels(capability=capability.value, provider=name).inc()
+        self._metrics.provider_latency_ms.labels(provider=name, endpoint=capability.value).observe(latency_ms)
         self._after_outcome(name)
 
     def _on_error(
@@ -323,9 +317,7 @@ class Router:
         return entry.stats.health(1.0, self._settings.RECENT_LATENCY_CAP_MS)
 
     def _health(self, entry: _Entry) -> float:
-        return entry.stats.health(
-            entry.breaker.state.component, self._settings.RECENT_LATENCY_CAP_MS
-        )
+        return entry.stats.health(entry.breaker.state.component, self._settings.RECENT_LATENCY_CAP_MS)
 
     def health(self, provider: str) -> float:
         """The current H of ``provider``."""
@@ -338,9 +330,7 @@ class Router:
     def _publish(self, name: str) -> float:
         entry = self._entries[name]
         h = self._health(entry)
-        self._metrics.circuit_state.labels(provider=name).set(
-            CIRCUIT_STATE_VALUE[entry.breaker.state.value]
-        )
+        self._metrics.circuit_state.labels(provider=name).set(CIRCUIT_STATE_VALUE[entry.breaker.state.value])
         self._metrics.provider_health_score.labels(provider=name).set(h)
         return h
 

@@ -40,6 +40,7 @@ def create_sim_app(fmt: str, ctx: SimContext) -> Starlette:
     render_error: Callable[[ProviderError], Response] = getattr(
         module, "error_response", default_error_response
     )
+
     async def _fault(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProviderError)
         return render_error(exc)

@@ -19,13 +19,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 MICRO = timedelta(microseconds=1)
 
-BAR_COLS = (
-    "symbol, interval, ts, open, high, low, close, volume, provider, as_of, status, adjusted,"
-    " revision"
-)
+BAR_COLS = "symbol, interval, ts, open, high, low, close, volume, provider, as_of, status, adjusted, revision"
 JOB_COLS = (
-    "id, symbol, interval, start_ts, end_ts, priority, status, attempts, last_error,"
-    " created_at, updated_at"
+    "id, symbol, interval, start_ts, end_ts, priority, status, attempts, last_error, created_at, updated_at"
 )
 KEY_JOIN = "c.symbol = n.symbol AND c.interval = n.interval AND c.ts = n.ts"
 

@@ -123,7 +123,9 @@ class Store(Protocol):
         last_error: str | None = None,
     ) -> None: ...
 
-    async def update_backfill_range(self, job_id: int, start: datetime, end: datetime, *, now: datetime) -> bool:
+    async def update_backfill_range(
+        self, job_id: int, start: datetime, end: datetime, *, now: datetime
+    ) -> bool:
         """Widen a still-queued job to [start, end) (merging); False if it is no longer queued."""
         ...
 
@@ -207,9 +209,7 @@ class Store(Protocol):
         """
         ...
 
-    async def clear_empty_evidence(
-        self, symbol: str, interval: Interval, epochs: Sequence[int]
-    ) -> None:
+    async def clear_empty_evidence(self, symbol: str, interval: Interval, epochs: Sequence[int]) -> None:
         """A bar arrived after all: forget the evidence and any confirmation."""
         ...
 

@@ -25,14 +25,12 @@ def open_store(database_url: str) -> Store:
     """
     url = database_url.strip()
     if url.startswith(_POSTGRES):
-        raise ConfigError(
-            "DATABASE_URL", "PostgreSQL support arrives with the production-backends issue"
-        )
+        raise ConfigError("DATABASE_URL", "PostgreSQL support arrives with the production-backends issue")
     if not url.startswith(_SQLITE):
         raise ConfigError(
             "DATABASE_URL", "expected sqlite:///<path> or sqlite:///:memory:, got an unknown scheme"
         )
-    target = url[len(_SQLITE):]
+    target = url[len(_SQLITE) :]
     if "?" in target:
         raise ConfigError("DATABASE_URL", "query parameters are not supported for sqlite URLs")
     if not target:

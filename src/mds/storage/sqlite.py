@@ -180,8 +180,15 @@ class SqliteStore:
         for b in bars:
             key = (b.symbol, Interval(b.interval).value, q.secs(b.ts))
             staged[key] = (
-                *key, b.open, b.high, b.low, b.close, b.volume, b.provider,
-                BarStatus(b.status).value, int(b.adjusted),
+                *key,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume,
+                b.provider,
+                BarStatus(b.status).value,
+                int(b.adjusted),
             )
         if not staged:
             return WriteResult()
@@ -255,10 +262,7 @@ class SqliteStore:
         return [r[0] for r in rows]
 
     async def latest_bar(self, symbol: str, interval: Interval) -> Bar | None:
-        sql = (
-            f"SELECT {q.BAR_COLS} FROM candles WHERE symbol = ? AND interval = ?"
-            " ORDER BY ts DESC LIMIT 1"
-        )
+        sql = f"SELECT {q.BAR_COLS} FROM candles WHERE symbol = ? AND interval = ? ORDER BY ts DESC LIMIT 1"
         params = (symbol, interval.value)
         row = await self._on_reader(lambda conn: conn.execute(sql, params).fetchone())
         return None if row is None else q.bar(row)
@@ -283,8 +287,15 @@ class SqliteStore:
         """
         rows = [
             (
-                x.symbol, q.micros(x.ts), x.bid, x.ask, x.bid_size, x.ask_size, x.last,
-                x.provider, None if x.as_of is None else q.micros(x.as_of),
+                x.symbol,
+                q.micros(x.ts),
+                x.bid,
+                x.ask,
+                x.bid_size,
+                x.ask_size,
+                x.last,
+                x.provider,
+                None if x.as_of is None else q.micros(x.as_of),
             )
             for x in quotes
         ]
@@ -312,8 +323,14 @@ class SqliteStore:
             return None
         sym, ts, bid, ask, last, bid_size, ask_size, provider, as_of = row
         return Quote(
-            symbol=sym, ts=q.from_micros(ts), bid=bid, ask=ask, last=last, bid_size=bid_size,
-            ask_size=ask_size, provider=provider,
+            symbol=sym,
+            ts=q.from_micros(ts),
+            bid=bid,
+            ask=ask,
+            last=last,
+            bid_size=bid_size,
+            ask_size=ask_size,
+            provider=provider,
             as_of=None if as_of is None else q.from_micros(as_of),
         )
 
@@ -327,10 +344,7 @@ class SqliteStore:
         re-running the same universe load is harmless.
         """
         now = q.now_micros()
-        rows = [
-            (e.symbol, Tier(e.tier).value, int(e.active), e.name, e.exchange, now)
-            for e in entries
-        ]
+        rows = [(e.symbol, Tier(e.tier).value, int(e.active), e.name, e.exchange, now) for e in entries]
         symbols = json.dumps([e.symbol for e in entries])
         meta = json.dumps(source_meta, sort_keys=True, default=str)
 
@@ -356,9 +370,7 @@ class SqliteStore:
 
         await self._transaction(run)
 
-    async def universe(
-        self, *, tier: Tier | None = None, active_only: bool = True
-    ) -> list[UniverseEntry]:
+    async def universe(self, *, tier: Tier | None = None, active_only: bool = True) -> list[UniverseEntry]:
         """Universe entries sorted by tier, then symbol."""
         sql = "SELECT symbol, tier, active, name, exchange FROM symbol_universe WHERE 1 = 1"
         params: list[Any] = []
@@ -464,7 +476,9 @@ class SqliteStore:
         if await self._transaction(run) == 0:
             raise NotFound("backfill job", str(job_id))
 
-    async def update_backfill_range(self, job_id: int, start: datetime, end: datetime, *, now: datetime) -> bool:
+    async def update_backfill_range(
+        self, job_id: int, start: datetime, end: datetime, *, now: datetime
+    ) -> bool:
         """Widen a still-queued job to [start, end) (merging); False if it is no longer queued."""
         params = (q.secs(start), q.secs(end), q.micros(now), job_id)
 
@@ -541,9 +555,9 @@ class SqliteStore:
         """Delete jobs with ``status`` last updated before ``older_than``; return how many."""
         params = (BackfillStatus(status).value, q.micros(older_than))
         return await self._transaction(
-            lambda conn: conn.execute(
-                "DELETE FROM backfill_jobs WHERE status = ? AND updated_at < ?", params
-            ).rowcount
+            lambda conn: (
+                conn.execute("DELETE FROM backfill_jobs WHERE status = ? AND updated_at < ?", params).rowcount
+            )
         )
 
     async def requeue_backfill(self, job_id: int, *, now: datetime) -> BackfillRecord | None:
@@ -567,9 +581,7 @@ class SqliteStore:
             "UPDATE backfill_jobs SET status = 'queued', attempts = 0, updated_at = ?"
             f" WHERE status = 'failed'{where} RETURNING {q.JOB_COLS}"
         )
-        rows = await self._transaction(
-            lambda conn: conn.execute(sql, [q.micros(now), *params]).fetchall()
-        )
+        rows = await self._transaction(lambda conn: conn.execute(sql, [q.micros(now), *params]).fetchall())
         return sorted((q.job(r) for r in rows), key=lambda j: j.id)
 
     async def active_backfills(
@@ -637,9 +649,7 @@ class SqliteStore:
         )
         return await self._transaction(fn)
 
-    async def clear_empty_evidence(
-        self, symbol: str, interval: Interval, epochs: Sequence[int]
-    ) -> None:
+    async def clear_empty_evidence(self, symbol: str, interval: Interval, epochs: Sequence[int]) -> None:
         """Forget the evidence (and any confirmation) for these bar times."""
         fn = functools.partial(
             cont.clear_empty_evidence,

@@ -9,6 +9,7 @@ ground truth and differ only in how they fail.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.market import SimMarket
 
 __all__ = ["SimProvider"]
+
 
 class SimProvider:
     """A synthetic provider with injectable faults.
@@ -42,6 +44,7 @@ class SimProvider:
         faults: SimFaults,
         *,
         rng_seed: int | None = None,
+        respect_limit: bool = False,
     ) -> None:
         if not name.startswith("sim"):
             raise ValueError(f"a sim provider's name must start with 'sim' (got {name!r})")
@@ -50,6 +53,10 @@ class SimProvider:
         self.clock = clock
         self.faults = faults
         self.injector = FaultInjector(name, faults, rng_seed=rng_seed)
+        # Like a vendor adapter's client-side limiter, but in clock time (the sim counts its
+        # limit on the clock); 98% of the limit leaves room for calls still in flight.
+        limit = faults.rate_limit_per_min
+        self._budget = ClockWindow(clock, max(1, int(limit * 0.98))) if respect_limit and limit else None
 
     @property
     def configured(self) -> bool:
@@ -66,6 +73,8 @@ class SimProvider:
         """
         interval = Interval(interval)
         start, end = ensure_utc(start), ensure_utc(end)
+        if self._budget is not None:
+            await self._budget.acquire()
         now = await self.injector.admit(self.clock)
         bars = self.market.bars_known_at(symbol, interval, start, end, now, provider=self.name)
         bars = self.injector.degrade(bars)
@@ -73,8 +82,34 @@ class SimProvider:
 
     async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]:
         """One quote per symbol at the clock's now (outage/rate/error faults apply)."""
+        if self._budget is not None:
+            await self._budget.acquire()
         now = await self.injector.admit(self.clock)
         return [self.market.quote(s, now, provider=self.name) for s in symbols]
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class ClockWindow:
+    """At most ``limit`` acquisitions in any 60 seconds of clock time; waits for a slot.
+
+    Hand-written because the `limits` library counts wall time, and a simulated clock
+    runs faster than that.
+    """
+
+    def __init__(self, clock: Clock, limit: int, window: float = 60.0) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self._taken: deque[float] = deque()
+
+    async def acquire(self) -> None:
+        while True:
+            t = self.clock.now().timestamp()
+            while self._taken and self._taken[0] <= t - self.window:
+                self._taken.popleft()
+            if len(self._taken) < self.limit:
+                self._taken.append(t)
+                return
+            await self.clock.sleep(self._taken[0] + self.window - t + 0.001)
