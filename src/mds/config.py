@@ -145,6 +145,12 @@ class Settings(BaseSettings):
 
     # Storage
     DATABASE_URL: str = "sqlite:///./var/mds.db"
+    DB_POOL_MIN_SIZE: int = Field(default=1, description="PostgreSQL pool: connections kept open")
+    DB_POOL_MAX_SIZE: int = Field(default=10, description="PostgreSQL pool: most connections")
+    DB_STATEMENT_TIMEOUT_MS: int = Field(default=30_000, description="PostgreSQL statement_timeout")
+    DB_RETRY_MAX_SECONDS: float = Field(
+        default=60.0, description="How long a write keeps retrying through a database outage"
+    )
 
     # Routing
     MARKET_PROVIDER_POLICY: Literal["paid", "free"] = "paid"
@@ -216,6 +222,15 @@ class Settings(BaseSettings):
     RLC_REDIS_URL: str = "redis://localhost:6379/0"
     RLC_REDIS_JOBS_KEY: str = "market:jobs"
     RLC_REDIS_BACKFILL_KEYS: BackfillKeys = BackfillKeys()
+
+    # Cache of provider responses, per capability (seconds)
+    CACHE_TTL_BARS_1M_SEC: float = 30.0
+    CACHE_TTL_EOD_SEC: float = 3600.0
+    CACHE_TTL_QUOTES_L1_SEC: float = 2.0
+    CACHE_TTL_OPTIONS_CHAIN_SEC: float = 60.0
+
+    # Analysis snapshots
+    ANALYSIS_CACHE_TTL_SEC: float = Field(default=86_400.0, description="Expiry of a cached analysis snapshot")
 
     # WebSocket replay buffer
     WS_REPLAY_MAX_BARS: int = 120
@@ -413,6 +428,15 @@ def validate_settings(s: Settings) -> None:
         "WS_REPLAY_MAX_BARS",
         "WS_REPLAY_TTL_SEC",
         "MDS_PORT",
+        "DB_POOL_MIN_SIZE",
+        "DB_POOL_MAX_SIZE",
+        "DB_STATEMENT_TIMEOUT_MS",
+        "DB_RETRY_MAX_SECONDS",
+        "CACHE_TTL_BARS_1M_SEC",
+        "CACHE_TTL_EOD_SEC",
+        "CACHE_TTL_QUOTES_L1_SEC",
+        "CACHE_TTL_OPTIONS_CHAIN_SEC",
+        "ANALYSIS_CACHE_TTL_SEC",
     ]
     for name in positive:
         if getattr(s, name) <= 0:
@@ -429,6 +453,8 @@ def validate_settings(s: Settings) -> None:
             and not str(getattr(s, name)).startswith(("http://", "https://"))
         ):
             raise ConfigError(name, "must be an http:// or https:// URL")
+    if s.DB_POOL_MIN_SIZE > s.DB_POOL_MAX_SIZE:
+        raise ConfigError("DB_POOL_MIN_SIZE", "must not exceed DB_POOL_MAX_SIZE")
     if s.USE_RLC:
         # Refused rather than ignored: nothing in this build consumes RLC_REDIS_JOBS_KEY yet,
         # and a service that silently collects nothing is worse than one that says so.
