@@ -241,8 +241,8 @@ async def test_bad_input_gets_problem_json(api, method, path, kwargs, status, fi
                 "start": "2025-10-08T13:00:00Z",
                 "end": "2025-10-08T14:00:00Z",
             },
-            404,
-            None,
+            422,
+            "symbol",
         ),
         ({"symbol": "AAPL", "start": "2025-10-08T13:00:00Z"}, 422, "end"),
         (
@@ -303,3 +303,23 @@ async def test_status_of_stored_provisional_bar_is_served(api) -> None:
         params={"start": t.isoformat(), "end": (t + timedelta(minutes=1)).isoformat()},
     )
     assert r.json()["bars"][0]["status"] == "provisional"
+
+
+async def test_coverage_counts_stored_missing_and_confirmed_empty_apart(api) -> None:
+    client, rt = api
+    # Two minutes of MSFT confirmed as "no trades" by two providers.
+    t = [int((OPEN + timedelta(minutes=m)).timestamp()) for m in (0, 1)]
+    for provider in ("sim", "sim_backup"):
+        await rt.store.record_empty_evidence(
+            "MSFT", Interval.M1, t, provider, now=NOW, needed_answers=2, needed_providers=2
+        )
+    body = (await client.get("/ops/coverage")).json()
+    assert body["start"] == "2025-10-08T13:30:00Z"
+    t0 = body["tiers"]["T0"]
+    assert t0["symbols"] == 10 and t0["expected_bars"] == 10 * 90
+    assert t0["stored_bars"] == 90  # AAPL's session so far
+    assert t0["confirmed_empty_bars"] == 2
+    assert t0["missing_bars"] == 10 * 90 - 90 - 2
+    assert t0["symbols_complete"] == 1
+    bad = await client.get("/ops/coverage", params={"interval": "5m"})
+    assert_problem(bad, 422, "interval")

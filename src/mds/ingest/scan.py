@@ -82,3 +82,32 @@ def summarize(gaps: Sequence[Gap]) -> dict[str, Any]:
         "missing_bars": sum(g.missing_bars for g in gaps),
         "symbols_affected": len({g.symbol for g in gaps}),
     }
+
+
+async def coverage(
+    store: Store,
+    calendar: MarketCalendar,
+    *,
+    symbols: Sequence[str],
+    interval: Interval,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """Coverage figures for a symbol set: expected closed bars, stored, missing, and
+    confirmed empty ("no trades") counted apart from missing."""
+    expected = closed_expected(calendar, interval, start, end, now)
+    gaps = await scan_gaps(store, calendar, symbols=symbols, interval=interval, start=start, end=end, now=now)
+    empty = await store.count_confirmed_empty(interval, start, end, list(symbols)) if symbols else 0
+    total = int(expected.size) * len(symbols)
+    missing = sum(g.missing_bars for g in gaps)
+    stored = total - missing - empty
+    return {
+        "symbols": len(symbols),
+        "symbols_complete": len(symbols) - len({g.symbol for g in gaps}),
+        "expected_bars": total,
+        "stored_bars": stored,
+        "missing_bars": missing,
+        "confirmed_empty_bars": empty,
+        "coverage_pct": round(100.0 * (stored + empty) / total, 3) if total else 100.0,
+    }

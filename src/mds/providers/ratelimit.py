@@ -1,9 +1,11 @@
 """Client-side rate limits per provider, on the `limits` library.
 
 `limits` keeps its windows in a pluggable storage: in memory for the embedded default,
-in Redis (``async+redis://…``) when several workers must share one vendor budget.
-``acquire`` waits for a free slot rather than failing, so a configured limit is never
-exceeded however many callers there are.
+in Redis (``redis://…`` or ``async+redis://…``) when several workers must share one
+vendor budget. For Redis, `limits` is told to use the ``redis`` package's asyncio client
+(``implementation="redispy"``), which MDS already depends on, instead of its default,
+``coredis``. ``acquire`` waits for a free slot rather than failing, so a configured limit
+is never exceeded however many callers (or worker processes on one Redis) there are.
 """
 
 from __future__ import annotations
@@ -18,11 +20,26 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 
+#: Key prefix of the shared windows in Redis (``<prefix>:…``); one per deployment.
+REDIS_KEY_PREFIX = "mds:ratelimit"
+
+
 class RateLimiter:
-    def __init__(self, storage_uri: str = "memory://") -> None:
+    """Waits for a free slot under every limit of a key; windows live in ``storage_uri``.
+
+    Args:
+        storage_uri: a `limits` storage URI: ``memory://`` (this process) or ``redis://…``.
+        key_prefix: Redis key prefix of the windows; limiters on one server with one
+            prefix share their budgets. Ignored by other storages.
+    """
+
+    def __init__(self, storage_uri: str = "memory://", *, key_prefix: str = REDIS_KEY_PREFIX) -> None:
         # The async flavour of a storage is selected by the "async+" scheme prefix.
         uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-        self._storage: Storage = storage_from_string(uri)  # type: ignore[assignment]
+        options: dict[str, str] = {}
+        if uri.startswith(("async+redis:", "async+rediss:", "async+redis+")):
+            options = {"implementation": "redispy", "key_prefix": key_prefix}
+        self._storage: Storage = storage_from_string(uri, **options)  # type: ignore[assignment]
         self._limiter = MovingWindowRateLimiter(self._storage)
         self.waits = 0  # how often a caller had to wait (for tests and /stats)
 
@@ -53,7 +70,15 @@ class RateLimiter:
         return min(max(min(waits, default=0.05), 0.01), 60.0)
 
     async def reset(self) -> None:
+        """Forget every window (with Redis: every window under this limiter's prefix)."""
         await self._storage.reset()
+
+    async def aclose(self) -> None:
+        """Release the Redis connections `limits` opened (a memory storage has none)."""
+        bridge = getattr(self._storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
 
 
 def parse_limits(specs: Sequence[str]) -> list[RateLimitItem]:

@@ -2,8 +2,8 @@
 
 Written by hand rather than taken from Alembic because MDS has no ORM and no models to
 autogenerate from; plain numbered SQL files per backend are all it needs. Discovery and
-ordering (:func:`discover`) are backend-neutral; :func:`apply_sqlite` is the SQLite runner,
-and a PostgreSQL runner can reuse :func:`discover` with its own transaction handling.
+ordering (:func:`discover`) are backend-neutral; :func:`apply_sqlite` is the SQLite runner
+and :func:`apply_postgres` the PostgreSQL one (asyncpg).
 
 Each migration runs inside its own transaction together with the row that records it in
 ``schema_migrations(version, name, applied_at)``, so a failing file leaves nothing behind
@@ -21,12 +21,23 @@ from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mds.errors import StorageError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
 SQLITE_MIGRATIONS = "mds.storage.migrations.sqlite"
+POSTGRES_MIGRATIONS = "mds.storage.migrations.postgres"
+# Applied only where the timescaledb extension is available, with a ledger of their own
+# so that the core versions (and schema_migrations) are the same in both modes.
+TIMESCALEDB_MIGRATIONS = "mds.storage.migrations.postgres.timescaledb"
+PG_LEDGERS = ("schema_migrations", "schema_migrations_timescaledb")
+# pg_advisory_xact_lock key every MDS migrator takes; any constant works if it is shared.
+PG_MIGRATION_LOCK = 0x6D64735F6D6967  # "mds_mig"
 
 _CREATE_LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -164,5 +175,67 @@ def apply_sqlite(conn: sqlite3.Connection, migrations: Iterable[Migration]) -> l
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            raise StorageError(f"migration {migration.filename} failed: {exc}") from exc
+    return applied
+
+
+async def apply_postgres(
+    conn: asyncpg.Connection, migrations: Iterable[Migration], *, ledger: str = "schema_migrations"
+) -> list[str]:
+    """Apply the migrations not yet recorded in ``ledger``, in order, one transaction each.
+
+    Each transaction first takes ``pg_advisory_xact_lock(PG_MIGRATION_LOCK)`` and re-reads
+    the ledger under it, so two processes migrating at once apply every file exactly once
+    (the second waits, then finds it done). Creating the ledger happens under the same
+    lock because two concurrent ``CREATE TABLE IF NOT EXISTS`` can still collide.
+
+    Args:
+        conn: An asyncpg connection outside any transaction.
+        migrations: Candidates, usually :func:`discover`'s result.
+        ledger: One of :data:`PG_LEDGERS`.
+
+    Returns:
+        The versions applied by this call, in order; empty when already up to date.
+
+    Raises:
+        StorageError: A migration failed; its transaction was rolled back and the message
+            names the file. Connection-level errors propagate unchanged so that the caller
+            can retry (every step is idempotent).
+    """
+    import asyncpg
+
+    from mds.storage._pg_sql import is_transient
+
+    if ledger not in PG_LEDGERS:
+        raise ValueError(f"unknown migration ledger {ledger!r}")
+    # ``ledger`` is one of two constants checked above; values are always parameters.
+    create = (
+        f"CREATE TABLE IF NOT EXISTS {ledger} (version text PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    done: set[str] = set()
+    if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", ledger):
+        done = {r[0] for r in await conn.fetch(f"SELECT version FROM {ledger}")}
+    applied: list[str] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in done:
+            continue
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", PG_MIGRATION_LOCK)
+                await conn.execute(create)
+                already = await conn.fetchval(f"SELECT 1 FROM {ledger} WHERE version = $1", migration.version)
+                if already is None:
+                    # No arguments: the simple query protocol runs the whole file.
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        f"INSERT INTO {ledger} (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                    applied.append(migration.version)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            if is_transient(exc):
+                raise
             raise StorageError(f"migration {migration.filename} failed: {exc}") from exc
     return applied

@@ -11,7 +11,9 @@ from mds.api.deps import RuntimeDep
 from mds.api.errors import problem
 from mds.api.models import BackfillIn
 from mds.api.params import parse_interval, parse_ts
+from mds.domain.models import Interval, Tier
 from mds.errors import ConfigError, InvalidRequest, NotFound
+from mds.ingest.scan import coverage
 from mds.ops.reload import plan_reload
 from mds.serialize import iso
 
@@ -39,7 +41,11 @@ async def cursor(symbol: str, interval: str, source: str, runtime: RuntimeDep) -
 
 @router.post("/backfill", status_code=202)
 async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
-    entry = await runtime.market.require_symbol(body.symbol)
+    try:
+        entry = await runtime.market.require_symbol(body.symbol)
+    except NotFound:
+        # In a request body an unknown symbol is a bad field, not a missing resource.
+        raise InvalidRequest("symbol", f"{body.symbol} is not in the universe") from None
     start = parse_ts("start", body.start)
     end = parse_ts("end", body.end)
     assert start is not None and end is not None  # required fields
@@ -122,3 +128,33 @@ def _refused(exc: ConfigError, runtime) -> JSONResponse:  # type: ignore[no-unty
         status_code=422,
         media_type="application/problem+json",
     )
+
+
+@router.get("/coverage")
+async def coverage_view(
+    runtime: RuntimeDep,
+    interval: str = "1m",
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, object]:
+    """Per tier: expected closed bars, stored, missing, and confirmed empty (no trades) apart.
+
+    The default window is the latest session, from its open to now.
+    """
+    iv = parse_interval("interval", interval, allowed=(Interval.M1, Interval.D1))
+    now = runtime.clock.now()
+    start_ts = parse_ts("start", start)
+    end_ts = parse_ts("end", end) or now
+    if start_ts is None:
+        sessions = [s for s in runtime.calendar.sessions(now - timedelta(days=10), now) if s.open <= now]
+        start_ts = sessions[-1].open if sessions else now - timedelta(days=1)
+    if start_ts >= end_ts:
+        raise InvalidRequest("start", "start must be before end")
+    universe = await runtime.store.universe()
+    tiers = {}
+    for tier in Tier:
+        names = [e.symbol for e in universe if e.tier is tier]
+        tiers[tier.value] = await coverage(
+            runtime.store, runtime.calendar, symbols=names, interval=iv, start=start_ts, end=end_ts, now=now
+        )
+    return {"interval": iv.value, "start": iso(start_ts), "end": iso(end_ts), "tiers": tiers}

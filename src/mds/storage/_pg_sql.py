@@ -1,0 +1,207 @@
+"""SQL text, row conversions and error classes for :class:`mds.storage.postgres.PostgresStore`.
+
+Every time column is ``timestamptz`` (see ``migrations/postgres/0001_initial.sql``); asyncpg
+hands them back as aware UTC datetimes, so only the protocol's epoch-second results are
+converted here. SQL is composed only from constant identifiers; values are always bound
+parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from mds.domain.models import Bar, BarStatus, Interval, Tier, ensure_utc
+from mds.domain.records import BackfillRecord, BackfillStatus
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+# Failures worth retrying: the server or the network went away, the server is starting
+# or shutting down, or a transaction lost a deadlock/serialization race (it was rolled
+# back whole, so running it again is safe). A statement timeout (QueryCanceledError) is
+# not among them: the same statement would time out again.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.InterfaceError,  # e.g. "connection is closed" on a pooled connection
+    OSError,  # ConnectionRefusedError, ConnectionResetError, TimeoutError
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT)
+
+
+BAR_COLS = "symbol, interval, ts, open, high, low, close, volume, provider, as_of, status, adjusted, revision"
+JOB_COLS = (
+    "id, symbol, interval, start_ts, end_ts, priority, status, attempts, last_error, created_at, updated_at"
+)
+STAGE_COLS = ("symbol", "interval", "ts", "open", "high", "low", "close", "volume", "provider", "status", "adjusted")
+
+# One per connection (created by the pool's init); ON COMMIT DELETE ROWS empties it at the
+# end of every write transaction, and a rolled-back one leaves nothing either.
+STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS stage_bars (
+    symbol text NOT NULL, interval text NOT NULL, ts timestamptz NOT NULL,
+    open double precision, high double precision, low double precision,
+    close double precision, volume double precision,
+    provider text NOT NULL, status text NOT NULL, adjusted boolean NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+
+_CHANGED = " OR ".join(
+    f"excluded.{col} IS DISTINCT FROM candles.{col}" for col in ("open", "high", "low", "close", "volume")
+)
+# The one merge statement. New keys are inserted as revision 0; a changed bar (any OHLCV
+# differs, or provisional becomes final) updates the current row, and the
+# candles_keep_history trigger files the row it replaces in candle_history first, so the
+# copy to history is part of this statement. An identical bar (or a provisional over an
+# identical final) fails the DO UPDATE WHERE and writes nothing. Rows go in key order so
+# two concurrent batches lock shared keys in the same order. New bars also drop their
+# "no trades" evidence (a bar that exists is not empty). ``revision`` tells an insert (0)
+# from an update (>= 1) in RETURNING.
+MERGE = f"""
+WITH up AS (
+    INSERT INTO candles ({BAR_COLS})
+    SELECT symbol, interval, ts, open, high, low, close, volume, provider, $1::timestamptz, status, adjusted, 0
+    FROM stage_bars ORDER BY symbol, interval, ts
+    ON CONFLICT (symbol, interval, ts) DO UPDATE SET
+        open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+        volume = excluded.volume, provider = excluded.provider, as_of = excluded.as_of,
+        status = excluded.status, adjusted = excluded.adjusted, revision = candles.revision + 1
+    WHERE {_CHANGED} OR (candles.status = 'provisional' AND excluded.status = 'final')
+    RETURNING symbol, interval, ts, revision
+), ev AS (
+    DELETE FROM empty_evidence e USING up
+    WHERE up.revision = 0 AND e.symbol = up.symbol AND e.interval = up.interval AND e.ts = up.ts
+), ce AS (
+    DELETE FROM confirmed_empty e USING up
+    WHERE up.revision = 0 AND e.symbol = up.symbol AND e.interval = up.interval AND e.ts = up.ts
+)
+SELECT count(*) FILTER (WHERE revision = 0) AS inserted,
+       count(*) FILTER (WHERE revision > 0) AS revised
+FROM up
+"""
+
+RANGE = "symbol = $1 AND interval = $2 AND ts >= $3 AND ts < $4"
+READ_CURRENT = f"SELECT {BAR_COLS} FROM candles WHERE {RANGE}"
+# What was current at $5: current rows learned by then, plus history rows current then.
+READ_AS_OF = (
+    f"SELECT {BAR_COLS} FROM candles WHERE {RANGE} AND as_of <= $5"
+    f" UNION ALL SELECT {BAR_COLS} FROM candle_history"
+    f" WHERE {RANGE} AND as_of <= $5 AND superseded_at > $5"
+)
+REVISIONS = (
+    f"SELECT {BAR_COLS} FROM candle_history WHERE symbol = $1 AND interval = $2 AND ts = $3"
+    f" UNION ALL SELECT {BAR_COLS} FROM candles WHERE symbol = $1 AND interval = $2 AND ts = $3"
+    " ORDER BY revision"
+)
+
+WRITE_QUOTES = """
+WITH ins AS (
+    INSERT INTO quotes_l1 (symbol, ts, bid, ask, bid_size, ask_size, last, provider, as_of)
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[],
+                         $6::float8[], $7::float8[], $8::text[], $9::timestamptz[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+"""
+
+UPSERT_UNIVERSE = """
+INSERT INTO symbol_universe (symbol, tier, active, name, exchange, updated_at)
+SELECT s, t, a, n, x, now()
+FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[]) AS u(s, t, a, n, x)
+ON CONFLICT (symbol) DO UPDATE SET
+    tier = excluded.tier, active = excluded.active, name = excluded.name,
+    exchange = excluded.exchange, updated_at = excluded.updated_at
+"""
+DEACTIVATE_OTHERS = (
+    "UPDATE symbol_universe SET active = false, updated_at = now()"
+    " WHERE active AND symbol <> ALL($1::text[])"
+)
+RECORD_VERSION = """
+INSERT INTO universe_versions (version_tag, source_meta, created_at) VALUES ($1, $2::jsonb, now())
+ON CONFLICT (version_tag) DO UPDATE SET
+    source_meta = excluded.source_meta, created_at = excluded.created_at
+"""
+
+ADVANCE_CURSOR = """
+INSERT INTO ingestion_cursor (symbol, interval, source, last_ts, updated_at)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (symbol, interval, source) DO UPDATE SET
+    last_ts = excluded.last_ts, updated_at = excluded.updated_at
+WHERE excluded.last_ts > ingestion_cursor.last_ts
+"""
+
+CREATE_JOB = f"""
+INSERT INTO backfill_jobs (symbol, interval, start_ts, end_ts, priority, status, attempts,
+                           created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)
+RETURNING {JOB_COLS}
+"""
+UPDATE_JOB = """
+UPDATE backfill_jobs SET status = $1, updated_at = $2,
+    attempts = COALESCE($3::integer, attempts), last_error = COALESCE($4::text, last_error)
+WHERE id = $5
+"""
+JOB_STATS = """
+SELECT priority, status, count(*), min(created_at) FILTER (WHERE status = 'queued')
+FROM backfill_jobs GROUP BY 1, 2
+"""
+
+
+def secs(ts: datetime) -> int:
+    """Epoch seconds, in exact integer arithmetic (``timestamp()`` goes through a float)."""
+    return (ensure_utc(ts) - EPOCH) // SECOND
+
+
+def from_secs(value: int) -> datetime:
+    return EPOCH + timedelta(seconds=int(value))
+
+
+def rowcount(status: str) -> int:
+    """The row count at the end of a command tag such as ``"UPDATE 3"``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def bar(row: Sequence[Any]) -> Bar:
+    sym, interval, ts, o, h, lo, c, v, provider, as_of, status, adjusted, _rev = row
+    return Bar(
+        symbol=sym,
+        interval=Interval(interval),
+        ts=ts,
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        volume=v,
+        provider=provider,
+        adjusted=adjusted,
+        status=BarStatus(status),
+        as_of=as_of,
+    )
+
+
+def job(row: Sequence[Any]) -> BackfillRecord:
+    jid, sym, interval, start, end, prio, status, attempts, err, created, updated = row
+    return BackfillRecord(
+        id=jid,
+        symbol=sym,
+        interval=Interval(interval),
+        start=start,
+        end=end,
+        priority=Tier(prio),
+        status=BackfillStatus(status),
+        attempts=attempts,
+        last_error=err,
+        created_at=created,
+        updated_at=updated,
+    )

@@ -1,0 +1,1 @@
+"""TimescaleDB-only migrations (hypertables, compression, retention, continuous aggregates)."""
