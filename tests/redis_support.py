@@ -31,7 +31,9 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def redis_server_binary() -> str | None:
-    return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
 
 
 def free_port() -> int:
@@ -53,7 +55,9 @@ def pings(url: str, timeout: float = 0.5) -> bool:
 class RedisServer:
     """A redis-server this test owns: its port, its data dir, its lifecycle."""
 
-    def __init__(self, *, port: int | None = None, appendonly: bool = False, workdir: Path | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, appendonly: bool = False, workdir: Path | None = None
+    ) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError("redis-server is not installed")

@@ -58,3 +58,49 @@ async def test_rate_per_min_setting_overrides_the_vendors_minute_limit() -> None
             assert "250 per 1 day" in [str(limit) for limit in p.limits]  # the daily cap stays
         finally:
             await p.aclose()
+
+
+async def test_two_workers_on_one_redis_never_exceed_one_budget_together() -> None:
+    from tests.redis_support import key_prefix, redis_url
+
+    url, prefix = redis_url(), key_prefix() + "rl"
+    # Two limiters with their own connections stand for two worker processes.
+    workers = [RateLimiter(url, key_prefix=prefix), RateLimiter("async+" + url, key_prefix=prefix)]
+    limits = parse_limits(["5/second"])
+    t0 = time.monotonic()
+    stamps: list[float] = []
+
+    async def call(limiter: RateLimiter) -> None:
+        await limiter.acquire("vendor", limits)
+        stamps.append(time.monotonic() - t0)
+
+    try:
+        await asyncio.gather(*(call(w) for w in workers for _ in range(6)))
+        stamps.sort()
+        assert len(stamps) == 12
+        assert sum(s < 0.5 for s in stamps) == 5  # one budget between them, not two
+        # Moving window: any six consecutive calls span at least about a second.
+        assert all(stamps[i + 5] - stamps[i] >= 0.9 for i in range(len(stamps) - 5))
+        assert sum(w.waits for w in workers) >= 1
+    finally:
+        await workers[0].reset()
+        for w in workers:
+            await w.aclose()
+
+
+async def test_limiters_with_separate_redis_prefixes_have_separate_budgets() -> None:
+    from tests.redis_support import key_prefix, redis_url
+
+    url = redis_url()
+    a, b = RateLimiter(url, key_prefix=key_prefix() + "rl"), RateLimiter(url, key_prefix=key_prefix() + "rl")
+    limits = parse_limits(["3/second"])
+    t0 = time.monotonic()
+    try:
+        for limiter in (a, b):
+            for _ in range(3):
+                await limiter.acquire("vendor", limits)
+        assert time.monotonic() - t0 < 0.5 and a.waits == b.waits == 0
+    finally:
+        for limiter in (a, b):
+            await limiter.reset()
+            await limiter.aclose()

@@ -19,7 +19,6 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-
 #: Key prefix of the shared windows in Redis (``<prefix>:…``); one per deployment.
 REDIS_KEY_PREFIX = "mds:ratelimit"
 
