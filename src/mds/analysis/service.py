@@ -1,0 +1,229 @@
+"""AnalysisService: what the analysis routes and ``mds ta`` call.
+
+It reads bars (the Store for one symbol, the analysis store's bulk reader for many),
+runs the engine, and keeps MarketAnalysisCache and MarketAnalysisHistory.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from mds.analysis import indicators as ind
+from mds.analysis.snapshot import DEFAULT_BARS, StoreBarSource, build_snapshots, pit_cutoff, to_batch
+from mds.analysis.store import TECHNICAL, AnalysisStore, CacheEntry, HistoryEntry, analysis_store_for
+from mds.calendar import MarketCalendar
+from mds.domain.clock import Clock
+from mds.domain.models import Interval
+from mds.errors import InvalidRequest, NotFound
+from mds.serialize import iso, ohlcv_json
+from mds.services.market import MarketService
+from mds.storage.base import Store
+
+if TYPE_CHECKING:
+    from mds.runtime import Runtime
+
+_RANGE = re.compile(r"^(\d{1,4})(d|wk|mo|y)$|^ytd$|^max$")
+#: A second past "now", so a bar stamped exactly now is inside ``ts < end``.
+_TICK = timedelta(seconds=1)
+
+
+class AnalysisService:
+    """Snapshots, ATR, prices, refresh and history over a store.
+
+    Args:
+        store: The bar store (for symbol lookups and single-symbol reads).
+        analysis: Cache, history and the bulk bar reader.
+        calendar: The exchange calendar.
+        clock: The injected clock.
+        market: The market service (prices use its period rules).
+        ttl_sec: Expiry of a cached snapshot (setting ANALYSIS_CACHE_TTL_SEC).
+        bars: Daily bars per snapshot.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        analysis: AnalysisStore,
+        calendar: MarketCalendar,
+        clock: Clock,
+        market: MarketService,
+        ttl_sec: float,
+        bars: int = DEFAULT_BARS,
+    ) -> None:
+        self.store = store
+        self.analysis = analysis
+        self.calendar = calendar
+        self.clock = clock
+        self.market = market
+        self.ttl = timedelta(seconds=ttl_sec)
+        self.bars = bars
+        self._one = StoreBarSource(store)
+
+    @classmethod
+    def for_runtime(cls, runtime: Runtime) -> AnalysisService:
+        return cls(
+            store=runtime.store,
+            analysis=analysis_store_for(runtime.store),
+            calendar=runtime.calendar,
+            clock=runtime.clock,
+            market=runtime.market,
+            ttl_sec=runtime.settings.ANALYSIS_CACHE_TTL_SEC,
+        )
+
+    async def _symbol(self, symbol: str) -> str:
+        entry = await self.store.get_symbol(symbol.strip().upper())
+        if entry is None or not entry.active:
+            raise NotFound("symbol", symbol)
+        return entry.symbol
+
+    # --------------------------------------------------------------- one symbol
+    async def snapshot(self, symbol: str, *, as_of: date | datetime | None = None) -> dict[str, Any]:
+        """The technical snapshot of ``symbol``; ``as_of`` makes it point in time.
+
+        Without ``as_of`` a cached snapshot is served while it has not expired and no
+        newer daily bar (or revision of the newest) has been learned since it was
+        computed; otherwise it is computed and cached.
+
+        Raises:
+            NotFound: The symbol is not in the active universe.
+        """
+        sym = await self._symbol(symbol)
+        now = self.clock.now()
+        if as_of is not None:
+            cutoff = pit_cutoff(as_of, self.calendar, now)
+            [snap] = await build_snapshots(
+                self._one, self.calendar, [sym], end=cutoff, as_of=cutoff, bars=self.bars
+            )
+            return {**snap, "source": "computed", "computed_as_of": iso(cutoff)}
+        cached = await self.analysis.get_cache(sym, TECHNICAL, now=now)
+        if cached is not None:
+            latest = await self.store.latest_bar(sym, Interval.D1)
+            if latest is None or (latest.as_of is not None and latest.as_of <= cached.computed_at):
+                return {**cached.snapshot, "source": "cache", "computed_at": iso(cached.computed_at)}
+        [snap] = await build_snapshots(self._one, self.calendar, [sym], end=now + _TICK, bars=self.bars)
+        await self.analysis.put_cache([CacheEntry(sym, TECHNICAL, snap, now, now + self.ttl)])
+        return {**snap, "source": "computed", "computed_at": iso(now)}
+
+    async def atr(self, symbol: str) -> dict[str, Any]:
+        """ATR(14), ATR%, distance from SMA50 in ATRs, and the volatility regime."""
+        sym = await self._symbol(symbol)
+        end = self.clock.now() + _TICK
+        data = await self._one.daily_bars([sym], end, as_of=None, limit=self.bars)
+        batch, sessions = to_batch(data, self.calendar, end, self.bars)
+        [snap] = ind.snapshots(ind.compute(batch, sessions))
+        k = int(batch.n[0])
+        rows = slice(batch.close.shape[1] - k, None)
+        rank, regime = ind.volatility_regime(batch.high[0, rows], batch.low[0, rows], batch.close[0, rows])
+        fields = ("close", "atr_14", "atr_pct", "atr_dist_sma50", "sma_50")
+        reasons = {f: r for f, r in snap["reasons"].items() if f in fields}
+        if regime is None:
+            reasons["regime"] = f"needs 20 ATR values (34 bars), {k} available"
+        return {
+            "symbol": sym,
+            "as_of": snap["as_of"],
+            "bars_used": k,
+            **{f: snap[f] for f in fields},
+            "atr_pct_rank": rank,
+            "regime": regime,
+            "reasons": reasons,
+        }
+
+    async def prices(self, symbol: str, range_: str, interval: Interval) -> dict[str, Any]:
+        """OHLCV bars over ``range_`` (Nd trading days, Nwk, Nmo, Ny, ytd, max)."""
+        text = range_.strip().lower()
+        if not _RANGE.match(text) or text in {"0d", "0wk", "0mo", "0y"}:
+            raise InvalidRequest("range", f"unknown range {range_!r}; use e.g. 200d, 6mo, 1y, ytd or max")
+        sym = await self._symbol(symbol)
+        result = await self.market.history(sym, text, interval)
+        return {
+            "symbol": sym,
+            "interval": interval.value,
+            "range": text,
+            "start": iso(result.start),
+            "end": iso(result.end),
+            "count": len(result.bars),
+            "bars": [ohlcv_json(b) for b in result.bars],
+        }
+
+    # ---------------------------------------------------------- whole universe
+    async def _universe(self, symbols: Sequence[str] | None) -> list[str]:
+        if symbols is None:
+            return [e.symbol for e in await self.store.universe()]
+        return [await self._symbol(s) for s in symbols]
+
+    async def refresh(self, symbols: Sequence[str] | None = None) -> dict[str, Any]:
+        """Recompute and cache the snapshot of every active symbol (or of ``symbols``).
+
+        Raises:
+            NotFound: One of ``symbols`` is not in the active universe.
+        """
+        started = time.perf_counter()
+        syms = await self._universe(symbols)
+        now = self.clock.now()
+        snaps = await build_snapshots(self.analysis, self.calendar, syms, end=now + _TICK, bars=self.bars)
+        expires = now + self.ttl
+        await self.analysis.put_cache([CacheEntry(s["symbol"], TECHNICAL, s, now, expires) for s in snaps])
+        return {
+            "symbols": len(snaps),
+            "without_bars": sorted(s["symbol"] for s in snaps if s["bars_used"] == 0),
+            "computed_at": iso(now),
+            "expires_at": iso(expires),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    async def record_history(
+        self,
+        symbols: Sequence[str] | None = None,
+        *,
+        as_of: date | None = None,
+        analysis_type: str = TECHNICAL,
+    ) -> dict[str, Any]:
+        """Record today's (or ``as_of``'s point-in-time) snapshots into history.
+
+        Each row is keyed by the snapshot's own ``as_of`` session date; a key already
+        recorded is refused, never overwritten. Symbols without bars are skipped.
+        """
+        syms = await self._universe(symbols)
+        now = self.clock.now()
+        if as_of is None:
+            snaps = await build_snapshots(self.analysis, self.calendar, syms, end=now + _TICK, bars=self.bars)
+        else:
+            cutoff = pit_cutoff(as_of, self.calendar, now)
+            snaps = await build_snapshots(
+                self.analysis, self.calendar, syms, end=cutoff, as_of=cutoff, bars=self.bars
+            )
+        entries = [HistoryEntry(s["symbol"], analysis_type, s["as_of"], s, now) for s in snaps if s["as_of"]]
+        result = await self.analysis.record_history(entries)
+        return {
+            "analysis_type": analysis_type,
+            "recorded": len(result.written),
+            "refused": sorted(result.refused),
+            "skipped_without_bars": sorted(s["symbol"] for s in snaps if not s["as_of"]),
+            "recorded_at": iso(now),
+        }
+
+    async def history(self, symbol: str, as_of_date: date, analysis_type: str = TECHNICAL) -> dict[str, Any]:
+        """The recorded snapshot of one day.
+
+        Raises:
+            NotFound: Nothing was recorded for that key.
+        """
+        sym = await self._symbol(symbol)
+        entry = await self.analysis.get_history(sym, analysis_type, as_of_date.isoformat())
+        if entry is None:
+            raise NotFound("analysis history", f"{sym} {analysis_type} {as_of_date.isoformat()}")
+        return {**entry.snapshot, "recorded_at": iso(entry.recorded_at)}
+
+
+async def ta_command(runtime: Runtime, symbol: str, *, as_of: date | None = None) -> dict[str, Any]:
+    """What ``mds ta SYMBOL [--as-of YYYY-MM-DD]`` prints: the symbol's snapshot.
+
+    Raises:
+        NotFound: The symbol is not in the active universe.
+    """
+    return await AnalysisService.for_runtime(runtime).snapshot(symbol, as_of=as_of)
