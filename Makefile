@@ -37,6 +37,8 @@ bench: venv
 	$(BIN)/mds bench parse --json
 	$(BIN)/mds bench gaps --symbols 8000 --json
 	$(BIN)/mds bench drain --json
+	$(BIN)/mds bench indicators --symbols 8000 --bars 270 --json
+	$(BIN)/mds bench snapshots --json
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -55,6 +55,9 @@ def _demo_defaults(demo: bool) -> dict[str, str]:
     return {
         **{f"POLICY_{cap.value.upper()}": DEMO_POLICY for cap in Capability},
         "DATABASE_URL": DEMO_DATABASE_URL,
+        # The sim has no vendor budget to protect; the seed's 2 jobs/s would make the demo's
+        # start-up backfill (a year of daily bars for 50 symbols) take over a minute.
+        "BACKFILL_DISPATCH_RATE_PER_SEC": "50",
     }
 
 
@@ -124,30 +127,53 @@ def migrate(env_file: EnvFile = None) -> None:
     typer.echo(f"migrations up to date ({s.DATABASE_URL})")
 
 
-@app.command()
-def serve(
-    demo: Annotated[
-        bool, typer.Option(help="Serve the offline sim market (providers sim, sim_backup)")
-    ] = False,
-    clock: Annotated[str | None, typer.Option(help="Start a simulated clock at this UTC time")] = None,
-    speed: Annotated[float, typer.Option(help="Simulated clock speed factor")] = 1.0,
-    host: Annotated[str | None, typer.Option(help="Bind address (default MDS_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default MDS_PORT)")] = None,
-    env_file: EnvFile = None,
+ClockOpt = Annotated[str | None, typer.Option("--clock", help="Start a simulated clock at this UTC time")]
+SpeedOpt = Annotated[float, typer.Option(help="Simulated clock speed factor")]
+AnchorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--clock-anchor",
+        help="Wall-clock epoch second at which --clock applies (share one time across processes)",
+    ),
+]
+
+
+def _clock(clock: str | None, speed: float, anchor: float | None):  # type: ignore[no-untyped-def]
+    from mds.domain.clock import SimulatedClock, SystemClock
+
+    if speed <= 0:
+        _fail("--speed must be positive")
+    if clock:
+        return SimulatedClock(_parse_time("--clock", clock), speed, anchor=anchor)
+    if speed != 1.0:
+        return SimulatedClock(SystemClock().now(), speed, anchor=anchor)
+    return SystemClock()
+
+
+def _run(
+    roles: frozenset[str],
+    *,
+    demo: bool,
+    clock: str | None,
+    speed: float,
+    anchor: float | None,
+    host: str | None,
+    port: int | None,
+    env_file: Path | None,
+    service_only: bool = False,
+    consumer: str | None = None,
 ) -> None:
-    """Run the API, the collector and the scheduler in one process."""
     import uvicorn
 
     from mds.api.app import create_app
-    from mds.domain.clock import SimulatedClock, SystemClock
     from mds.runtime import open_runtime
 
     settings = _settings(env_file, demo=demo)
-    if speed <= 0:
-        _fail("--speed must be positive")
-    the_clock = SimulatedClock(_parse_time("--clock", clock), speed) if clock else SystemClock()
-    if not clock and speed != 1.0:
-        the_clock = SimulatedClock(SystemClock().now(), speed)
+    if roles != {"api", "worker", "scheduler"} and settings.QUEUE_BACKEND != "redis":
+        _fail(
+            "QUEUE_BACKEND: separate api/worker/scheduler processes share work through Redis; set QUEUE_BACKEND=redis"
+        )
+    the_clock = _clock(clock, speed, anchor)
     logging.basicConfig(
         level=settings.LOG_LEVEL.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -161,10 +187,13 @@ def serve(
             settings,
             clock=the_clock,
             demo=demo,
+            roles=roles,
             environ=dict(os.environ),
             env_file=_env_file(env_file),
             env_defaults=_demo_defaults(demo),
-        )
+            consumer=consumer,
+        ),
+        service_only=service_only,
     )
     uvicorn.run(
         app_,
@@ -172,6 +201,106 @@ def serve(
         port=port or settings.MDS_PORT,
         log_level=settings.LOG_LEVEL.lower(),
         access_log=False,
+    )
+
+
+DemoOpt = Annotated[bool, typer.Option(help="Serve the offline sim market (providers sim, sim_backup)")]
+HostOpt = Annotated[str | None, typer.Option(help="Bind address (default MDS_HOST)")]
+
+
+@app.command()
+def serve(
+    demo: DemoOpt = False,
+    clock: ClockOpt = None,
+    speed: SpeedOpt = 1.0,
+    clock_anchor: AnchorOpt = None,
+    host: HostOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MDS_PORT)")] = None,
+    env_file: EnvFile = None,
+) -> None:
+    """Run the API, the collector and the scheduler in one process (the embedded default)."""
+    _run(
+        frozenset({"api", "worker", "scheduler"}),
+        demo=demo,
+        clock=clock,
+        speed=speed,
+        anchor=clock_anchor,
+        host=host,
+        port=port,
+        env_file=env_file,
+    )
+
+
+@app.command()
+def api(
+    demo: DemoOpt = False,
+    clock: ClockOpt = None,
+    speed: SpeedOpt = 1.0,
+    clock_anchor: AnchorOpt = None,
+    host: HostOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MDS_PORT)")] = None,
+    env_file: EnvFile = None,
+) -> None:
+    """HTTP only: reads the store, hands backfills to the workers through Redis."""
+    _run(
+        frozenset({"api"}),
+        demo=demo,
+        clock=clock,
+        speed=speed,
+        anchor=clock_anchor,
+        host=host,
+        port=port,
+        env_file=env_file,
+    )
+
+
+@app.command()
+def worker(
+    demo: DemoOpt = False,
+    clock: ClockOpt = None,
+    speed: SpeedOpt = 1.0,
+    clock_anchor: AnchorOpt = None,
+    metrics_port: Annotated[int, typer.Option(help="Port for /health and /metrics")] = 9101,
+    name: Annotated[
+        str | None, typer.Option(help="Stable consumer name (a restarted worker takes back its jobs)")
+    ] = None,
+    env_file: EnvFile = None,
+) -> None:
+    """Consume live and backfill jobs from Redis; store what they fetch."""
+    _run(
+        frozenset({"worker"}),
+        demo=demo,
+        clock=clock,
+        speed=speed,
+        anchor=clock_anchor,
+        host=None,
+        port=metrics_port,
+        env_file=env_file,
+        service_only=True,
+        consumer=name,
+    )
+
+
+@app.command()
+def scheduler(
+    demo: DemoOpt = False,
+    clock: ClockOpt = None,
+    speed: SpeedOpt = 1.0,
+    clock_anchor: AnchorOpt = None,
+    metrics_port: Annotated[int, typer.Option(help="Port for /health and /metrics")] = 9102,
+    env_file: EnvFile = None,
+) -> None:
+    """Sweeper, gap scans and SLO monitor; one active at a time (a Redis lock), others wait."""
+    _run(
+        frozenset({"scheduler"}),
+        demo=demo,
+        clock=clock,
+        speed=speed,
+        anchor=clock_anchor,
+        host=None,
+        port=metrics_port,
+        env_file=env_file,
+        service_only=True,
     )
 
 
@@ -354,6 +483,40 @@ def _configured_rows(settings: Settings) -> list[dict[str, Any]]:
 
 
 @app.command()
+def ta(
+    symbol: str,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD: what MDS knew at the end of that day")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="Read the demo database")] = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Print the symbol's analysis snapshot (indicators from stored daily bars) as JSON."""
+    from datetime import date as date_
+
+    from mds.analysis.service import ta_command
+    from mds.errors import NotFound
+    from mds.runtime import open_runtime
+
+    day = None
+    if as_of is not None:
+        try:
+            day = date_.fromisoformat(as_of)
+        except ValueError:
+            _fail(f"--as-of: {as_of!r} is not a YYYY-MM-DD date")
+    s = _settings(env_file, demo=demo)
+
+    async def run() -> dict[str, Any]:
+        async with open_runtime(s, demo=demo, collect=False, environ=_environ(env_file, demo=demo)) as rt:
+            return await ta_command(rt, symbol.upper(), as_of=day)
+
+    try:
+        typer.echo(json.dumps(asyncio.run(run()), indent=2))
+    except NotFound as exc:
+        _fail(str(exc), 1)
+
+
+@app.command()
 def gaps(
     interval: Annotated[str, typer.Option(help="1m or 1d")] = "1m",
     start: Annotated[str, typer.Option(help="Inclusive start, ISO-8601 with zone")] = ...,  # type: ignore[assignment]
@@ -502,6 +665,29 @@ def bench_drain(
     from mds.benchmarks import drain
 
     typer.echo(json.dumps(drain.run(jobs, rate)))
+
+
+@bench_app.command("indicators")
+def bench_indicators(
+    symbols: Annotated[int, typer.Option(help="Symbols")] = 8000,
+    bars: Annotated[int, typer.Option(help="Daily bars per symbol")] = 270,
+    json_: JsonFlag = True,
+) -> None:
+    """The full snapshot for N symbols vs the same TA-Lib calls alone, in one run."""
+    from mds.benchmarks import indicators
+
+    typer.echo(json.dumps(indicators.run(symbols, bars)))
+
+
+@bench_app.command("snapshots")
+def bench_snapshots(
+    symbols: Annotated[int, typer.Option(help="Symbols")] = 8000,
+    json_: JsonFlag = True,
+) -> None:
+    """Full snapshot refresh of N symbols from the SQLite store, end to end."""
+    from mds.benchmarks import snapshots
+
+    typer.echo(json.dumps(snapshots.run(symbols)))
 
 
 @bench_app.command("store")

@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     MARKET_CALENDAR: str = "XNYS"
 
     # Ingestion modes
+    QUEUE_BACKEND: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="memory: in-process queues, bus and cache (one `mds serve`); redis: shared through RLC_REDIS_URL",
+    )
     USE_RLC: bool = False
     LOCAL_SWEEP_ENABLED: bool = True
     LIVE_BATCH_SIZE: int = 500
@@ -230,7 +234,9 @@ class Settings(BaseSettings):
     CACHE_TTL_OPTIONS_CHAIN_SEC: float = 60.0
 
     # Analysis snapshots
-    ANALYSIS_CACHE_TTL_SEC: float = Field(default=86_400.0, description="Expiry of a cached analysis snapshot")
+    ANALYSIS_CACHE_TTL_SEC: float = Field(
+        default=86_400.0, description="Expiry of a cached analysis snapshot"
+    )
 
     # WebSocket replay buffer
     WS_REPLAY_MAX_BARS: int = 120
@@ -267,7 +273,8 @@ class Settings(BaseSettings):
     TIINGO_BASE_URL: str | None = None
     TIINGO_RATE_PER_MIN: float | None = None
     RATE_LIMIT_STORAGE_URI: str = Field(
-        default="memory://", description="`limits` storage for provider budgets; async+redis://… shares them"
+        default="memory://",
+        description="`limits` storage for provider budgets; redis://… shares them across workers",
     )
 
     # Observability
@@ -455,10 +462,12 @@ def validate_settings(s: Settings) -> None:
             raise ConfigError(name, "must be an http:// or https:// URL")
     if s.DB_POOL_MIN_SIZE > s.DB_POOL_MAX_SIZE:
         raise ConfigError("DB_POOL_MIN_SIZE", "must not exceed DB_POOL_MAX_SIZE")
-    if s.USE_RLC:
-        # Refused rather than ignored: nothing in this build consumes RLC_REDIS_JOBS_KEY yet,
-        # and a service that silently collects nothing is worse than one that says so.
-        raise ConfigError("USE_RLC", "the Redis job consumer is not in this build; set USE_RLC=false")
+    if s.USE_RLC and s.QUEUE_BACKEND != "redis":
+        # The external coordinator's jobs arrive in Redis (RLC_REDIS_JOBS_KEY); without the
+        # Redis backend nothing would consume them, and silence is worse than a refusal.
+        raise ConfigError(
+            "USE_RLC", "USE_RLC=true needs QUEUE_BACKEND=redis (jobs arrive on RLC_REDIS_JOBS_KEY)"
+        )
 
 
 def load_settings(

@@ -7,6 +7,8 @@ the one place where concrete implementations are chosen for the protocols.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -24,6 +26,7 @@ from mds.ingest.universe import default_universe, demo_universe
 from mds.observability.metrics import Metrics
 from mds.ops.reload import effective_environ
 from mds.providers.base import Provider
+from mds.providers.ratelimit import RateLimiter
 from mds.providers.registry import build_providers
 from mds.queue.base import JobQueue
 from mds.queue.memory import InMemoryJobQueue
@@ -57,6 +60,7 @@ class Runtime:
     env_file: Path | None = None
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     policy_version: str = "initial"
+    roles: frozenset[str] = frozenset({"api", "worker", "scheduler"})
 
     def current_environ(self) -> dict[str, str]:
         """The environment settings would be read from now (the env file is re-read)."""
@@ -70,6 +74,9 @@ class Runtime:
             self.collector.update_settings(settings)
 
 
+ALL_ROLES = frozenset({"api", "worker", "scheduler"})
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -77,24 +84,64 @@ async def open_runtime(
     clock: Clock | None = None,
     demo: bool = False,
     collect: bool = True,
+    roles: frozenset[str] | None = None,
     environ: Mapping[str, str] | None = None,
     metrics: Metrics | None = None,
     env_file: Path | None = None,
     env_defaults: Mapping[str, str] | None = None,
+    consumer: str | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open every part; ``environ`` is the process environment (without the env file)."""
+    """Open every part; ``environ`` is the process environment (without the env file).
+
+    ``roles`` says what this process does: ``api`` (serve HTTP), ``worker`` (consume live
+    and backfill jobs), ``scheduler`` (sweeper, gap scans, SLO monitor; leader-elected on
+    Redis). `mds serve` is all three; ``collect=False`` means API only.
+    """
+    roles = roles if roles is not None else (ALL_ROLES if collect else frozenset({"api"}))
     clock = clock or SystemClock()
     environ = dict(environ or {})
     env_defaults = dict(env_defaults or {})
     metrics = metrics or Metrics()
     calendar = MarketCalendar(settings.MARKET_CALENDAR)
-    store = open_store(settings.DATABASE_URL)
+    store = open_store(
+        settings.DATABASE_URL,
+        pool_min=settings.DB_POOL_MIN_SIZE,
+        pool_max=settings.DB_POOL_MAX_SIZE,
+        statement_timeout_ms=settings.DB_STATEMENT_TIMEOUT_MS,
+        retry_max_seconds=settings.DB_RETRY_MAX_SECONDS,
+    )
     await store.open()
     providers: dict[str, Provider] = {}
-    cache = InMemoryCache(clock)
-    bus = InMemoryBus()
-    live_queue = InMemoryJobQueue()
-    backfill_queues: dict[Tier, JobQueue] = {t: InMemoryJobQueue() for t in Tier}
+    redis = None
+    limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
+    if settings.QUEUE_BACKEND == "redis":
+        from redis.asyncio import Redis
+
+        from mds.queue.redis import RedisJobQueue
+        from mds.redis_cache import RedisCache
+        from mds.stream.redis_bus import RedisBus
+
+        redis = Redis.from_url(settings.RLC_REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+        name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        cache: Cache = RedisCache(redis)
+        bus: Bus = RedisBus(redis)
+        live_queue: JobQueue = RedisJobQueue(
+            redis, settings.RLC_REDIS_JOBS_KEY, consumer=name, visibility_timeout=30.0
+        )
+        backfill_queues: dict[Tier, JobQueue] = {
+            t: RedisJobQueue(
+                redis,
+                getattr(settings.RLC_REDIS_BACKFILL_KEYS, t.value),
+                consumer=name,
+                visibility_timeout=30.0,
+            )
+            for t in Tier
+        }
+    else:
+        cache = InMemoryCache(clock)
+        bus = InMemoryBus()
+        live_queue = InMemoryJobQueue()
+        backfill_queues = {t: InMemoryJobQueue() for t in Tier}
     collector: Collector | None = None
     try:
         universe = demo_universe() if demo else default_universe(settings)
@@ -106,24 +153,28 @@ async def open_runtime(
             source_meta={"source": "demo" if demo else settings.UNIVERSE_FILE or "built-in"},
         )
         providers = build_providers(
-            settings, clock, calendar, effective_environ(environ, env_file, env_defaults)
+            settings, clock, calendar, effective_environ(environ, env_file, env_defaults), limiter=limiter
         )
         router = Router(providers, settings, clock, metrics)
         market = MarketService(store=store, calendar=calendar, clock=clock, cache=cache)
-        if collect:
-            collector = Collector(
-                settings=settings,
-                store=store,
-                router=router,
-                calendar=calendar,
-                clock=clock,
-                metrics=metrics,
-                live_queue=live_queue,
-                backfill_queues=backfill_queues,
-                cache=cache,
-                bus=bus,
-            )
-            await collector.start()
+        collector = Collector(
+            settings=settings,
+            store=store,
+            router=router,
+            calendar=calendar,
+            clock=clock,
+            metrics=metrics,
+            live_queue=live_queue,
+            backfill_queues=backfill_queues,
+            cache=cache,
+            bus=bus,
+        )
+        leader = None
+        if redis is not None and "scheduler" in roles:
+            from mds.ops.leader import LeaderLock
+
+            leader = LeaderLock(redis, f"{settings.RLC_REDIS_JOBS_KEY}:scheduler-leader")
+        await collector.start(roles, leader=leader, restore=redis is None)
         yield Runtime(
             settings=settings,
             clock=clock,
@@ -143,15 +194,19 @@ async def open_runtime(
             environ=environ,
             env_file=env_file,
             env_defaults=env_defaults,
+            roles=roles,
         )
     finally:
         if collector is not None:
             await collector.stop()
         for p in providers.values():
             await p.aclose()
+        await limiter.aclose()
         await live_queue.close()
         for q in backfill_queues.values():
             await q.close()
         await bus.close()
         await cache.close()
+        if redis is not None:
+            await redis.aclose()
         await store.close()

@@ -87,6 +87,7 @@ async def test_adjacent_queued_job_grows_instead_of_a_new_one(make) -> None:
     assert (current.time_window.start, current.time_window.end) == (h(0), h(2))
     # A running job is not widened.
     b.started(current)
+    await b.store.update_backfill(rec.id, status=BackfillStatus.RUNNING, now=T)
     r2 = await b.enqueue("AAPL", Interval.M1, h(2), h(3), Tier.T1)
     assert r2.merged_into == [] and len(r2.created) == 1
 

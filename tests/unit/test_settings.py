@@ -78,6 +78,7 @@ def test_nested_seed_names_override_one_field_and_keep_the_rest() -> None:
         ({"CADENCE_T0__bars_5m": "3"}, "CADENCE_T0__bars_5m"),
         ({"MDS_PORTT": "1"}, "MDS_PORTT"),
         ({"USE_RLC": "true"}, "USE_RLC"),
+        ({"QUEUE_BACKEND": "kafka"}, "QUEUE_BACKEND"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
@@ -115,3 +116,8 @@ def test_secrets_are_redacted() -> None:
 def test_sqlite_path() -> None:
     assert str(load_settings({"DATABASE_URL": "sqlite:///./var/x.db"}).sqlite_path) == "var/x.db"
     assert load_settings({"DATABASE_URL": "sqlite:///:memory:"}).sqlite_path is None
+
+
+def test_use_rlc_with_the_redis_backend_is_accepted() -> None:
+    s = load_settings({"USE_RLC": "true", "QUEUE_BACKEND": "redis"})
+    assert s.USE_RLC and s.QUEUE_BACKEND == "redis"

@@ -33,8 +33,6 @@ async def test_sqlite_memory() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://u@h/db", "production-backends"),
-        ("postgres://u@h/db", "production-backends"),
         ("mysql://u@h/db", "unknown scheme"),
         ("sqlite:///", "no path"),
     ],
@@ -43,3 +41,17 @@ def test_refused_urls_name_the_setting(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         open_store(url)
     assert info.value.setting == "DATABASE_URL"
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db"])
+def test_postgres_urls_build_a_postgres_store(url: str) -> None:
+    from mds.storage.postgres import PostgresStore
+
+    store = open_store(url, pool_min=2, pool_max=7, statement_timeout_ms=1500, retry_max_seconds=3)
+    assert isinstance(store, PostgresStore)
+    assert (store.pool_min, store.pool_max, store.statement_timeout_ms, store.retry_max_seconds) == (
+        2,
+        7,
+        1500,
+        3.0,
+    )

@@ -22,6 +22,7 @@ leaves this module.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -141,7 +142,8 @@ class BarBatch:
         Rows must be in time order; a row longer than ``width`` keeps its newest bars.
         """
         ns = np.array([len(r) for r in rows], dtype=np.int64)
-        t = int(width if width is not None else (ns.max() if len(ns) else 0))
+        # At least one (padding) column, so "the last column" always exists.
+        t = max(1, int(width if width is not None else (ns.max() if len(ns) else 0)))
         ns = np.minimum(ns, t)
         shape = (len(rows), t)
         day = np.full(shape, _PAD_DAY, dtype=np.int64)
@@ -175,40 +177,41 @@ def _talib_rows(batch: BarBatch, out: dict[str, np.ndarray] | None) -> None:
     """The TA-Lib calls, per symbol on its own (unpadded, contiguous) bars.
 
     With ``out`` None the results are dropped: that is :func:`talib_only`, the benchmark's
-    baseline, running exactly the same calls on the same arrays.
+    baseline, running exactly the same calls on the same arrays. Results are gathered as
+    row tuples and stored column-wise once at the end (one numpy store per field, not
+    one per symbol and field).
     """
     t = batch.close.shape[1]
-    n_list = batch.n.tolist()
-    sma = [(p, None if out is None else out[f"sma_{p}"]) for p in SMA_PERIODS]
-    ema = [(p, None if out is None else out[f"ema_{p}"]) for p in EMA_PERIODS]
-    for i, k in enumerate(n_list):
+    sma_p, ema_p = SMA_PERIODS, EMA_PERIODS
+    rows: list[int] = []
+    found: list[tuple[Any, ...]] = []
+    for i, k in enumerate(batch.n.tolist()):
         if k == 0:
             continue
         c = batch.close[i, t - k :]
         h = batch.high[i, t - k :]
         lo = batch.low[i, t - k :]
-        sma_v = [talib.SMA(c, p)[-1] for p, _ in sma]
-        ema_v = [talib.EMA(c, p)[-1] for p, _ in ema]
-        rsi = talib.RSI(c, 14)[-1]
-        atr = talib.ATR(h, lo, c, 14)[-1]
-        adx = talib.ADX(h, lo, c, ADX_PERIOD)[-1]
-        pdi = talib.PLUS_DI(h, lo, c, ADX_PERIOD)[-1]
-        mdi = talib.MINUS_DI(h, lo, c, ADX_PERIOD)[-1]
         macd, sig, hist = talib.MACD(c, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
-        if out is None:
-            continue
-        for (_, col), v in zip(sma, sma_v, strict=True):
-            col[i] = v  # type: ignore[index]
-        for (_, col), v in zip(ema, ema_v, strict=True):
-            col[i] = v  # type: ignore[index]
-        out["rsi_14"][i] = rsi
-        out["atr_14"][i] = atr
-        out["adx_14"][i] = adx
-        out["plus_di_14"][i] = pdi
-        out["minus_di_14"][i] = mdi
-        out["macd"][i] = macd[-1]
-        out["macd_signal"][i] = sig[-1]
-        out["macd_hist"][i] = hist[-1]
+        values = (
+            *[talib.SMA(c, p)[-1] for p in sma_p],
+            *[talib.EMA(c, p)[-1] for p in ema_p],
+            talib.RSI(c, 14)[-1],
+            talib.ATR(h, lo, c, 14)[-1],
+            talib.ADX(h, lo, c, ADX_PERIOD)[-1],
+            talib.PLUS_DI(h, lo, c, ADX_PERIOD)[-1],
+            talib.MINUS_DI(h, lo, c, ADX_PERIOD)[-1],
+            macd[-1],
+            sig[-1],
+            hist[-1],
+        )
+        if out is not None:
+            rows.append(i)
+            found.append(values)
+    if out is None or not rows:
+        return
+    table = np.array(found, dtype=np.float64)
+    for j, name in enumerate(TALIB_FIELDS):
+        out[name][rows] = table[:, j]
 
 
 def talib_only(batch: BarBatch) -> None:
@@ -442,6 +445,8 @@ def td_setup(close: np.ndarray) -> np.ndarray:
     terms), negative for a down run (a *buy* setup). Runs are counted within the bars
     available, so history shorter than the run understates it.
     """
+    if close.shape[1] <= TD_LOOKBACK:
+        return np.zeros(close.shape[0], dtype=np.int64)
     prev, cur = close[:, :-TD_LOOKBACK], close[:, TD_LOOKBACK:]
     up, down = cur > prev, cur < prev
 
@@ -467,8 +472,8 @@ def gaps(batch: BarBatch, window: int = GAP_WINDOW) -> tuple[np.ndarray, np.ndar
 
     Returns:
         ``(up_count, down_count, unfilled)``: counts per symbol over the window, and per
-        symbol the unfilled gaps, newest first, as ``{"date": day number, "direction":
-        "up"|"down", "gap_pct": float, "level": float}`` (``date`` is made ISO later).
+        symbol the unfilled gaps, newest first, as ``{"date": ISO date, "direction":
+        "up"|"down", "gap_pct": float, "level": float}``.
     """
     s, t = batch.close.shape
     w = max(0, min(window, t - 1))
@@ -491,9 +496,8 @@ def gaps(batch: BarBatch, window: int = GAP_WINDOW) -> tuple[np.ndarray, np.ndar
             continue
         lv = level[rows, cols]
         pct = 100.0 * (o[rows, cols] / lv - 1.0)
-        for r, c, d, p, lvl in zip(
-            rows.tolist(), cols.tolist(), days[rows, cols].tolist(), pct.tolist(), lv.tolist(), strict=True
-        ):
+        iso = _iso_days(days[rows, cols])
+        for r, c, d, p, lvl in zip(rows.tolist(), cols.tolist(), iso, pct.tolist(), lv.tolist(), strict=True):
             found[r].append((c, {"date": d, "direction": direction, "gap_pct": p, "level": lvl}))
     unfilled = [[g for _, g in sorted(row, key=lambda x: -x[0])] for row in found]
     return up.sum(axis=1), down.sum(axis=1), unfilled
@@ -609,54 +613,65 @@ def snapshots(cols: Columns) -> list[dict[str, Any]]:
     bucket = cols.bucket.tolist()
     label = cols.stage_label.tolist()
     td = cols.td.tolist()
-    align = {k: (v.tolist(), known.tolist()) for k, (v, known) in cols.alignment.items()}
+    align_names = tuple(cols.alignment)
+    # Row tuples are built by zip in C; only rows with a NaN are patched field by field.
+    align_rows = list(
+        zip(*(np.where(known, v, None).tolist() for v, known in cols.alignment.values()), strict=True)
+    )
+    float_rows = list(zip(*(lists[f] for f in float_fields), strict=True))
     up, down = cols.gap_up.tolist(), cols.gap_down.tolist()
     sma200_missing = nan_masks["sma_200"] | nan_masks["sma_21"] | nan_masks["sma_50"]
     out: list[dict[str, Any]] = []
-    for i in range(s):
-        k = n[i]
-        row: dict[str, Any] = {"symbol": batch.symbols[i], "as_of": as_of[i] if k else None, "bars_used": k}
-        reasons: dict[str, str] = {}
-        if any_nan[i]:
-            for f in float_fields:
-                v = lists[f][i]
-                if v != v:  # NaN
-                    row[f] = None
-                    reasons[f] = _reason(f, k)
-                else:
-                    row[f] = v
-        else:
-            for f in float_fields:
-                row[f] = lists[f][i]
-        row["ma_alignment"] = {
-            name: (vals[i] if known[i] else None) for name, (vals, known) in align.items()
-        }
-        row["ma_bucket"] = bucket[i]
-        if sma200_missing[i]:
-            reasons["ma_bucket"] = "NEUTRAL by default: SMA21, SMA50 and SMA200 are not all available"
-        row["stage_label"] = label[i] or None
-        if not label[i]:
-            reasons["stage_label"] = (
-                "no daily bars stored"
-                if k == 0
-                else "needs 34 weekly closes (47 when the 30-week MA is flat)"
-            )
-        if k >= TD_LOOKBACK + 1:
-            row["td_setup"] = td[i]
-        else:
-            row["td_setup"] = None
-            reasons["td_setup"] = f"needs {TD_LOOKBACK + 1} bars, {k} available"
-        open_gaps = cols.gap_open[i]
-        if open_gaps:
-            dates = _iso_days(np.array([g["date"] for g in open_gaps]))
-            open_gaps = [{**g, "date": d} for g, d in zip(open_gaps, dates, strict=True)]
-        if k >= 2:
-            row["gaps"] = {"window": GAP_WINDOW, "up": up[i], "down": down[i], "unfilled": open_gaps}
-        else:
-            row["gaps"] = None
-            reasons["gaps"] = f"needs 2 bars, {k} available"
-        row["reasons"] = reasons
-        out.append(row)
+    # Tens of thousands of new dicts would trigger the cyclic GC many times over; none of
+    # them can form a cycle, so it is paused for the loop.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(s):
+            k = n[i]
+            row: dict[str, Any] = {
+                "symbol": batch.symbols[i],
+                "as_of": as_of[i] if k else None,
+                "bars_used": k,
+            }
+            row.update(zip(float_fields, float_rows[i], strict=True))
+            reasons: dict[str, str] = {}
+            if any_nan[i]:
+                for f in float_fields:
+                    if row[f] != row[f]:  # NaN
+                        row[f] = None
+                        reasons[f] = _reason(f, k)
+            row["ma_alignment"] = dict(zip(align_names, align_rows[i], strict=True))
+            row["ma_bucket"] = bucket[i]
+            if sma200_missing[i]:
+                reasons["ma_bucket"] = "NEUTRAL by default: SMA21, SMA50 and SMA200 are not all available"
+            row["stage_label"] = label[i] or None
+            if not label[i]:
+                reasons["stage_label"] = (
+                    "no daily bars stored"
+                    if k == 0
+                    else "needs 34 weekly closes (47 when the 30-week MA is flat)"
+                )
+            if k >= TD_LOOKBACK + 1:
+                row["td_setup"] = td[i]
+            else:
+                row["td_setup"] = None
+                reasons["td_setup"] = f"needs {TD_LOOKBACK + 1} bars, {k} available"
+            if k >= 2:
+                row["gaps"] = {
+                    "window": GAP_WINDOW,
+                    "up": up[i],
+                    "down": down[i],
+                    "unfilled": cols.gap_open[i],
+                }
+            else:
+                row["gaps"] = None
+                reasons["gaps"] = f"needs 2 bars, {k} available"
+            row["reasons"] = reasons
+            out.append(row)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return out
 
 

@@ -126,9 +126,7 @@ class AnalysisStore(Protocol):
 
     async def get_history(self, symbol: str, analysis_type: str, as_of_date: str) -> HistoryEntry | None: ...
 
-    async def list_history(
-        self, symbol: str, analysis_type: str, start: str, end: str
-    ) -> list[HistoryEntry]:
+    async def list_history(self, symbol: str, analysis_type: str, start: str, end: str) -> list[HistoryEntry]:
         """Rows with ``start <= as_of_date <= end`` (ISO dates), oldest first."""
         ...
 
@@ -229,7 +227,9 @@ class SqliteAnalysisStore:
         if row is None:
             return None
         computed, expires, raw = row
-        return CacheEntry(symbol, analysis_type, json.loads(raw), q.from_micros(computed), q.from_micros(expires))
+        return CacheEntry(
+            symbol, analysis_type, json.loads(raw), q.from_micros(computed), q.from_micros(expires)
+        )
 
     @staticmethod
     def _history_row(e: HistoryEntry) -> tuple[Any, ...]:
@@ -297,9 +297,7 @@ class SqliteAnalysisStore:
         row = await self._store._on_reader(lambda conn: conn.execute(sql, params).fetchone())
         return None if row is None else self._history(row)
 
-    async def list_history(
-        self, symbol: str, analysis_type: str, start: str, end: str
-    ) -> list[HistoryEntry]:
+    async def list_history(self, symbol: str, analysis_type: str, start: str, end: str) -> list[HistoryEntry]:
         sql = (
             f"SELECT {self._HISTORY_COLS} FROM market_analysis_history"
             " WHERE symbol = ? AND analysis_type = ? AND as_of_date >= ? AND as_of_date <= ?"

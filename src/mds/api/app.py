@@ -9,14 +9,17 @@ from fastapi import FastAPI
 
 from mds import __version__
 from mds.api.errors import install_error_handlers
-from mds.api.routes import dlq, ops, root, stats, stocks
+from mds.api.routes import analysis, dlq, ops, root, stats, stocks
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
 
 
-def create_app(runtime_factory: RuntimeFactory) -> FastAPI:
-    """Build the app; ``runtime_factory`` opens the Runtime for the app's lifetime."""
+def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -> FastAPI:
+    """Build the app; ``runtime_factory`` opens the Runtime for the app's lifetime.
+
+    ``service_only``: just ``/``, ``/health`` and ``/metrics`` (worker and scheduler processes).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +34,11 @@ def create_app(runtime_factory: RuntimeFactory) -> FastAPI:
         description="Provider-independent, gap-safe, point-in-time-correct market data.",
     )
     install_error_handlers(app)
-    for r in (root.router, stats.router, ops.router, dlq.router, stocks.router):
+    routers = (
+        (root.router,)
+        if service_only
+        else (root.router, stats.router, ops.router, dlq.router, stocks.router, analysis.router)
+    )
+    for r in routers:
         app.include_router(r)
     return app

@@ -41,13 +41,16 @@ class SystemClock:
 class SimulatedClock:
     """Starts at ``start`` and runs ``speed`` times faster than the wall clock."""
 
-    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+    def __init__(self, start: datetime, speed: float = 1.0, *, anchor: float | None = None) -> None:
+        """``anchor``: the wall-clock epoch second at which this clock reads ``start``; give
+        several processes the same anchor and they share one simulated time."""
         if start.tzinfo is None:
             raise ValueError("SimulatedClock start must be timezone-aware")
         if speed <= 0:
             raise ValueError("SimulatedClock speed must be positive")
         self._start = start.astimezone(UTC)
         self._t0 = time.monotonic()
+        self._anchor = anchor
         self._speed = float(speed)
 
     @property
@@ -55,7 +58,8 @@ class SimulatedClock:
         return self._speed
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
+        elapsed = time.time() - self._anchor if self._anchor is not None else time.monotonic() - self._t0
+        return self._start + timedelta(seconds=elapsed * self._speed)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self._speed)

@@ -74,6 +74,19 @@ def subtract(
     return pieces
 
 
+def _active_job(rec: BackfillRecord) -> ActiveJob:
+    return ActiveJob(
+        rec.id,
+        rec.symbol,
+        rec.interval,
+        rec.start,
+        rec.end,
+        rec.priority,
+        rec.status is BackfillStatus.RUNNING,
+        rec.created_at,
+    )
+
+
 class Backfiller:
     def __init__(
         self,
@@ -112,19 +125,22 @@ class Backfiller:
         self, symbol: str, interval: Interval, start: datetime, end: datetime, tier: Tier
     ) -> EnqueueResult:
         result = EnqueueResult([], [], [])
-        same = [j for j in self._active.values() if j.symbol == symbol and j.interval is interval]
+        # The store, not this process's memory, says what is active: an API process, the
+        # scheduler and the workers may all enqueue against the same backlog.
+        same = [_active_job(r) for r in await self.store.active_backfills(symbol, interval)]
         pieces = subtract(start, end, [(j.start, j.end) for j in same])
         if not pieces:
             result.refused.append("duplicate")
             return result
         step = self.chunk_size(interval)
         for a, b in pieces:
-            merged = await self._try_merge(symbol, interval, a, b, step)
+            merged = await self._try_merge(same, a, b, step)
             if merged is not None:
                 result.merged_into.append(merged)
                 continue
             for c0, c1 in self.chunks(interval, a, b):
-                if self.queued(tier) >= self.settings.backfill_max_queue(tier):
+                waiting = max(self.queued(tier), await self.queues[tier].depth())
+                if waiting >= self.settings.backfill_max_queue(tier):
                     result.refused.append("cap")
                     self.metrics.backfill_jobs_dropped_total.labels(tier=tier.value).inc()
                     continue
@@ -152,18 +168,18 @@ class Backfiller:
         return total
 
     async def _try_merge(
-        self, symbol: str, interval: Interval, a: datetime, b: datetime, step: timedelta
+        self, same: list[ActiveJob], a: datetime, b: datetime, step: timedelta
     ) -> int | None:
-        for j in self._active.values():
-            if j.symbol != symbol or j.interval is not interval or j.running:
-                continue
-            if j.end < a or b < j.start:  # neither overlapping nor adjacent
+        for j in same:
+            if j.running or j.end < a or b < j.start:  # running, or neither overlapping nor adjacent
                 continue
             lo, hi = min(j.start, a), max(j.end, b)
             if hi - lo > step:
                 continue
-            await self.store.update_backfill_range(j.id, lo, hi, now=self.clock.now())
-            self._active[j.id] = replace(j, start=lo, end=hi)
+            if not await self.store.update_backfill_range(j.id, lo, hi, now=self.clock.now()):
+                continue  # started meanwhile (another process dispatched it)
+            if j.id in self._active:
+                self._active[j.id] = replace(self._active[j.id], start=lo, end=hi)
             return j.id
         return None
 
@@ -203,11 +219,25 @@ class Backfiller:
 
     # -- the job's life --------------------------------------------------------------
     def current(self, job: BackfillJob) -> BackfillJob:
-        """The job with its range as it stands now (a queued job may have grown by merging)."""
+        """The job with its range as this process knows it (a queued job may have grown by merging)."""
         active = self._active.get(job.backfill_id or -1)
         if active is None:
             return job
         return job.model_copy(update={"time_window": TimeWindow(start=active.start, end=active.end)})
+
+    async def refresh(self, job: BackfillJob) -> BackfillJob | None:
+        """The job as the store has it now, or None if it no longer needs doing.
+
+        A job enqueued by another process is not in this process's index; its row is the
+        truth for its range (merges widen it) and whether it is still wanted.
+        """
+        if job.backfill_id is None or job.backfill_id in self._active:
+            return self.current(job)
+        rec = await self.store.get_backfill(job.backfill_id)
+        if rec is None or rec.status in (BackfillStatus.DONE, BackfillStatus.FAILED):
+            return None
+        self._active[rec.id] = _active_job(rec)
+        return job.model_copy(update={"time_window": TimeWindow(start=rec.start, end=rec.end)})
 
     def started(self, job: BackfillJob) -> None:
         if job.backfill_id in self._active:
@@ -292,11 +322,14 @@ class Dispatcher:
     async def _next(self) -> Delivery | None:
         for tier in Tier:
             queue = self.backfiller.queues[tier]
-            if await queue.depth() == 0:
-                continue
             if self.running[tier] >= self.settings.backfill_concurrency(tier):
-                return None  # strict priority: lower tiers wait while this one is full
-            return await queue.get(timeout=0)
+                if await queue.depth() > 0:
+                    return None  # strict priority: lower tiers wait while this one is full
+                continue
+            # get() rather than depth(): a queue may hold retries that only become due now.
+            delivery = await queue.get(timeout=0)
+            if delivery is not None:
+                return delivery
         return None
 
     async def _pace(self) -> None:

@@ -22,6 +22,7 @@ from mds.ingest.scan import scan_gaps
 from mds.ingest.sweeper import Sweeper
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
+from mds.ops.leader import LeaderLock
 from mds.ops.slo import SloMonitor
 from mds.queue.base import JobQueue
 from mds.routing.router import Router
@@ -98,32 +99,69 @@ class Collector:
         if self.dispatcher is not None:
             self.dispatcher.settings = settings
 
-    async def start(self) -> None:
+    async def start(
+        self,
+        roles: frozenset[str] = frozenset({"api", "worker", "scheduler"}),
+        *,
+        leader: LeaderLock | None = None,
+        restore: bool = True,
+    ) -> None:
+        """Start what ``roles`` ask for in this process.
+
+        ``worker``: live workers and the backfill dispatcher. ``scheduler``: the start-up
+        scan, sweeper, periodic scan and SLO monitor, only while holding ``leader`` (if
+        given). ``restore`` re-queues active backfills from the store (in-process queues
+        only: Redis queues keep their jobs).
+        """
         universe = await self.store.universe()
         self.tiers.update({e.symbol: e.tier for e in universe})
         by_tier: dict[Tier, list[str]] = {t: [] for t in Tier}
         for e in universe:
             by_tier[e.tier].append(e.symbol)
-
-        self._workers = [
-            Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args) for i in range(LIVE_WORKERS)
-        ]
-        backfill_worker = Worker(name="backfill", queue=self.live_queue, **self._worker_args)
-        self._workers.append(backfill_worker)
-        self.dispatcher = Dispatcher(self.backfiller, backfill_worker.process, self.settings, self.clock)
-        for w in self._workers[:-1]:
-            self._spawn(w.run())
-        restored = await self.backfiller.restore()
-        self._spawn(self.dispatcher.run())
-        self._spawn(self._startup(by_tier))
+        restored = 0
+        if "worker" in roles:
+            self._workers = [
+                Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args)
+                for i in range(LIVE_WORKERS)
+            ]
+            backfill_worker = Worker(name="backfill", queue=self.live_queue, **self._worker_args)
+            self.dispatcher = Dispatcher(self.backfiller, backfill_worker.process, self.settings, self.clock)
+            for w in self._workers:
+                self._spawn(w.run())
+            self._workers.append(backfill_worker)
+            if restore:
+                restored = await self.backfiller.restore()
+            self._spawn(self.dispatcher.run())
+        if "scheduler" in roles:
+            self._spawn(self._lead(by_tier, leader))
+        else:
+            self.startup_done.set()  # nothing to wait for here: another process schedules
         log.info(
-            "collector started: %d symbols, %d live workers, %d backfill jobs restored",
+            "collector started (%s): %d symbols, %d backfill jobs restored",
+            ",".join(sorted(roles)),
             len(universe),
-            LIVE_WORKERS,
             restored,
         )
 
-    async def _startup(self, by_tier: dict[Tier, list[str]]) -> None:
+    async def _lead(self, by_tier: dict[Tier, list[str]], leader: LeaderLock | None) -> None:
+        """Schedule while leading; on losing the lock, stop and wait as a standby again."""
+        while True:
+            if leader is not None:
+                await leader.acquire()
+            work = asyncio.get_running_loop().create_task(self._schedule(by_tier))
+            if leader is None:
+                await work
+                return
+            keep = asyncio.get_running_loop().create_task(leader.keep())
+            try:
+                await asyncio.wait({work, keep}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in (work, keep):
+                    t.cancel()
+                await asyncio.gather(work, keep, return_exceptions=True)
+                await leader.release()
+
+    async def _schedule(self, by_tier: dict[Tier, list[str]]) -> None:
         try:
             result = await self.startup_gap_check(by_tier)
             log.info(
@@ -142,8 +180,7 @@ class Collector:
             metrics=self.metrics,
             symbols_by_tier=by_tier,
         )
-        self._spawn(self.slo.run())
-        self._spawn(self._periodic_scan(by_tier))
+        loops = [self.slo.run(), self._periodic_scan(by_tier)]
         if self.settings.LOCAL_SWEEP_ENABLED and not self.settings.USE_RLC:
             self._sweeper = Sweeper(
                 queue=self.live_queue,
@@ -152,7 +189,8 @@ class Collector:
                 calendar=self.calendar,
                 symbols_by_tier=by_tier,
             )
-            await self._sweeper.run()
+            loops.append(self._sweeper.run())
+        await asyncio.gather(*loops)
 
     async def startup_gap_check(self, by_tier: Mapping[Tier, list[str]]) -> EnqueueResult:
         """On start: queue backfills for every closed bar missing from the lookback windows."""

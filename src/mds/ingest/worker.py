@@ -15,7 +15,7 @@ from mds.domain.clock import Clock
 from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
 from mds.domain.models import Capability, Quote, Tier, capability_for_interval
 from mds.domain.records import BackfillStatus
-from mds.errors import MdsError, NoProviderAvailable
+from mds.errors import MdsError, NoProviderAvailable, QueueError
 from mds.ingest.backfill import Backfiller
 from mds.ingest.ingestor import AUTO_SOURCE, BarIngestor
 from mds.observability.metrics import Metrics
@@ -91,7 +91,12 @@ class Worker:
             # not move, so nothing is lost by dropping this one.
             self.metrics.jobs_failed_total.labels(type=job.type, reason=type(exc).__name__).inc()
             log.warning("%s: job %s failed: %s", self.name, job.job_id, exc)
-        await self.queue.ack(delivery)
+        try:
+            await self.queue.ack(delivery)
+        except QueueError as exc:
+            # A Redis blip while acking: the job comes back and is redone, which is safe
+            # because writes are idempotent; the worker loop must not die of it.
+            log.warning("%s: ack of %s failed: %s", self.name, job.job_id, exc)
 
     # Live bars ---------------------------------------------------------------------
     async def handle_bars(self, job: BarsFetchJob) -> None:
@@ -154,7 +159,11 @@ class Worker:
     # Backfill ----------------------------------------------------------------------
     async def handle_backfill(self, delivery: Delivery, job: BackfillJob) -> None:
         queue = self.backfiller.queues[job.priority]
-        job = self.backfiller.current(job)
+        fresh = await self.backfiller.refresh(job)
+        if fresh is None:  # done or dead-lettered meanwhile (e.g. by another process)
+            await queue.ack(delivery)
+            return
+        job = fresh
         self.backfiller.started(job)
         now = self.clock.now()
         if job.backfill_id is not None:

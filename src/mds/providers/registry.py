@@ -52,7 +52,12 @@ def policy_names(settings: Settings) -> list[str]:
 
 
 def build_providers(
-    settings: Settings, clock: Clock, calendar: MarketCalendar, environ: Mapping[str, str]
+    settings: Settings,
+    clock: Clock,
+    calendar: MarketCalendar,
+    environ: Mapping[str, str],
+    *,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Provider]:
     """Providers for every name in the policies that this build can serve.
 
@@ -61,7 +66,8 @@ def build_providers(
     """
     names = policy_names(settings)
     out: dict[str, Provider] = {}
-    limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
+    # One limiter for every vendor: its storage (memory or Redis) holds each vendor's budget.
+    limiter = limiter or RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
     for name in names:
         if name in VENDORS:
             out[name] = vendor_class(name)(settings=settings, calendar=calendar, limiter=limiter)

@@ -18,10 +18,10 @@ import numpy as np
 
 from mds.storage._pg_sql import from_secs, secs
 
-_IN_SCAN = "symbol = ANY($1::text[]) AND interval = $2 AND ts >= $3 AND ts <= $4 AND ts = ANY($5::timestamptz[])"
-_NOT_STORED = (
-    "NOT EXISTS (SELECT 1 FROM candles c WHERE c.symbol = e.symbol AND c.interval = e.interval AND c.ts = e.ts)"
+_IN_SCAN = (
+    "symbol = ANY($1::text[]) AND interval = $2 AND ts >= $3 AND ts <= $4 AND ts = ANY($5::timestamptz[])"
 )
+_NOT_STORED = "NOT EXISTS (SELECT 1 FROM candles c WHERE c.symbol = e.symbol AND c.interval = e.interval AND c.ts = e.ts)"
 # Per symbol: how many expected bar times are accounted for (stored, or confirmed empty
 # and not also stored). Symbols with none do not appear.
 _COUNT = f"""

@@ -44,7 +44,19 @@ BAR_COLS = "symbol, interval, ts, open, high, low, close, volume, provider, as_o
 JOB_COLS = (
     "id, symbol, interval, start_ts, end_ts, priority, status, attempts, last_error, created_at, updated_at"
 )
-STAGE_COLS = ("symbol", "interval", "ts", "open", "high", "low", "close", "volume", "provider", "status", "adjusted")
+STAGE_COLS = (
+    "symbol",
+    "interval",
+    "ts",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "provider",
+    "status",
+    "adjusted",
+)
 
 # One per connection (created by the pool's init); ON COMMIT DELETE ROWS empties it at the
 # end of every write transaction, and a rolled-back one leaves nothing either.
@@ -125,8 +137,7 @@ ON CONFLICT (symbol) DO UPDATE SET
     exchange = excluded.exchange, updated_at = excluded.updated_at
 """
 DEACTIVATE_OTHERS = (
-    "UPDATE symbol_universe SET active = false, updated_at = now()"
-    " WHERE active AND symbol <> ALL($1::text[])"
+    "UPDATE symbol_universe SET active = false, updated_at = now() WHERE active AND symbol <> ALL($1::text[])"
 )
 RECORD_VERSION = """
 INSERT INTO universe_versions (version_tag, source_meta, created_at) VALUES ($1, $2::jsonb, now())

@@ -46,6 +46,14 @@ class Store(Protocol):
         """Raise StorageError when the store cannot answer."""
         ...
 
+    async def backend_info(self) -> dict[str, Any]:
+        """Which backend and mode serve this store, for ``/health``.
+
+        Always has ``"backend"`` (``"sqlite"`` or ``"postgresql"``), ``"mode"`` and
+        ``"timescaledb"`` (bool); raises StorageError when the store cannot answer.
+        """
+        ...
+
     # bars
     async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult: ...
 

@@ -6,29 +6,48 @@ from pathlib import Path
 
 from mds.errors import ConfigError
 from mds.storage.base import Store
+from mds.storage.postgres import PostgresStore
 from mds.storage.sqlite import SqliteStore
 
 _SQLITE = "sqlite:///"
 _POSTGRES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
 
 
-def open_store(database_url: str) -> Store:
+def open_store(
+    database_url: str,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 10,
+    statement_timeout_ms: int = 30_000,
+    retry_max_seconds: float = 60.0,
+) -> Store:
     """Construct (not yet open) the store for ``database_url``; ``await store.open()`` next.
 
     ``sqlite:///var/mds.db`` is a path relative to the working directory and
     ``sqlite:////srv/mds.db`` an absolute one (SQLAlchemy's convention); the file's
     directory is created. ``sqlite:///:memory:`` is a private in-memory database.
+    ``postgresql://`` (or ``postgres://``) URLs build a :class:`PostgresStore` with the
+    pool, statement-timeout and outage-retry settings given (DB_POOL_MIN_SIZE,
+    DB_POOL_MAX_SIZE, DB_STATEMENT_TIMEOUT_MS, DB_RETRY_MAX_SECONDS); SQLite ignores them.
 
     Raises:
-        ConfigError: The URL's scheme is unknown, the path is empty, or it names
-            PostgreSQL, which is not available yet.
+        ConfigError: The URL's scheme is unknown or the path is empty.
     """
     url = database_url.strip()
     if url.startswith(_POSTGRES):
-        raise ConfigError("DATABASE_URL", "PostgreSQL support arrives with the production-backends issue")
+        if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
+            raise ConfigError("DB_POOL_MIN_SIZE", "need 0 <= DB_POOL_MIN_SIZE <= DB_POOL_MAX_SIZE, max >= 1")
+        return PostgresStore(
+            url,
+            pool_min=pool_min,
+            pool_max=pool_max,
+            statement_timeout_ms=statement_timeout_ms,
+            retry_max_seconds=retry_max_seconds,
+        )
     if not url.startswith(_SQLITE):
         raise ConfigError(
-            "DATABASE_URL", "expected sqlite:///<path> or sqlite:///:memory:, got an unknown scheme"
+            "DATABASE_URL",
+            "expected sqlite:///<path>, sqlite:///:memory: or postgresql://..., got an unknown scheme",
         )
     target = url[len(_SQLITE) :]
     if "?" in target:

@@ -162,7 +162,9 @@ class PostgresStore:
                 except StorageError as exc:
                     log.warning("timescaledb is available but could not be set up; plain mode: %s", exc)
             self._timescaledb = bool(
-                await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+                )
             )
             return applied
 

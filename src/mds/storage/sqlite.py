@@ -127,6 +127,17 @@ class SqliteStore:
         """Run ``SELECT 1``; raise StorageError when the store cannot answer."""
         await self._on_reader(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    async def backend_info(self) -> dict[str, Any]:
+        """The embedded backend: no TimescaleDB, rollups computed on read."""
+        version = await self._on_reader(lambda conn: conn.execute("SELECT sqlite_version()").fetchone()[0])
+        return {
+            "backend": "sqlite",
+            "timescaledb": False,
+            "mode": "embedded",
+            "rollups": "on_read",
+            "server_version": version,
+        }
+
     # ---------------------------------------------------------------- plumbing
     def _w(self) -> sqlite3.Connection:
         assert self._wconn is not None

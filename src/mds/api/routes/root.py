@@ -49,10 +49,17 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     usable = [p["provider"] for p in providers if p["configured"] and p["state"] != "open"]
     checks["providers"] = f"{len(usable)} usable" if usable else "none usable"
     ok = checks["store"] == "ok" and bool(usable)
+    try:
+        backend = await runtime.store.backend_info()
+    except StorageError:
+        backend = {"backend": "unknown"}
     body = {
         "status": "ok" if ok else "degraded",
         "checks": checks,
         "mode": "demo" if runtime.demo else "live",
+        "store": backend,
+        "queue_backend": runtime.settings.QUEUE_BACKEND,
+        "roles": sorted(runtime.roles),
         "clock": iso(runtime.clock.now()),
         "clock_speed": runtime.clock.speed,
         "startup_backfill_queued": bool(runtime.collector and runtime.collector.startup_done.is_set()),

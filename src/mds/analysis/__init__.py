@@ -1,0 +1,1 @@
+"""Indicator engine, point-in-time snapshots, and the analysis cache and history."""

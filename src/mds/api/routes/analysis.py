@@ -1,0 +1,142 @@
+"""Indicators and analysis snapshots (seed 004 paths): prices, ATR, TA, refresh, history.
+
+Thin over :class:`mds.analysis.service.AnalysisService`; the service is built from the
+Runtime on first use and kept on ``app.state.analysis`` (it holds no connections of its
+own, so it needs no shutdown).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mds.analysis.service import AnalysisService
+from mds.analysis.store import TECHNICAL
+from mds.api.params import parse_interval, parse_ts
+from mds.domain.jobs import Symbol
+from mds.errors import InvalidRequest
+
+router = APIRouter(tags=["analysis"])
+
+
+def get_analysis(request: Request) -> AnalysisService:
+    runtime = request.app.state.runtime
+    service: AnalysisService | None = getattr(request.app.state, "analysis", None)
+    if service is None or service.store is not runtime.store:
+        service = AnalysisService.for_runtime(runtime)
+        request.app.state.analysis = service
+    return service
+
+
+AnalysisDep = Annotated[AnalysisService, Depends(get_analysis)]
+
+
+def parse_as_of(field: str, value: str | None) -> date | datetime | None:
+    """``YYYY-MM-DD`` (the end of that exchange day) or an ISO-8601 time with a zone."""
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise InvalidRequest(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return parse_ts(field, text)
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[Symbol] | None = Field(
+        default=None, min_length=1, max_length=20_000, description="Tickers; default: the active universe"
+    )
+
+
+class RefreshOut(BaseModel):
+    symbols: int = Field(description="Snapshots computed and cached")
+    without_bars: list[str] = Field(description="Symbols with no daily bars stored (all fields null)")
+    computed_at: str = Field(description="When the snapshots were computed (UTC)")
+    expires_at: str = Field(description="When the cached snapshots expire (UTC)")
+    seconds: float = Field(description="Wall time of the refresh")
+
+
+class RecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[Symbol] | None = Field(
+        default=None, min_length=1, max_length=20_000, description="Tickers; default: the active universe"
+    )
+    as_of: date | None = Field(
+        default=None, description="Record the point-in-time snapshot of this date instead of today's"
+    )
+    analysis_type: str = Field(
+        default=TECHNICAL, pattern=r"^[a-z][a-z0-9_]{0,31}$", description="History key's analysis type"
+    )
+
+
+class RecordOut(BaseModel):
+    analysis_type: str = Field(description="The analysis type recorded")
+    recorded: int = Field(description="Rows written")
+    refused: list[str] = Field(description="Symbols whose row for that date already exists (immutable)")
+    skipped_without_bars: list[str] = Field(description="Symbols with no daily bars, not recorded")
+    recorded_at: str = Field(description="When the rows were recorded (UTC)")
+
+
+class AtrOut(BaseModel):
+    symbol: str = Field(description="Ticker")
+    as_of: str | None = Field(description="Session date of the last bar used")
+    bars_used: int = Field(description="Daily bars used")
+    close: float | None = Field(description="Last close")
+    atr_14: float | None = Field(description="Average true range, 14 sessions (TA-Lib)")
+    atr_pct: float | None = Field(description="100 * ATR14 / close")
+    atr_dist_sma50: float | None = Field(description="(close - SMA50) / ATR14, in ATRs")
+    sma_50: float | None = Field(description="50-session simple moving average")
+    atr_pct_rank: float | None = Field(description="Percent of the last 252 ATR% values at or below today's")
+    regime: str | None = Field(description="LOW (<20), NORMAL, HIGH (>=80) or EXTREME (100) by atr_pct_rank")
+    reasons: dict[str, str] = Field(description="Why a null field is null")
+
+
+@router.get("/api/v1/market/prices")
+async def prices(
+    analysis: AnalysisDep,
+    symbol: str = Query(description="Ticker, e.g. SPY"),
+    range: str = Query("200d", description="Nd (trading days), Nwk, Nmo, Ny, ytd or max"),  # noqa: A002
+    interval: str = Query("1d", description="1d, or 1m/5m/15m/1h for ranges up to 31 days"),
+) -> dict[str, Any]:
+    """OHLCV bars of one symbol over a range."""
+    return await analysis.prices(symbol, range, parse_interval("interval", interval))
+
+
+@router.get("/api/v1/market/atr", response_model=AtrOut)
+async def atr(analysis: AnalysisDep, symbol: str = Query(description="Ticker")) -> dict[str, Any]:
+    """ATR(14), ATR%, distance from SMA50 and the volatility regime."""
+    return await analysis.atr(symbol)
+
+
+@router.get("/api/v1/market/ta")
+async def ta(
+    analysis: AnalysisDep,
+    symbol: str = Query(description="Ticker"),
+    as_of: str | None = Query(
+        None, description="YYYY-MM-DD (end of that day) or an ISO time: only bars MDS knew then"
+    ),
+) -> dict[str, Any]:
+    """The technical snapshot: RSI, MAs, MACD, ADX, performance, bucket, stage, TD, gaps.
+
+    Fields needing more history than is stored are null, with the reason in ``reasons``.
+    """
+    return await analysis.snapshot(symbol, as_of=parse_as_of("as_of", as_of))
+
+
+@router.post("/api/v1/market-data/admin/indicators/refresh-index", response_model=RefreshOut)
+async def refresh_index(analysis: AnalysisDep, body: RefreshIn | None = Body(default=None)) -> dict[str, Any]:
+    """Recompute and cache the snapshots of the universe (or of the given symbols)."""
+    return await analysis.refresh(body.symbols if body else None)
+
+
+@router.post("/api/v1/market-data/admin/history/record", response_model=RecordOut)
+async def record_history(analysis: AnalysisDep, body: RecordIn | None = Body(default=None)) -> dict[str, Any]:
+    """Record the day's snapshots into the immutable history; existing keys are refused."""
+    body = body or RecordIn()
+    return await analysis.record_history(body.symbols, as_of=body.as_of, analysis_type=body.analysis_type)
