@@ -14,6 +14,7 @@
     ├── QueueError                           a job queue could not take or give a job
     ├── InvalidJob(reason)                   a job failed its schema; goes to the DLQ
     ├── InvalidRequest(field, message)       a caller's parameter is wrong; 422 naming the field
+    ├── Conflict(kind, key)                  it exists already and may not be replaced (immutable history); 409
     └── NotFound(kind, key)                  unknown symbol, job, cursor ...
 
 Adapters translate vendor and transport failures into ProviderError subclasses; the
@@ -131,6 +132,15 @@ class InvalidRequest(MdsError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class Conflict(MdsError):
+    """What the caller wants to create exists already and may not be replaced."""
+
+    def __init__(self, kind: str, key: str, message: str = "") -> None:
+        super().__init__(message or f"{kind} already exists: {key}")
+        self.kind = kind
+        self.key = key
 
 
 class NotFound(MdsError):

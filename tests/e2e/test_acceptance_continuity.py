@@ -92,7 +92,7 @@ async def test_session_with_outages_drains_to_ground_truth(tmp_path) -> None:
         await asyncio.gather(watcher, return_exceptions=True)
         # After the close: scan until nothing is missing and the backlog is empty.
         symbols = [s for s, _ in universe]
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while True:
             if backfiller.active() == 0:
                 gaps = await scan_gaps(

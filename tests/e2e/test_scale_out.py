@@ -7,6 +7,7 @@ by minute, with nothing missing and nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,7 +22,10 @@ import redis
 from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
+from tests.conftest import skip_or_fail
 from tests.e2e.conftest import MDS, free_port
+from tests.pgserver import PgProvider, create_database, drop_database
+from tests.pgserver import Unavailable as PgUnavailable
 from tests.redis_support import key_prefix, redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -72,7 +76,23 @@ def _wait(predicate, timeout: float, what: str, procs: list[Proc]):  # type: ign
     raise AssertionError(f"timed out waiting for {what} (last {last!r})\n{logs}")
 
 
-def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+        return
+    provider = PgProvider()
+    try:
+        admin = asyncio.run(provider.admin_url())
+    except PgUnavailable as exc:
+        skip_or_fail(str(exc))
+    url = asyncio.run(create_database(admin))
+    yield url
+    asyncio.run(drop_database(admin, url))
+    provider.close()
+
+
+def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path, database_url: str) -> None:
     url, prefix = redis_url(), key_prefix()
     anchor = time.time() + 4.0  # every process's clock reads 14:00 at this wall-clock second
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "POLICY_", "DATABASE_URL"))}
@@ -83,7 +103,7 @@ def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path) 
         "RATE_LIMIT_STORAGE_URI": url,
         "RLC_REDIS_JOBS_KEY": f"{prefix}jobs",
         **{f"RLC_REDIS_BACKFILL_KEYS__T{i}": f"{prefix}backfills:T{i}" for i in range(3)},
-        "DATABASE_URL": f"sqlite:///{tmp_path}/shared.db",
+        "DATABASE_URL": database_url,
         "BACKFILL_LOOKBACK_DAYS_1M": "1",
         "BACKFILL_LOOKBACK_DAYS_1D": "10",
         "SIM_MISSING_RATE": "0.02",
@@ -140,7 +160,7 @@ def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path) 
         target = OPEN.replace(hour=14, minute=10)
         _wait(
             lambda: all((c := cursor(apis[1], s)) and c >= target for s in SYMBOLS),
-            90,
+            150,
             "ingestion after the kill",
             procs,
         )
@@ -158,7 +178,7 @@ def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path) 
 
         for i, symbol in enumerate(SYMBOLS):
             api = apis[i % 2]
-            bars = _wait(lambda a=api, s=symbol: complete(a, s), 90, f"{symbol} complete", procs)
+            bars = _wait(lambda a=api, s=symbol: complete(a, s), 150, f"{symbol} complete", procs)
             truth = ground_truth(symbol, Interval.M1, LOOKBACK_START, end)
             assert [_ts(b["ts"]) for b in bars] == want  # nothing missing, nothing twice
             assert [(b["open"], b["high"], b["low"], b["close"], b["volume"]) for b in bars] == [

@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 
 from mds.domain.models import Interval
-from mds.errors import MdsError, StorageError
+from mds.errors import Conflict, StorageError
 from mds.storage import _sqlite_sql as q
 from mds.storage.sqlite import SqliteStore
 
@@ -44,14 +44,18 @@ TECHNICAL = "technical"
 _CHUNK = 500
 
 
-class HistoryExists(MdsError):
+class HistoryExists(Conflict):
     """A history row with this (symbol, analysis_type, as_of_date) is already recorded.
 
     History is immutable: the first record stands. The API answers 409.
     """
 
     def __init__(self, symbol: str, analysis_type: str, as_of_date: str) -> None:
-        super().__init__(f"history for {symbol} {analysis_type} {as_of_date} is already recorded")
+        super().__init__(
+            "analysis history",
+            f"{symbol}/{analysis_type}/{as_of_date}",
+            f"history for {symbol} {analysis_type} {as_of_date} is already recorded",
+        )
         self.symbol = symbol
         self.analysis_type = analysis_type
         self.as_of_date = as_of_date

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mds.errors import (
     ConfigError,
+    Conflict,
     InvalidRequest,
     MdsError,
     NoProviderAvailable,
@@ -67,6 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
             field=exc.field,
             errors=[{"field": exc.field, "message": exc.message}],
         )
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return problem(409, "Conflict", str(exc), kind=exc.kind, key=exc.key)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

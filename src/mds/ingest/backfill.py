@@ -322,14 +322,19 @@ class Dispatcher:
     async def _next(self) -> Delivery | None:
         for tier in Tier:
             queue = self.backfiller.queues[tier]
+            # Jobs of this tier still to run: queued, or waiting out a retry delay (only this
+            # process knows the latter; Redis knows the queued ones of every process).
+            waiting = max(self.backfiller.queued(tier), await queue.depth())
             if self.running[tier] >= self.settings.backfill_concurrency(tier):
-                if await queue.depth() > 0:
+                if waiting > 0:
                     return None  # strict priority: lower tiers wait while this one is full
                 continue
             # get() rather than depth(): a queue may hold retries that only become due now.
             delivery = await queue.get(timeout=0)
             if delivery is not None:
                 return delivery
+            if self.backfiller.queued(tier) > 0:
+                return None  # this tier's retries come back soon; lower tiers wait for them
         return None
 
     async def _pace(self) -> None:
