@@ -690,6 +690,35 @@ def bench_snapshots(
     typer.echo(json.dumps(snapshots.run(symbols)))
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    backend: Annotated[str, typer.Option(help="postgres")] = "postgres",
+    bars: Annotated[int, typer.Option(help="1m bars to write")] = 1_000_000,
+    json_: JsonFlag = True,
+) -> None:
+    """Write N bars through the PostgreSQL store vs a raw COPY into the same schema, one run."""
+    if backend != "postgres":
+        _fail("--backend: only postgres (the SQLite store has `mds bench store`)")
+    from mds.benchmarks import pg
+
+    typer.echo(json.dumps(pg.ingest(bars)))
+
+
+@bench_app.command("read")
+def bench_read(
+    backend: Annotated[str, typer.Option(help="postgres")] = "postgres",
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients")] = 50,
+    seconds: Annotated[float, typer.Option(help="How long to measure")] = 10.0,
+    json_: JsonFlag = True,
+) -> None:
+    """One symbol-day of 1m bars through the HTTP API under concurrent clients (PostgreSQL)."""
+    if backend != "postgres":
+        _fail("--backend: only postgres")
+    from mds.benchmarks import pg
+
+    typer.echo(json.dumps(pg.read(clients, seconds)))
+
+
 @bench_app.command("store")
 def bench_store(
     symbols: Annotated[int, typer.Option(help="Symbols")] = 100,

@@ -1,0 +1,215 @@
+"""PostgreSQL benchmarks: store ingest vs a raw COPY, and API reads under 50 clients.
+
+Both use a fresh database ``mds_bench_<uuid>`` on ``MDS_BENCH_DATABASE_URL`` (default:
+postgresql://postgres@127.0.0.1:5432/postgres) and drop it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from mds.domain.models import Bar, Interval
+from mds.storage.postgres import PostgresStore
+
+ADMIN_URL = os.environ.get("MDS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+T0 = datetime(2025, 1, 2, 14, 30, tzinfo=UTC)
+
+
+async def _create_db() -> str:
+    name = f"mds_bench_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')  # a generated name, not input
+    finally:
+        await conn.close()
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _drop_db(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _bars(n: int, symbols: int = 100) -> list[Bar]:
+    per = n // symbols
+    out = []
+    for s in range(symbols):
+        for i in range(per):
+            p = 100.0 + s + (i % 390) * 0.01
+            out.append(
+                Bar(
+                    f"S{s:03d}",
+                    Interval.M1,
+                    T0 + timedelta(minutes=i),
+                    p,
+                    p + 0.05,
+                    p - 0.05,
+                    p,
+                    1000.0,
+                    "bench",
+                )
+            )
+    return out
+
+
+async def _ingest(n: int, batch: int) -> dict[str, object]:
+    url = await _create_db()
+    try:
+        store = PostgresStore(url, pool_max=4)
+        await store.open()
+        bars = _bars(n)
+        t = time.perf_counter()
+        for i in range(0, len(bars), batch):
+            await store.write_bars(bars[i : i + batch], as_of=T0 + timedelta(days=400))
+        store_s = time.perf_counter() - t
+        await store.close()
+
+        # The database's own fastest path for the same schema: COPY into a table with the
+        # same columns, primary key and indexes as candles.
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("CREATE TABLE raw_candles (LIKE candles INCLUDING ALL)")
+            stamp = T0 + timedelta(days=400)
+            records = [
+                (
+                    b.symbol,
+                    b.interval.value,
+                    b.ts,
+                    b.open,
+                    b.high,
+                    b.low,
+                    b.close,
+                    b.volume,
+                    b.provider,
+                    stamp,
+                    "final",
+                    False,
+                    0,
+                )
+                for b in bars
+            ]
+            cols = [
+                "symbol",
+                "interval",
+                "ts",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "provider",
+                "as_of",
+                "status",
+                "adjusted",
+                "revision",
+            ]
+            t = time.perf_counter()
+            for i in range(0, len(records), batch):
+                await conn.copy_records_to_table("raw_candles", records=records[i : i + batch], columns=cols)
+            raw_s = time.perf_counter() - t
+        finally:
+            await conn.close()
+    finally:
+        await _drop_db(url)
+    return {
+        "benchmark": "ingest",
+        "backend": "postgres",
+        "bars": len(bars),
+        "seconds": round(store_s, 2),
+        "bars_per_s": round(len(bars) / store_s),
+        "raw_copy_bars_per_s": round(len(bars) / raw_s),
+        "ratio": round(raw_s / store_s, 3),
+    }
+
+
+def ingest(bars: int = 1_000_000, batch: int = 50_000) -> dict[str, object]:
+    return asyncio.run(_ingest(bars, batch))
+
+
+async def _measure(base: str, clients: int, seconds: float) -> dict[str, object]:
+    params = {"start": "2025-10-08T13:30:00Z", "end": "2025-10-08T20:00:00Z"}
+    async with httpx.AsyncClient(
+        base_url=base, timeout=10, limits=httpx.Limits(max_connections=clients)
+    ) as c:
+        for _ in range(300):  # wait until the symbol-day is stored
+            try:
+                r = await c.get("/stocks/AAPL/intraday", params=params)
+                if r.status_code == 200 and len(r.json()["bars"]) == 390:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        else:
+            raise RuntimeError("the symbol-day never became complete")
+        latencies: list[float] = []
+        stop = time.perf_counter() + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                r = await c.get("/stocks/AAPL/intraday", params=params)
+                r.raise_for_status()
+                latencies.append((time.perf_counter() - t) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "benchmark": "read",
+        "backend": "postgres",
+        "clients": clients,
+        "requests": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "rps": round(len(latencies) / elapsed, 1),
+    }
+
+
+def read(clients: int = 50, seconds: float = 10.0) -> dict[str, object]:
+    """`mds serve --demo` on a fresh PostgreSQL database, then 50 clients read one symbol-day."""
+    url = asyncio.run(_create_db())
+    workdir = Path(tempfile.mkdtemp(prefix="mds-bench-read-"))
+    port = 18000 + os.getpid() % 1000
+    mds = str(Path(sys.executable).with_name("mds"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "BACKFILL_LOOKBACK_DAYS_1D": "0",
+        "BACKFILL_LOOKBACK_DAYS_1M": "1",
+    }
+    proc = subprocess.Popen(
+        [mds, "serve", "--demo", "--clock", "2025-10-08T20:30:00Z", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        return asyncio.run(_measure(f"http://127.0.0.1:{port}", clients, seconds))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        asyncio.run(_drop_db(url))
