@@ -13,7 +13,6 @@ from mds.domain.models import Interval
 from mds.errors import AuthError, BadPayload, NoData, NotEntitled, RateLimited, Unavailable
 from mds.providers.alphavantage import AlphaVantageProvider
 from mds.providers.ratelimit import RateLimiter
-from mds.providers.sim.market import ground_truth
 from tests.contract.vendors.harness import ReplayServer, fixture
 
 KEY = "test-key"
@@ -201,58 +200,3 @@ async def test_unknown_symbol_quote_is_skipped(av: AlphaVantageProvider, replay:
 
 
 # -- against the sim-server ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("start", "end"),
-    [
-        (utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 20)),  # first EDT session
-        (utc(2025, 3, 7, 14, 30), utc(2025, 3, 7, 21)),  # last EST session
-        (utc(2025, 11, 28, 14, 30), utc(2025, 11, 28, 18)),  # early close
-    ],
-)
-async def test_sim_intraday_sessions_equal_ground_truth(sim_server, start: datetime, end: datetime) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("alphavantage")
-    provider = make(server.url)
-    try:
-        bars = await provider.fetch_bars("AAPL", Interval.M1, start, end)
-    finally:
-        await provider.aclose()
-    truth = ground_truth("AAPL", Interval.M1, start, end)
-    assert len(bars) == len(truth) > 0
-    assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
-async def test_sim_daily_month_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("alphavantage")
-    provider = make(server.url)
-    start, end = utc(2025, 3, 1), utc(2025, 4, 1)
-    try:
-        bars = await provider.fetch_bars("AAPL", Interval.D1, start, end)
-    finally:
-        await provider.aclose()
-    truth = ground_truth("AAPL", Interval.D1, start, end)
-    assert len(bars) == len(truth) == 21
-    assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("alphavantage", {"SIM_ERROR_RATE": "1"})
-    provider = make(server.url)
-    try:
-        with pytest.raises(Unavailable):
-            await provider.fetch_bars("AAPL", Interval.M1, utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 14))
-    finally:
-        await provider.aclose()
-
-
-async def test_sim_rate_limit_is_rate_limited(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("alphavantage", {"SIM_RATE_LIMIT_PER_MIN": "1"})
-    provider = make(server.url)
-    start, end = utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 14)
-    try:
-        await provider.fetch_bars("AAPL", Interval.M1, start, end)
-        with pytest.raises(RateLimited):
-            await provider.fetch_bars("AAPL", Interval.M1, start, end)
-    finally:
-        await provider.aclose()

@@ -9,10 +9,9 @@ import pytest
 from mds.calendar import MarketCalendar
 from mds.config import load_settings
 from mds.domain.models import Interval
-from mds.errors import AuthError, BadPayload, NoData, NotEntitled, ProviderError, RateLimited, Unavailable
+from mds.errors import AuthError, BadPayload, NoData, NotEntitled, ProviderError, RateLimited
 from mds.providers.finnhub import FinnhubProvider
 from mds.providers.ratelimit import RateLimiter
-from mds.providers.sim.market import ground_truth
 from tests.contract.vendors.harness import fixture
 
 CANDLE = "/api/v1/stock/candle"
@@ -157,47 +156,3 @@ async def test_quotes_one_call_per_symbol(replay) -> None:  # type: ignore[no-un
 
 
 # -- against the sim-server ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("day", [date(2025, 3, 10), date(2025, 11, 28)])
-async def test_sim_1m_session_equals_ground_truth(sim_server, day: date) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("finnhub")
-    session = MarketCalendar().session_on(day)
-    assert session is not None
-    p = make(server.url)
-    try:
-        bars = await p.fetch_bars("AAPL", Interval.M1, session.open, session.close)
-    finally:
-        await p.aclose()
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.M1, session.open, session.close))
-    assert bars
-
-
-async def test_sim_daily_month_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("finnhub")
-    start, end = utc("2025-03-01T00:00:00"), utc("2025-04-01T00:00:00")
-    p = make(server.url)
-    try:
-        bars = await p.fetch_bars("AAPL", Interval.D1, start, end)
-    finally:
-        await p.aclose()
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.D1, start, end))
-    assert len(bars) == 21
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("finnhub", {"SIM_ERROR_RATE": "1"})
-    with pytest.raises(Unavailable):
-        await fetch(server.url, Interval.D1, "2025-03-01T00:00:00", "2025-04-01T00:00:00")
-
-
-async def test_sim_rate_limit(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("finnhub", {"SIM_RATE_LIMIT_PER_MIN": "1"})
-    p = make(server.url)
-    try:
-        await p.fetch_quotes(["AAPL"])
-        with pytest.raises(RateLimited) as info:
-            await p.fetch_quotes(["AAPL"])
-    finally:
-        await p.aclose()
-    assert 1.0 <= info.value.retry_after <= 60.0

@@ -181,25 +181,6 @@ async def test_quote(fmp: FmpProvider, replay: ReplayServer) -> None:
 # -- against the sim-server ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("start", "end"),
-    [
-        (utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 20)),
-        (utc(2025, 3, 7, 14, 30), utc(2025, 3, 7, 21)),
-        (utc(2025, 11, 28, 14, 30), utc(2025, 11, 28, 18)),
-    ],
-)
-async def test_sim_intraday_sessions_equal_ground_truth(sim_server, start: datetime, end: datetime) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("fmp").url)
-    try:
-        bars = await provider.fetch_bars("AAPL", Interval.M1, start, end)
-    finally:
-        await provider.aclose()
-    truth = ground_truth("AAPL", Interval.M1, start, end)
-    assert len(bars) == len(truth) > 0
-    assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
 @pytest.mark.parametrize("interval", [Interval.M5, Interval.H1])
 async def test_sim_larger_intraday_bars_equal_ground_truth(sim_server, interval: Interval) -> None:  # type: ignore[no-untyped-def]
     provider = make(sim_server("fmp").url)
@@ -210,35 +191,3 @@ async def test_sim_larger_intraday_bars_equal_ground_truth(sim_server, interval:
         await provider.aclose()
     truth = ground_truth("AAPL", interval, start, end)
     assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
-async def test_sim_daily_month_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("fmp").url)
-    start, end = utc(2025, 3, 1), utc(2025, 4, 1)
-    try:
-        bars = await provider.fetch_bars("AAPL", Interval.D1, start, end)
-    finally:
-        await provider.aclose()
-    truth = ground_truth("AAPL", Interval.D1, start, end)
-    assert len(bars) == len(truth) == 21
-    assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("fmp", {"SIM_ERROR_RATE": "1"}).url)
-    try:
-        with pytest.raises(Unavailable):
-            await provider.fetch_bars("AAPL", Interval.M1, utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 14))
-    finally:
-        await provider.aclose()
-
-
-async def test_sim_rate_limit_is_rate_limited(sim_server) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("fmp", {"SIM_RATE_LIMIT_PER_MIN": "1"}).url)
-    start, end = utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 14)
-    try:
-        await provider.fetch_bars("AAPL", Interval.M1, start, end)
-        with pytest.raises(RateLimited):
-            await provider.fetch_bars("AAPL", Interval.M1, start, end)
-    finally:
-        await provider.aclose()

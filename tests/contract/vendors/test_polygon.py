@@ -253,32 +253,6 @@ async def test_option_chain_follows_pages(replay) -> None:  # type: ignore[no-un
 # -- against the sim-server ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("day", [date(2025, 3, 10), date(2025, 3, 7), date(2025, 11, 28)])
-async def test_sim_1m_session_equals_ground_truth(sim_server, day: date) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("polygon")
-    session = MarketCalendar().session_on(day)
-    assert session is not None
-    p = make(server.url)
-    try:
-        bars = await p.fetch_bars("AAPL", Interval.M1, session.open, session.close)
-    finally:
-        await p.aclose()
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.M1, session.open, session.close))
-    assert bars
-
-
-async def test_sim_daily_month_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("polygon")
-    start, end = utc("2025-03-01T00:00:00"), utc("2025-04-01T00:00:00")
-    p = make(server.url)
-    try:
-        bars = await p.fetch_bars("AAPL", Interval.D1, start, end)
-    finally:
-        await p.aclose()
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.D1, start, end))
-    assert len(bars) == 21
-
-
 async def test_sim_pages_long_ranges(sim_server) -> None:  # type: ignore[no-untyped-def]
     server = sim_server("polygon")
     start, end = utc("2025-02-24T00:00:00"), utc("2025-03-15T00:00:00")  # 15 sessions > one page
@@ -289,21 +263,3 @@ async def test_sim_pages_long_ranges(sim_server) -> None:  # type: ignore[no-unt
         await p.aclose()
     assert len(bars) == 15 * 390
     assert rows(bars) == rows(ground_truth("AAPL", Interval.M1, start, end))
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("polygon", {"SIM_ERROR_RATE": "1"})
-    with pytest.raises(Unavailable):
-        await fetch(server.url, Interval.D1, "2025-03-01T00:00:00", "2025-04-01T00:00:00")
-
-
-async def test_sim_rate_limit(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("polygon", {"SIM_RATE_LIMIT_PER_MIN": "1"})
-    p = make(server.url)
-    try:
-        await p.fetch_quotes(["AAPL"])
-        with pytest.raises(RateLimited) as info:
-            await p.fetch_quotes(["AAPL"])
-    finally:
-        await p.aclose()
-    assert info.value.retry_after > 0

@@ -9,7 +9,7 @@ import pytest
 from mds.calendar import MarketCalendar
 from mds.config import load_settings
 from mds.domain.models import Interval
-from mds.errors import AuthError, BadPayload, NoData, RateLimited, Unavailable
+from mds.errors import AuthError, BadPayload, NoData, RateLimited
 from mds.providers.ratelimit import RateLimiter
 from mds.providers.sim.market import ground_truth
 from mds.providers.stooq import StooqProvider, stooq_symbol
@@ -112,29 +112,8 @@ def test_symbols() -> None:
 # -- against the sim-server ---------------------------------------------------------------
 
 
-async def test_sim_daily_month_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("stooq")
-    start, end = utc("2025-03-01T00:00:00"), utc("2025-04-01T00:00:00")
-    bars = await fetch(server.url, "2025-03-01T00:00:00", "2025-04-01T00:00:00")
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.D1, start, end))
-    assert len(bars) == 21
-
-
 async def test_sim_early_close_month(sim_server) -> None:  # type: ignore[no-untyped-def]
     server = sim_server("stooq")
     start, end = utc("2025-11-01T00:00:00"), utc("2025-12-01T00:00:00")
     bars = await fetch(server.url, "2025-11-01T00:00:00", "2025-12-01T00:00:00")
     assert rows(bars) == rows(ground_truth("AAPL", Interval.D1, start, end))
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("stooq", {"SIM_ERROR_RATE": "1"})
-    with pytest.raises(Unavailable):
-        await fetch(server.url, "2025-03-01T00:00:00", "2025-04-01T00:00:00")
-
-
-async def test_sim_rate_limit(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("stooq", {"SIM_RATE_LIMIT_PER_MIN": "1"})
-    await fetch(server.url, "2025-03-01T00:00:00", "2025-04-01T00:00:00")
-    with pytest.raises(RateLimited):
-        await fetch(server.url, "2025-03-01T00:00:00", "2025-04-01T00:00:00")

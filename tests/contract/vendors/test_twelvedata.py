@@ -195,25 +195,6 @@ async def test_batch_quote_skips_unknown_symbols(td: TwelveDataProvider, replay:
 # -- against the sim-server ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("start", "end"),
-    [
-        (utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 20)),
-        (utc(2025, 3, 7, 14, 30), utc(2025, 3, 7, 21)),
-        (utc(2025, 11, 28, 14, 30), utc(2025, 11, 28, 18)),
-    ],
-)
-async def test_sim_intraday_sessions_equal_ground_truth(sim_server, start: datetime, end: datetime) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("twelvedata").url)
-    try:
-        bars = await provider.fetch_bars("AAPL", Interval.M1, start, end)
-    finally:
-        await provider.aclose()
-    truth = ground_truth("AAPL", Interval.M1, start, end)
-    assert len(bars) == len(truth) > 0
-    assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
 async def test_sim_paging_over_a_week_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
     provider = make(sim_server("twelvedata").url)
     provider.page_size = 500  # a week of 1m bars (1950) takes four pages
@@ -237,23 +218,3 @@ async def test_sim_month_equals_ground_truth(sim_server, interval: Interval) -> 
     truth = ground_truth("AAPL", interval, start, end)
     assert len(bars) == len(truth) > 0
     assert [(b.ts, b.values()) for b in bars] == [(t.ts, t.values()) for t in truth]
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("twelvedata", {"SIM_ERROR_RATE": "1"}).url)
-    try:
-        with pytest.raises(Unavailable):
-            await provider.fetch_bars("AAPL", Interval.M1, utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 14))
-    finally:
-        await provider.aclose()
-
-
-async def test_sim_rate_limit_is_rate_limited(sim_server) -> None:  # type: ignore[no-untyped-def]
-    provider = make(sim_server("twelvedata", {"SIM_RATE_LIMIT_PER_MIN": "1"}).url)
-    start, end = utc(2025, 3, 10, 13, 30), utc(2025, 3, 10, 14)
-    try:
-        await provider.fetch_bars("AAPL", Interval.M1, start, end)
-        with pytest.raises(RateLimited):
-            await provider.fetch_bars("AAPL", Interval.M1, start, end)
-    finally:
-        await provider.aclose()

@@ -9,7 +9,7 @@ import pytest
 from mds.calendar import MarketCalendar
 from mds.config import load_settings
 from mds.domain.models import Interval, OptionRight
-from mds.errors import AuthError, BadPayload, NoData, RateLimited, Unavailable
+from mds.errors import AuthError, BadPayload, NoData, RateLimited
 from mds.providers.ratelimit import RateLimiter
 from mds.providers.sim.market import ground_truth
 from mds.providers.yahoo import YahooProvider
@@ -249,20 +249,6 @@ async def test_options(replay) -> None:  # type: ignore[no-untyped-def]
 # -- against the sim-server ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("day", [date(2025, 3, 10), date(2025, 11, 28)])
-async def test_sim_1m_session_equals_ground_truth(sim_server, day: date) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("yahoo")
-    session = MarketCalendar().session_on(day)
-    assert session is not None
-    p = make(server.url)
-    try:
-        bars = await p.fetch_bars("AAPL", Interval.M1, session.open, session.close)
-    finally:
-        await p.aclose()
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.M1, session.open, session.close))
-    assert len(bars) == (390 if day.month == 3 else 210)
-
-
 async def test_sim_1m_over_8_days_is_windowed(sim_server) -> None:  # type: ignore[no-untyped-def]
     server = sim_server("yahoo")  # refuses 1m windows over 8 days, like Yahoo
     start, end = utc("2025-03-03T00:00:00"), utc("2025-03-15T00:00:00")
@@ -272,36 +258,3 @@ async def test_sim_1m_over_8_days_is_windowed(sim_server) -> None:  # type: igno
     finally:
         await p.aclose()
     assert rows(bars) == rows(ground_truth("AAPL", Interval.M1, start, end))
-
-
-async def test_sim_daily_month_equals_ground_truth(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("yahoo")
-    start, end = utc("2025-03-01T00:00:00"), utc("2025-04-01T00:00:00")
-    p = make(server.url)
-    try:
-        bars = await p.fetch_bars("AAPL", Interval.D1, start, end)
-    finally:
-        await p.aclose()
-    assert rows(bars) == rows(ground_truth("AAPL", Interval.D1, start, end))
-    assert len(bars) == 21
-
-
-async def test_sim_errors_are_unavailable(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("yahoo", {"SIM_ERROR_RATE": "1"})
-    p = make(server.url)
-    try:
-        with pytest.raises(Unavailable):
-            await p.fetch_bars("AAPL", Interval.D1, utc("2025-03-01T00:00:00"), utc("2025-04-01T00:00:00"))
-    finally:
-        await p.aclose()
-
-
-async def test_sim_rate_limit(sim_server) -> None:  # type: ignore[no-untyped-def]
-    server = sim_server("yahoo", {"SIM_RATE_LIMIT_PER_MIN": "1"})
-    p = make(server.url)
-    try:
-        await p.fetch_quotes(["AAPL"])
-        with pytest.raises(RateLimited):
-            await p.fetch_quotes(["AAPL"])
-    finally:
-        await p.aclose()
