@@ -57,6 +57,10 @@ _FIRST_DELAY = 0.05
 _MAX_DELAY = 2.0
 
 
+_INTERVAL_VALUE = {i: i.value for i in Interval} | {i.value: i.value for i in Interval}
+_STATUS_VALUE = {st: st.value for st in BarStatus} | {st.value: st.value for st in BarStatus}
+
+
 class PostgresStore:
     """The Store protocol on PostgreSQL through an asyncpg pool.
 
@@ -289,24 +293,34 @@ class PostgresStore:
         to ``candle_history`` with ``superseded_at = as_of`` and become a new revision.
         """
         stamp = ensure_utc(as_of)
-        # Keyed by the primary key so a repeated key keeps its last bar.
-        staged: dict[tuple[str, str, datetime], tuple[Any, ...]] = {}
+        # Keyed by the primary key so a repeated key keeps its last bar. Aware datetimes
+        # hash and compare by instant, so the key needs no conversion; the values are
+        # looked up in tables rather than through enum constructors (this loop is ~1/3 of
+        # a million-bar write otherwise).
+        staged: dict[tuple[str, Interval, datetime], Bar] = {}
         for b in bars:
-            key = (b.symbol, Interval(b.interval).value, ensure_utc(b.ts))
-            staged[key] = (
-                *key,
+            if b.ts.tzinfo is None:
+                raise ValueError(f"naive datetime {b.ts.isoformat()} has no time zone")
+            staged[(b.symbol, b.interval, b.ts)] = b
+        iv, st = _INTERVAL_VALUE, _STATUS_VALUE
+        records = [
+            (
+                b.symbol,
+                iv[b.interval],
+                b.ts,
                 float(b.open),
                 float(b.high),
                 float(b.low),
                 float(b.close),
                 float(b.volume),
                 b.provider,
-                BarStatus(b.status).value,
+                st[b.status],
                 bool(b.adjusted),
             )
-        if not staged:
+            for b in staged.values()
+        ]
+        if not records:
             return WriteResult()
-        records = list(staged.values())
 
         async def run(conn: asyncpg.Connection) -> WriteResult:
             async with conn.transaction():
