@@ -105,9 +105,14 @@ class NoProviderAvailable(MdsError):
 
     @property
     def all_skipped(self) -> bool:
-        """True when no provider was even tried (breakers open, paused, probing): the
-        outage is the providers', not the request's."""
+        """True when no provider was even tried (breakers open, paused, probing)."""
         return bool(self.errors) and all(e.startswith("skipped:") for e in self.errors.values())
+
+    @property
+    def outage(self) -> bool:
+        """True when no provider answered at all (each was down, open, probing or paused):
+        the failure is the providers', not the request's."""
+        return bool(self.errors) and all(e.startswith(("skipped:", "unavailable")) for e in self.errors.values())
 
 
 class StorageError(MdsError):

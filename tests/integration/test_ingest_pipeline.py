@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from mds.calendar import MarketCalendar
 from mds.domain.models import BarStatus, Interval, Tier
 from mds.domain.records import BackfillStatus
+from mds.ingest.backfill import Dispatcher
 from mds.ingest.sweeper import Sweeper
 from mds.providers.sim.market import ground_truth
 
@@ -105,11 +107,11 @@ async def test_a_cursor_jump_is_backfilled(make_pipeline) -> None:
 
 
 async def test_backfill_that_cannot_succeed_ends_in_the_dlq_with_its_reason(make_pipeline) -> None:
-    down = "2025-10-01T00:00:00Z/2025-10-09T00:00:00Z"
+    # Both providers answer, but every answer is corrupt: the job cannot be satisfied.
     p = await make_pipeline(
         {
-            "SIM_OUTAGES": down,
-            "SIM_BACKUP_OUTAGES": down,
+            "SIM_MALFORMED_RATE": "1",
+            "SIM_BACKUP_MALFORMED_RATE": "1",
             "BACKFILL_MAX_ATTEMPTS": "3",
             "BREAKER_OPEN_SECONDS": "0.001",
         }
@@ -127,8 +129,38 @@ async def test_backfill_that_cannot_succeed_ends_in_the_dlq_with_its_reason(make
     job = await p.store.get_backfill(rec.id)
     assert job is not None and job.status is BackfillStatus.FAILED
     assert job.attempts == 3
-    assert job.last_error and "sim" in job.last_error
+    assert job.last_error and "bad_payload" in job.last_error
     assert p.metrics.value("backfill_jobs_completed_total", tier="T0", status="failed") == 1
+
+
+async def test_an_outage_does_not_spend_a_backfills_attempts(make_pipeline) -> None:
+    # Every provider down: the job waits for the breakers instead of dead-lettering.
+    down = "2025-10-01T00:00:00Z/2025-10-09T00:00:00Z"
+    p = await make_pipeline(
+        {
+            "SIM_OUTAGES": down,
+            "SIM_BACKUP_OUTAGES": down,
+            "BACKFILL_MAX_ATTEMPTS": "2",
+            "BREAKER_OPEN_SECONDS": "1",
+        }
+    )
+    [rec] = (
+        await p.collector.backfiller.enqueue(
+            "AAPL",
+            Interval.M1,
+            datetime(2025, 10, 8, 13, 30, tzinfo=UTC),
+            datetime(2025, 10, 8, 14, 0, tzinfo=UTC),
+            Tier.T0,
+        )
+    ).created
+    dispatcher = Dispatcher(p.collector.backfiller, p.worker.process, p.settings, p.clock)
+    task = asyncio.get_running_loop().create_task(dispatcher.run())
+    await asyncio.sleep(2.0)  # several rounds of trying and waiting
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    job = await p.store.get_backfill(rec.id)
+    assert job is not None and job.status is BackfillStatus.QUEUED  # still waiting, not failed
+    assert job.attempts == 0 and job.last_error and "unavailable" in job.last_error
 
 
 async def test_provisional_daily_bar_becomes_final_and_history_keeps_both(make_pipeline) -> None:

@@ -121,3 +121,11 @@ def test_sqlite_path() -> None:
 def test_use_rlc_with_the_redis_backend_is_accepted() -> None:
     s = load_settings({"USE_RLC": "true", "QUEUE_BACKEND": "redis"})
     assert s.USE_RLC and s.QUEUE_BACKEND == "redis"
+
+
+def test_no_provider_available_tells_an_outage_from_a_bad_answer() -> None:
+    from mds.errors import NoProviderAvailable
+
+    assert NoProviderAvailable("bars_1m", {"sim": "unavailable: down", "b": "skipped: open"}).outage
+    assert not NoProviderAvailable("bars_1m", {"sim": "unavailable: down", "b": "bad_payload: nan"}).outage
+    assert not NoProviderAvailable("bars_1m", {}).outage

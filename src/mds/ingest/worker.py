@@ -188,9 +188,10 @@ class Worker:
         except NoProviderAvailable as exc:
             error = str(exc)
             retry_after = exc.retry_after
-            if exc.all_skipped and retry_after is None:
-                # Every breaker is open: wait for the half-open probe instead of spending
-                # one of the job's attempts on an outage it did not cause.
+            if exc.outage and retry_after is None:
+                # No provider answered (down, or breakers open): wait for the half-open probe
+                # instead of spending the job's attempts on an outage it did not cause, which
+                # would dead-letter a whole backlog during a ten-minute outage.
                 if job.backfill_id is not None:
                     await self.store.update_backfill(
                         job.backfill_id, status=BackfillStatus.QUEUED, now=self.clock.now(), last_error=error
