@@ -112,15 +112,17 @@ class NoProviderAvailable(MdsError):
     def outage(self) -> bool:
         """True when no provider answered at all (each was down, open, probing or paused):
         the failure is the providers', not the request's."""
-        return bool(self.errors) and all(e.startswith(("skipped:", "unavailable")) for e in self.errors.values())
+        return bool(self.errors) and all(
+            e.startswith(("skipped:", "unavailable")) for e in self.errors.values()
+        )
 
 
 class StorageError(MdsError):
-    pass
+    """The store could not read or write (database down, constraint broken, closed store)."""
 
 
 class QueueError(MdsError):
-    pass
+    """A job queue could not take, give or settle a job (e.g. Redis unreachable)."""
 
 
 class InvalidJob(MdsError):

@@ -168,6 +168,7 @@ async def open_runtime(
             backfill_queues=backfill_queues,
             cache=cache,
             bus=bus,
+            shared_queues=redis is not None,
         )
         leader = None
         if redis is not None and "scheduler" in roles:

@@ -160,3 +160,38 @@ async def test_dispatcher_strict_priority_concurrency_and_pace(make) -> None:
     assert peak["T0"] == 2
     # Six dispatches at 4/s take at least 1.25 s of clock time.
     assert (clock.now() - t0).total_seconds() >= 1.25
+
+
+async def test_shared_queues_count_the_queue_not_this_processs_memory(tmp_path) -> None:
+    # With Redis, another process runs what this one queues; its finishing never reaches
+    # this process. The cap must follow the queue, or this process would refuse forever.
+    store = SqliteStore(str(tmp_path / "shared.db"))
+    await store.open()
+    queues = {t: InMemoryJobQueue() for t in Tier}
+    settings = load_settings({"BACKFILL_MAX_QUEUE_T1": "2"})
+    b = Backfiller(
+        store=store, queues=queues, settings=settings, clock=ManualClock(T), metrics=Metrics(), shared=True
+    )
+    try:
+        for round_ in range(3):
+            for i in range(2):
+                assert (await b.enqueue(f"R{round_}S{i}", Interval.M1, h(0), h(1), Tier.T1)).created
+            assert (await b.enqueue("EXTRA", Interval.M1, h(0), h(1), Tier.T1)).refused == ["cap"]
+            # "Another worker" takes both jobs and finishes them.
+            for _ in range(2):
+                d = await queues[Tier.T1].get(timeout=0.1)
+                await queues[Tier.T1].ack(d)
+                await store.update_backfill(d.job.backfill_id, status=BackfillStatus.DONE, now=T)
+        assert b.active() == 0
+        # A retry handed back to the shared queue is forgotten here (another worker may run it).
+        [rec] = (await b.enqueue("RETRY", Interval.M1, h(0), h(1), Tier.T1)).created
+        d = await queues[Tier.T1].get(timeout=0.1)
+        job = await b.refresh(d.job)
+        b.started(job)
+        assert b.active(Tier.T1) == 1
+        b.retrying(job)
+        assert b.active(Tier.T1) == 0 and rec.id == job.backfill_id
+    finally:
+        for q in queues.values():
+            await q.close()
+        await store.close()

@@ -7,6 +7,7 @@ postgresql://postgres@127.0.0.1:5432/postgres) and drop it afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -151,12 +152,10 @@ async def _measure(base: str, clients: int, seconds: float) -> dict[str, object]
         base_url=base, timeout=10, limits=httpx.Limits(max_connections=clients)
     ) as c:
         for _ in range(300):  # wait until the symbol-day is stored
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not up yet: poll again
                 r = await c.get("/stocks/AAPL/intraday", params=params)
                 if r.status_code == 200 and len(r.json()["bars"]) == 390:
                     break
-            except httpx.HTTPError:
-                pass
             await asyncio.sleep(0.2)
         else:
             raise RuntimeError("the symbol-day never became complete")

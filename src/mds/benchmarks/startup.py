@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -54,7 +55,7 @@ def run(timeout: float = 120.0, clock: str | None = "2025-10-08T14:00:00Z") -> d
             serving = drained = None
             deadline = t0 + timeout
             while time.perf_counter() < deadline and proc.poll() is None:
-                try:
+                with contextlib.suppress(httpx.HTTPError):  # not up yet: poll again
                     if serving is None and client.get(url + "/health").status_code == 200:
                         serving = time.perf_counter() - t0
                     if serving is not None:
@@ -62,8 +63,6 @@ def run(timeout: float = 120.0, clock: str | None = "2025-10-08T14:00:00Z") -> d
                         if health["startup_backfill_queued"] and _queue_depth(client, url) == 0:
                             drained = time.perf_counter() - t0
                             break
-                except httpx.HTTPError:
-                    pass
                 time.sleep(0.05)
             rss, peak = _rss_mb(proc.pid)
             bars = None

@@ -96,9 +96,13 @@ class Backfiller:
         settings: Settings,
         clock: Clock,
         metrics: Metrics,
+        shared: bool = False,
     ) -> None:
         self.store = store
         self.queues = queues
+        # Shared queues (Redis): other processes run and finish what this one queues, so it
+        # tracks only the jobs it is running itself; the queue and the store know the rest.
+        self.shared = shared
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
@@ -184,9 +188,10 @@ class Backfiller:
         return None
 
     async def _queue(self, rec: BackfillRecord, attempts: int = 0) -> None:
-        self._active[rec.id] = ActiveJob(
-            rec.id, rec.symbol, rec.interval, rec.start, rec.end, rec.priority, False, rec.created_at
-        )
+        if not self.shared:
+            self._active[rec.id] = ActiveJob(
+                rec.id, rec.symbol, rec.interval, rec.start, rec.end, rec.priority, False, rec.created_at
+            )
         await self.queues[rec.priority].put(
             BackfillJob(
                 symbol=rec.symbol,
@@ -244,7 +249,10 @@ class Backfiller:
             self._active[job.backfill_id] = replace(self._active[job.backfill_id], running=True)
 
     def retrying(self, job: BackfillJob) -> None:
-        if job.backfill_id in self._active:
+        if self.shared:
+            # The retry may be picked up by another worker; this process forgets it.
+            self._active.pop(job.backfill_id or -1, None)
+        elif job.backfill_id in self._active:
             self._active[job.backfill_id] = replace(self._active[job.backfill_id], running=False)
         self.wakeup.set()
 

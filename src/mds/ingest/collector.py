@@ -48,6 +48,7 @@ class Collector:
         backfill_queues: Mapping[Tier, JobQueue],
         cache: Cache | None = None,
         bus: Bus | None = None,
+        shared_queues: bool = False,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -67,7 +68,12 @@ class Collector:
             confirm_empty_answers=settings.GAP_CONFIRM_EMPTY_ANSWERS,
         )
         self.backfiller = Backfiller(
-            store=store, queues=backfill_queues, settings=settings, clock=clock, metrics=metrics
+            store=store,
+            queues=backfill_queues,
+            settings=settings,
+            clock=clock,
+            metrics=metrics,
+            shared=shared_queues,
         )
         self._worker_args = dict(
             ingestor=self.ingestor,

@@ -15,6 +15,7 @@ include pre-market trades; MDS's 1h bars start at the 09:30 open).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -172,10 +173,8 @@ class AlpacaProvider(HttpProvider):
 
 def _retry_after(response: httpx.Response) -> float:
     """Retry-After if sent, else until X-RateLimit-Reset (epoch s), else the 1-minute window."""
-    try:
+    with contextlib.suppress(KeyError, ValueError):  # absent or not seconds: try the reset header
         return max(0.0, float(response.headers["retry-after"]))
-    except (KeyError, ValueError):
-        pass
     try:
         # The per-minute window resets within a minute; clamp a skewed clock's answer.
         return min(max(float(response.headers["x-ratelimit-reset"]) - time.time(), 1.0), 60.0)
