@@ -125,6 +125,22 @@ async def test_concurrent_revisions_of_one_bar_keep_every_revision(pg_database: 
         assert [r[0] for r in revisions] == list(range(12))
 
 
+async def test_writers_racing_with_the_same_new_bars_store_each_once(pg_database: tuple[str, str]) -> None:
+    # Both see an empty span and COPY straight into candles; the one that loses the race
+    # hits the primary key, falls back to the merge and finds its bars already there.
+    _, url = pg_database
+    async with PostgresStore(url, pool_max=8) as store:
+        batch = bars(20_000, symbols=20)
+        results = await asyncio.gather(*(store.write_bars(batch, as_of=W1) for _ in range(4)))
+        assert sum(r.inserted for r in results) == len(batch)
+        assert sum(r.unchanged for r in results) == 3 * len(batch)
+        assert all(r.revised == 0 for r in results)
+        [(current, history)] = await store._fetch(
+            "SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM candle_history)"
+        )
+        assert (current, history) == (len(batch), 0)
+
+
 async def test_statement_timeout_is_set_on_every_connection(pg_database: tuple[str, str]) -> None:
     _, url = pg_database
     async with PostgresStore(url, pool_min=2, pool_max=2, statement_timeout_ms=400) as store:

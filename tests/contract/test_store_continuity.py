@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from mds.domain.models import Bar, Interval
+from mds.domain.records import WriteResult
 from mds.storage.base import Store
 
 T0 = datetime(2024, 3, 8, 14, 30, tzinfo=UTC)
@@ -114,6 +116,20 @@ class TestConfirmedEmpty:
         assert await record("polygon") == []  # two answers, but from one provider
         assert await record("alpaca") == [epoch(4)]
         assert await store.confirmed_empty("ILLQ", M1, T0, W2) == [epoch(4)]
+
+    @pytest.mark.parametrize("neighbours", [[], [0, 9]], ids=["series-empty", "series-has-bars"])
+    async def test_a_bar_that_arrives_after_all_undoes_the_confirmation(
+        self, store: Store, neighbours: list[int]
+    ) -> None:
+        # Both write paths: a batch into an empty span (PostgreSQL COPYs it straight in)
+        # and one among stored bars (staged and merged).
+        await store.write_bars(bars("LATE", neighbours), as_of=W1)
+        await store.record_empty_evidence(
+            "LATE", M1, [epoch(3), epoch(4)], "sim", now=W1, needed_answers=1, needed_providers=1
+        )
+        assert await store.confirmed_empty("LATE", M1, T0, W2) == [epoch(3), epoch(4)]
+        assert await store.write_bars(bars("LATE", [3]), as_of=W2) == WriteResult(inserted=1)
+        assert await store.confirmed_empty("LATE", M1, T0, W2) == [epoch(4)]
 
     async def test_stored_bars_get_no_evidence(self, store: Store) -> None:
         await store.write_bars(bars("AAPL", [0]), as_of=W1)

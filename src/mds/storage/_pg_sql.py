@@ -54,8 +54,10 @@ STAGE_COLS = (
     "close",
     "volume",
     "provider",
+    "as_of",
     "status",
     "adjusted",
+    "revision",
 )
 
 # One per connection (created by the pool's init); ON COMMIT DELETE ROWS empties it at the
@@ -65,7 +67,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_bars (
     symbol text NOT NULL, interval text NOT NULL, ts timestamptz NOT NULL,
     open double precision, high double precision, low double precision,
     close double precision, volume double precision,
-    provider text NOT NULL, status text NOT NULL, adjusted boolean NOT NULL
+    provider text NOT NULL, as_of timestamptz, status text NOT NULL, adjusted boolean NOT NULL,
+    revision integer
 ) ON COMMIT DELETE ROWS
 """
 
@@ -103,6 +106,27 @@ SELECT count(*) FILTER (WHERE revision = 0) AS inserted,
 FROM up
 """
 
+# The fast path's precondition: does any series of the batch already hold a bar inside
+# the batch's time span? One index probe per (symbol, interval); when none does, every key
+# is new and the batch can be COPYed straight into candles (see PostgresStore.write_bars).
+ANY_STORED_IN_SPAN = """
+SELECT EXISTS (
+    SELECT 1 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS r(s, i, a, b)
+    WHERE EXISTS (SELECT 1 FROM candles c WHERE c.symbol = r.s AND c.interval = r.i
+                                           AND c.ts >= r.a AND c.ts <= r.b)
+)
+"""
+# After a direct COPY: "no trades" evidence for a minute that now has a bar is wrong
+# whichever write brought the bar, so the join needs no list of the batch's keys; both
+# tables are small, and the symbol filter keeps the probe to the batch's series.
+DROP_EVIDENCE_OF_STORED = """
+WITH ev AS (
+    DELETE FROM empty_evidence e USING candles c
+    WHERE e.symbol = ANY($1::text[]) AND c.symbol = e.symbol AND c.interval = e.interval AND c.ts = e.ts
+)
+DELETE FROM confirmed_empty e USING candles c
+WHERE e.symbol = ANY($1::text[]) AND c.symbol = e.symbol AND c.interval = e.interval AND c.ts = e.ts
+"""
 RANGE = "symbol = $1 AND interval = $2 AND ts >= $3 AND ts < $4"
 READ_CURRENT = f"SELECT {BAR_COLS} FROM candles WHERE {RANGE}"
 # What was current at $5: current rows learned by then, plus history rows current then.
