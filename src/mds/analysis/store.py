@@ -1,9 +1,13 @@
 """Where analysis snapshots live: MarketAnalysisCache and MarketAnalysisHistory (seed 004).
 
 Kept apart from the :class:`~mds.storage.base.Store` protocol on purpose, so the
-PostgreSQL store can land without waiting for analysis: :class:`AnalysisStore` is its
-own small protocol, and :class:`SqliteAnalysisStore` implements it on the tables of
-``migrations/sqlite/0003_analysis.sql`` in the same SQLite database as the bars.
+PostgreSQL store could land without waiting for analysis: :class:`AnalysisStore` is its
+own small protocol. :class:`SqliteAnalysisStore` implements it on the tables of
+``migrations/sqlite/0003_analysis.sql`` in the same SQLite database as the bars, and
+:class:`~mds.analysis.pg_store.PostgresAnalysisStore` on those of
+``migrations/postgres/0003_analysis.sql``; :func:`analysis_store_for` picks the one that
+goes with a bar store, and ``tests/contract/test_analysis_store_contract.py`` holds both
+to the same assertions.
 
 Decision: ``SqliteAnalysisStore`` does not open connections of its own. It runs its
 statements through the :class:`~mds.storage.sqlite.SqliteStore`'s reader and writer
@@ -316,8 +320,14 @@ def analysis_store_for(store: object) -> AnalysisStore:
     """The analysis store that goes with a bar store.
 
     Raises:
-        StorageError: No analysis store exists yet for this kind of bar store.
+        StorageError: No analysis store exists for this kind of bar store.
     """
     if isinstance(store, SqliteStore):
         return SqliteAnalysisStore(store)
-    raise StorageError(f"no analysis store for {type(store).__name__} yet (SQLite only)")
+    # Imported here so SQLite-only use never loads the asyncpg-specific module.
+    from mds.analysis.pg_store import PostgresAnalysisStore
+    from mds.storage.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return PostgresAnalysisStore(store)
+    raise StorageError(f"no analysis store for {type(store).__name__}")
