@@ -13,6 +13,10 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: Any, *, ttl: float) -> None: ...
 
+    async def add(self, key: str, value: Any, *, ttl: float) -> bool:
+        """Set only if ``key`` holds nothing (atomically); True if this call set it."""
+        ...
+
     async def delete(self, key: str) -> None: ...
 
     async def close(self) -> None: ...
@@ -42,6 +46,12 @@ class InMemoryCache:
             oldest = min(self._items, key=lambda k: self._items[k][0])
             del self._items[oldest]
         self._items[key] = (self._clock.now() + timedelta(seconds=ttl), value)
+
+    async def add(self, key: str, value: Any, *, ttl: float) -> bool:
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl=ttl)
+        return True
 
     async def delete(self, key: str) -> None:
         self._items.pop(key, None)

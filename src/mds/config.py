@@ -233,6 +233,14 @@ class Settings(BaseSettings):
     CACHE_TTL_QUOTES_L1_SEC: float = 2.0
     CACHE_TTL_OPTIONS_CHAIN_SEC: float = 60.0
 
+    # Serialised responses of closed bar ranges, per API process (see services/bar_cache.py)
+    BARS_RESPONSE_CACHE_MB: int = Field(default=64, ge=0, description="0 turns the cache off")
+    BARS_RESPONSE_CACHE_SEC: float = Field(
+        default=300.0,
+        gt=0,
+        description="Wall seconds an entry lives; bounds how long a write made outside MDS goes unseen",
+    )
+
     # Analysis snapshots
     ANALYSIS_CACHE_TTL_SEC: float = Field(
         default=86_400.0, description="Expiry of a cached analysis snapshot"

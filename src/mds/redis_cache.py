@@ -32,6 +32,12 @@ class RedisCache:
             return
         await self.redis.set(self.prefix + key, json.dumps(value), px=ms)
 
+    async def add(self, key: str, value: Any, *, ttl: float) -> bool:
+        ms = int(ttl * 1000)
+        if ms <= 0:
+            return False
+        return bool(await self.redis.set(self.prefix + key, json.dumps(value), px=ms, nx=True))
+
     async def delete(self, key: str) -> None:
         await self.redis.delete(self.prefix + key)
 

@@ -31,6 +31,7 @@ from mds.providers.registry import build_providers
 from mds.queue.base import JobQueue
 from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
+from mds.services.bar_cache import ResponseBytes
 from mds.services.market import MarketService
 from mds.storage.base import Store
 from mds.storage.factory import open_store
@@ -156,7 +157,17 @@ async def open_runtime(
             settings, clock, calendar, effective_environ(environ, env_file, env_defaults), limiter=limiter
         )
         router = Router(providers, settings, clock, metrics)
-        market = MarketService(store=store, calendar=calendar, clock=clock, cache=cache)
+        responses = (
+            ResponseBytes(
+                max_bytes=settings.BARS_RESPONSE_CACHE_MB * 1024 * 1024,
+                ttl_seconds=settings.BARS_RESPONSE_CACHE_SEC,
+            )
+            if settings.BARS_RESPONSE_CACHE_MB > 0
+            else None
+        )
+        market = MarketService(
+            store=store, calendar=calendar, clock=clock, cache=cache, responses=responses, metrics=metrics
+        )
         collector = Collector(
             settings=settings,
             store=store,

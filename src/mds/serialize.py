@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
+
 from mds.domain.models import Bar, Quote
 
 
@@ -49,3 +51,37 @@ def quote_json(q: Quote) -> dict[str, object]:
         "provider": q.provider,
         "as_of": iso(q.as_of) if q.as_of else None,
     }
+
+
+def bars_document(
+    symbol: str, interval: str, start: datetime, end: datetime, as_of: datetime | None, bars: list[Bar]
+) -> bytes:
+    """The BarsOut document as JSON bytes.
+
+    Built as plain dicts and written by orjson, which formats UTC datetimes as RFC 3339
+    with "Z" (what :func:`iso` writes) in C: a pydantic model per bar, or ``isoformat``
+    per timestamp, cost more than the read.
+    """
+    body = {
+        "symbol": symbol,
+        "interval": interval,
+        "start": iso(start),
+        "end": iso(end),
+        "as_of": iso(as_of) if as_of is not None else None,
+        "bars": [
+            {
+                "ts": b.ts,
+                "open": b.open,
+                "high": b.high,
+                "low": b.low,
+                "close": b.close,
+                "volume": b.volume,
+                "provider": b.provider,
+                "status": b.status.value,
+                "as_of": b.as_of,
+                "adjusted": b.adjusted,
+            }
+            for b in bars
+        ],
+    }
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)

@@ -84,3 +84,23 @@ async def test_a_new_set_renews_the_ttl(subject: CacheUnderTest) -> None:
     await cache.set("k", 2, ttl=0.3)
     await subject.pass_time(0.2)
     assert await cache.get("k") == 2
+
+
+async def test_add_sets_only_what_is_absent(subject: CacheUnderTest) -> None:
+    cache = subject.cache
+    assert await cache.add("gen", "first", ttl=30) is True
+    assert await cache.add("gen", "second", ttl=30) is False
+    assert await cache.get("gen") == "first"
+    await cache.set("gen", "third", ttl=30)  # set still overwrites
+    assert await cache.get("gen") == "third"
+    await cache.set("brief", 1, ttl=0.2)
+    await subject.pass_time(0.35)
+    assert await cache.add("brief", 2, ttl=30) is True  # an expired entry is absent
+    assert await cache.get("brief") == 2
+
+
+async def test_racing_adds_have_one_winner(subject: CacheUnderTest) -> None:
+    cache = subject.cache
+    won = await asyncio.gather(*(cache.add("race", i, ttl=30) for i in range(20)))
+    assert won.count(True) == 1
+    assert await cache.get("race") == won.index(True)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from mds import __version__
 from mds.api.errors import install_error_handlers
+from mds.api.fast_path import KeptBarsFastPath
 from mds.api.routes import analysis, dlq, ops, root, stats, stocks
 from mds.runtime import Runtime
 
@@ -41,4 +42,6 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
     )
     for r in routers:
         app.include_router(r)
+    if not service_only:
+        app.add_middleware(KeptBarsFastPath)
     return app

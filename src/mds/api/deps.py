@@ -10,11 +10,12 @@ from mds.runtime import Runtime
 from mds.services.market import MarketService
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain def dependency is run in the thread pool, a hop per request.
     return request.app.state.runtime
 
 
-def get_market(request: Request) -> MarketService:
+async def get_market(request: Request) -> MarketService:
     return request.app.state.runtime.market
 
 

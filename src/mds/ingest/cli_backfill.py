@@ -23,6 +23,7 @@ from mds.ingest.ingestor import BarIngestor
 from mds.ingest.worker import Worker
 from mds.queue.memory import InMemoryJobQueue
 from mds.runtime import open_runtime
+from mds.services.bar_cache import SeriesGenerations
 
 
 async def run_backfill(
@@ -42,7 +43,12 @@ async def run_backfill(
             store=rt.store, queues=queues, settings=settings, clock=rt.clock, metrics=rt.metrics
         )
         ingestor = BarIngestor(
-            store=rt.store, router=rt.router, calendar=rt.calendar, clock=rt.clock, metrics=rt.metrics
+            store=rt.store,
+            router=rt.router,
+            calendar=rt.calendar,
+            clock=rt.clock,
+            metrics=rt.metrics,
+            generations=SeriesGenerations(rt.cache),
         )
         tiers = {e.symbol: e.tier for e in await rt.store.universe()}
         worker = Worker(

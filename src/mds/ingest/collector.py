@@ -26,6 +26,7 @@ from mds.ops.leader import LeaderLock
 from mds.ops.slo import SloMonitor
 from mds.queue.base import JobQueue
 from mds.routing.router import Router
+from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import Store
 from mds.stream.bus import Bus
 
@@ -65,6 +66,7 @@ class Collector:
             clock=clock,
             metrics=metrics,
             bus=bus,
+            generations=SeriesGenerations(cache) if cache is not None else None,
             confirm_empty_answers=settings.GAP_CONFIRM_EMPTY_ANSWERS,
         )
         self.backfiller = Backfiller(

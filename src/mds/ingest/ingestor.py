@@ -24,6 +24,7 @@ from mds.observability.metrics import Metrics
 from mds.providers.base import Provider, validate_bars
 from mds.routing.router import Router
 from mds.serialize import bar_json
+from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import Store
 from mds.stream.bus import Bus
 
@@ -57,9 +58,11 @@ class BarIngestor:
         clock: Clock,
         metrics: Metrics,
         bus: Bus | None = None,
+        generations: SeriesGenerations | None = None,
         confirm_empty_answers: int = 3,
     ) -> None:
         self.confirm_empty_answers = confirm_empty_answers
+        self.generations = generations
         self.store = store
         self.router = router
         self.calendar = calendar
@@ -115,6 +118,9 @@ class BarIngestor:
             self.router.record_completeness(provider, float(np.isin(expected, got).mean()))
 
         await self._advance_cursors(symbol, interval, bars, provider, now)
+        if result.written and self.generations is not None:
+            # After the commit: kept responses of this series are never served again.
+            await self.generations.bump(symbol, interval)
         if result.written and self.bus is not None:
             await self._publish(bars)
 

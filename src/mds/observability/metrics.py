@@ -80,6 +80,12 @@ class Metrics:
             ["interval", "outcome"],
             registry=r,
         )
+        self.bars_response_cache_total = Counter(
+            "bars_response_cache_total",
+            "Bar responses by cache result: hit, miss (built and kept) or bypass (open range)",
+            ["result"],
+            registry=r,
+        )
         self.write_batch_ms = Histogram(
             "write_batch_ms",
             "Store write latency per batch in milliseconds",

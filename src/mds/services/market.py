@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,13 +15,17 @@ from mds.domain.clock import Clock
 from mds.domain.models import Bar, Interval
 from mds.domain.records import UniverseEntry
 from mds.errors import InvalidRequest, NotFound
-from mds.serialize import iso, quote_json
+from mds.observability.metrics import Metrics
+from mds.serialize import bars_document, iso, quote_json
+from mds.services.bar_cache import ResponseBytes, SeriesGenerations
 from mds.services.rollup import rollup
 from mds.storage.base import Store
 
 _PERIOD = re.compile(r"^(\d{1,4})(d|wk|mo|y)$")
 PERIODS_HELP = "Nd (trading days), Nwk, Nmo, Ny, ytd or max, e.g. 5d, 1mo, 1y"
 MAX_INTRADAY_RANGE = timedelta(days=31)
+# How long this process trusts a universe entry it has read (wall seconds).
+_SYMBOL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,19 +37,52 @@ class BarsResult:
     bars: list[Bar]
 
 
+def _source(interval: Interval) -> Interval:
+    """The stored series an interval is read (and rolled up) from."""
+    return Interval.M1 if interval.is_intraday else Interval.D1
+
+
 class MarketService:
     def __init__(
-        self, *, store: Store, calendar: MarketCalendar, clock: Clock, cache: Cache | None = None
+        self,
+        *,
+        store: Store,
+        calendar: MarketCalendar,
+        clock: Clock,
+        cache: Cache | None = None,
+        responses: ResponseBytes | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.calendar = calendar
         self.clock = clock
         self.cache = cache
+        # Closed ranges are served from kept bytes while their series is unchanged; that
+        # needs the (shared) cache for generations, so no cache means no response cache.
+        self.responses = responses if cache is not None else None
+        self.generations = SeriesGenerations(cache) if cache is not None else None
+        self.metrics = metrics
+        self._symbols: dict[str, tuple[float, UniverseEntry]] = {}
 
     async def require_symbol(self, symbol: str) -> UniverseEntry:
-        entry = await self.store.get_symbol(symbol.upper())
-        if entry is None or not entry.active:
+        entry = await self._active_symbol(symbol)
+        if entry is None:
             raise NotFound("symbol", symbol)
+        return entry
+
+    async def _active_symbol(self, symbol: str) -> UniverseEntry | None:
+        # Every read asks; the universe changes a few times a day. Only active entries
+        # are remembered, for a moment, so a symbol that becomes known is served at once
+        # and one taken out of the universe by another process stops within seconds.
+        name = symbol.upper()
+        kept = self._symbols.get(name)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        entry = await self.store.get_symbol(name)
+        if entry is None or not entry.active:
+            self._symbols.pop(name, None)
+            return None
+        self._symbols[name] = (time.monotonic() + _SYMBOL_SECONDS, entry)
         return entry
 
     async def bars(
@@ -58,12 +96,94 @@ class MarketService:
     ) -> BarsResult:
         """Bars with ``start <= ts < end``, rolled up from 1m for 5m/15m/1h."""
         entry = await self.require_symbol(symbol)
+        return await self._bars(entry, interval, start, end, as_of)
+
+    async def bars_json(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+    ) -> bytes:
+        """:meth:`bars` as the BarsOut JSON document; closed ranges come from kept bytes.
+
+        A range is closed when its last bucket has ended (and ``as_of``, if given, is
+        past): its answer then depends only on the stored series, whose generation is
+        part of the key (see :mod:`mds.services.bar_cache`).
+        """
+        entry = await self.require_symbol(symbol)
+        key = await self._kept_key(entry, interval, start, end, as_of)
+        if key is None or self.responses is None:
+            self._count_cache("bypass")
+            result = await self._bars(entry, interval, start, end, as_of)
+            return bars_document(result.symbol, interval.value, start, end, as_of, result.bars)
+        body = self.responses.get(key)
+        if body is not None:
+            self._count_cache("hit")
+            return body
+        result = await self._bars(entry, interval, start, end, as_of)
+        body = bars_document(result.symbol, interval.value, start, end, as_of, result.bars)
+        self.responses.put(key, body)
+        self._count_cache("miss")
+        return body
+
+    async def kept_bars(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime | None = None,
+    ) -> bytes | None:
+        """What :meth:`bars_json` would answer, if it is kept; else None (ask bars_json).
+
+        For the API's fast path: no error is raised here, an unknown symbol or an open
+        range is simply not kept.
+        """
+        if self.responses is None:
+            return None
+        entry = await self._active_symbol(symbol)
+        if entry is None or start >= end:
+            return None
+        key = await self._kept_key(entry, interval, start, end, as_of)
+        body = self.responses.get(key) if key is not None else None
+        if body is not None:
+            self._count_cache("hit")
+        return body
+
+    async def _kept_key(
+        self, entry: UniverseEntry, interval: Interval, start: datetime, end: datetime, as_of: datetime | None
+    ) -> tuple[object, ...] | None:
+        """The key of a closed range's bytes, or None when the range is open.
+
+        Closed: its last bucket has ended and ``as_of``, if given, is past. Its answer
+        then depends only on the stored series, whose generation is part of the key and
+        is taken before any read, so bytes are filed under a generation no newer than
+        the data they hold.
+        """
+        if self.generations is None:
+            return None
+        now = self.clock.now()
+        if end + timedelta(seconds=interval.seconds) > now or (as_of is not None and as_of > now):
+            return None
+        generation = await self.generations.current(entry.symbol, _source(interval))
+        return (entry.symbol, interval, start, end, as_of, generation)
+
+    def _count_cache(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.bars_response_cache_total.labels(result=result).inc()
+
+    async def _bars(
+        self, entry: UniverseEntry, interval: Interval, start: datetime, end: datetime, as_of: datetime | None
+    ) -> BarsResult:
         if start >= end:
             raise InvalidRequest("start", "start must be before end")
         if interval.is_intraday and end - start > MAX_INTRADAY_RANGE:
             raise InvalidRequest("end", f"intraday ranges are limited to {MAX_INTRADAY_RANGE.days} days")
-        source = Interval.M1 if interval.is_intraday else Interval.D1
-        rows = await self.store.read_bars(entry.symbol, source, start, end, as_of=as_of)
+        rows = await self.store.read_bars(entry.symbol, _source(interval), start, end, as_of=as_of)
         bars = rollup(rows, interval, self.calendar, as_of or self.clock.now())
         return BarsResult(entry.symbol, interval, start, end, bars)
 
