@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mds.domain.models import Bar, Interval
+from mds.domain.models import Bar, BarStatus, Interval
 from mds.domain.records import WriteResult
 from mds.errors import StorageError
 from mds.storage.migrate import POSTGRES_MIGRATIONS, discover
@@ -164,3 +164,69 @@ async def test_closed_store_refuses_at_once(pg_database: tuple[str, str]) -> Non
     await store.close()
     with pytest.raises(StorageError):
         await store.write_bars(bars(1, symbols=1), as_of=W1)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        # A whole normal session, one across the autumn DST change, an early close
+        # (13:00 ET: the last hour is half an hour), and a range starting mid-bucket.
+        (datetime(2025, 10, 8, 13, 30, tzinfo=UTC), datetime(2025, 10, 8, 20, 0, tzinfo=UTC)),
+        (datetime(2025, 10, 31, 13, 30, tzinfo=UTC), datetime(2025, 11, 4, 21, 0, tzinfo=UTC)),
+        (datetime(2025, 11, 28, 14, 30, tzinfo=UTC), datetime(2025, 11, 28, 18, 0, tzinfo=UTC)),
+        (datetime(2025, 10, 8, 14, 7, tzinfo=UTC), datetime(2025, 10, 8, 16, 2, tzinfo=UTC)),
+    ],
+    ids=["session", "dst-change", "early-close", "mid-bucket"],
+)
+async def test_rollups_in_the_database_equal_the_services_rule(
+    pg_database: tuple[str, str], start: datetime, end: datetime
+) -> None:
+    from mds.calendar import MarketCalendar
+    from mds.providers.sim.market import ground_truth
+    from mds.services.rollup import rollup
+
+    cal = MarketCalendar()
+    _, url = pg_database
+    async with PostgresStore(url) as store:
+        day = ground_truth("AAPL", M1, start - timedelta(days=1), end + timedelta(days=1))
+        # Mixed providers, a provisional bar and a revision learned later.
+        day = [
+            b.with_(
+                provider="sim_backup" if i % 7 == 0 else "sim",
+                status=BarStatus.PROVISIONAL if i == 5 else b.status,
+            )
+            for i, b in enumerate(day)
+        ]
+        await store.write_bars(day, as_of=W1)
+        await store.write_bars([day[20].with_(close=day[20].close + 3)], as_of=W2)
+        sessions = [(s.open, s.close) for s in cal.sessions(start, end)]
+        for as_of in (None, W1):
+            rows = await store.read_bars("AAPL", M1, start, end, as_of=as_of)
+            for interval in (Interval.M5, Interval.M15, Interval.H1):
+                want = rollup(rows, interval, cal, datetime(2030, 1, 1, tzinfo=UTC))
+                got = await store.read_rollup("AAPL", interval, start, end, sessions, as_of=as_of)
+                assert got == want, (interval, as_of)
+        assert want and any("+" in b.provider for b in want)
+
+
+async def test_the_market_service_rolls_up_in_the_database_and_marks_open_buckets(
+    pg_database: tuple[str, str],
+) -> None:
+    from mds.calendar import MarketCalendar
+    from mds.domain.clock import ManualClock
+    from mds.domain.models import Tier
+    from mds.domain.records import UniverseEntry
+    from mds.providers.sim.market import ground_truth
+    from mds.services.market import MarketService
+
+    _, url = pg_database
+    open_ = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
+    now = datetime(2025, 10, 8, 15, 10, tzinfo=UTC)  # mid-bucket: 14:30-15:30 has not ended
+    async with PostgresStore(url) as store:
+        await store.upsert_universe([UniverseEntry("AAPL", Tier.T0)], version_tag="t", source_meta={})
+        await store.write_bars(ground_truth("AAPL", M1, open_, now), as_of=now)
+        market = MarketService(store=store, calendar=MarketCalendar(), clock=ManualClock(now))
+        hourly = (await market.bars("AAPL", Interval.H1, open_, now)).bars
+        assert [b.ts.hour * 60 + b.ts.minute for b in hourly] == [13 * 60 + 30, 14 * 60 + 30]
+        assert [b.status for b in hourly] == [BarStatus.FINAL, BarStatus.PROVISIONAL]
+        assert hourly[1].close == ground_truth("AAPL", M1, open_, now)[-1].close

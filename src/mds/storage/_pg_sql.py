@@ -135,6 +135,37 @@ READ_AS_OF = (
     f" UNION ALL SELECT {BAR_COLS} FROM candle_history"
     f" WHERE {RANGE} AND as_of <= $5 AND superseded_at > $5"
 )
+
+
+# 1m bars rolled up in the database (the service's rule, services/rollup.py): each bar
+# goes to the session holding it ($5/$6: the sessions' opens and closes, from the
+# exchange calendar, so an early close just ends the last bucket), and date_bin with the
+# session open as origin gives its bucket. Providers are joined as "a+b" in code-point
+# order; a bucket is "final" here when every part is, and the service still demotes
+# buckets that have not ended. $7 is the bucket width.
+def rollup_sql(as_of: bool) -> str:
+    rows = READ_AS_OF if as_of else READ_CURRENT
+    origin_args = ("$6", "$7", "$8") if as_of else ("$5", "$6", "$7")
+    opens, closes, step = origin_args
+    return f"""
+WITH src AS ({rows}),
+s AS (SELECT * FROM unnest({opens}::timestamptz[], {closes}::timestamptz[]) AS s(open, close))
+SELECT date_bin({step}::interval, src.ts, s.open) AS bucket,
+       (array_agg(src.open ORDER BY src.ts))[1],
+       max(src.high),
+       min(src.low),
+       (array_agg(src.close ORDER BY src.ts DESC))[1],
+       sum(src.volume),
+       string_agg(DISTINCT src.provider COLLATE "C", '+' ORDER BY src.provider COLLATE "C"),
+       bool_and(src.status = 'final'),
+       max(src.as_of),
+       bool_or(src.adjusted)
+FROM src JOIN s ON src.ts >= s.open AND src.ts < s.close
+GROUP BY 1
+ORDER BY 1
+"""
+
+
 REVISIONS = (
     f"SELECT {BAR_COLS} FROM candle_history WHERE symbol = $1 AND interval = $2 AND ts = $3"
     f" UNION ALL SELECT {BAR_COLS} FROM candles WHERE symbol = $1 AND interval = $2 AND ts = $3"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -236,3 +236,23 @@ class Store(Protocol):
     ) -> int:
         """Confirmed-empty bar times in ``[start, end)``, over ``symbols`` (all when None)."""
         ...
+
+
+@runtime_checkable
+class RollupReader(Protocol):
+    """A store that rolls 1m bars up in the database (PostgreSQL's ``date_bin``).
+
+    Optional: the service rolls up on read itself where a store lacks it (SQLite), and
+    both give the same bars (services/rollup.py states the rule).
+    """
+
+    async def read_rollup(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        sessions: Sequence[tuple[datetime, datetime]],
+        *,
+        as_of: datetime | None = None,
+    ) -> list[Bar]: ...

@@ -16,8 +16,9 @@ connections a restarted server has closed) and otherwise raise StorageError imme
 
 Modes: with the ``timescaledb`` extension available, migration makes the time-series
 tables hypertables with compression, retention and 5m/1h continuous aggregates. Without it
-the plain schema's primary keys serve the same queries and 5m/1h rollups are computed on
-read from the 1m bars. :meth:`backend_info` says which mode is on.
+the plain schema's primary keys serve the same queries. In both, the service's 5m/15m/1h
+reads are rolled up on read in the database (:meth:`read_rollup`, ``date_bin`` from each
+session's open), point in time like every read. :meth:`backend_info` says which mode is on.
 """
 
 from __future__ import annotations
@@ -407,6 +408,46 @@ class PostgresStore:
         if limit is not None:
             rows.reverse()
         return [q.bar(r) for r in rows]
+
+    async def read_rollup(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        sessions: Sequence[tuple[datetime, datetime]],
+        *,
+        as_of: datetime | None = None,
+    ) -> list[Bar]:
+        """1m bars with ``start <= ts < end`` rolled up to ``interval`` in the database.
+
+        ``sessions``: (open, close) of every session the range touches; a bucket starts
+        at its session's open plus whole intervals. ``as_of`` reads as :meth:`read_bars`
+        does. A bucket's status is ``final`` when all its bars are; whether it has
+        ended is the caller's to judge.
+        """
+        args: list[Any] = [symbol, Interval.M1.value, ensure_utc(start), ensure_utc(end)]
+        if as_of is not None:
+            args.append(ensure_utc(as_of))
+        args += [[o for o, _ in sessions], [c for _, c in sessions], Interval(interval).delta]
+        rows = await self._fetch(q.rollup_sql(as_of is not None), *args)
+        return [
+            Bar(
+                symbol=symbol,
+                interval=interval,
+                ts=ts,
+                open=o,
+                high=h,
+                low=lo,
+                close=c,
+                volume=v,
+                provider=providers,
+                adjusted=adjusted,
+                status=BarStatus.FINAL if final else BarStatus.PROVISIONAL,
+                as_of=learned,
+            )
+            for ts, o, h, lo, c, v, providers, final, learned, adjusted in rows
+        ]
 
     async def bar_timestamps(
         self, symbol: str, interval: Interval, start: datetime, end: datetime
