@@ -22,7 +22,7 @@ from mds.errors import InvalidRequest
 router = APIRouter(tags=["analysis"])
 
 
-def get_analysis(request: Request) -> AnalysisService:
+async def get_analysis(request: Request) -> AnalysisService:
     runtime = request.app.state.runtime
     service: AnalysisService | None = getattr(request.app.state, "analysis", None)
     if service is None or service.store is not runtime.store:
