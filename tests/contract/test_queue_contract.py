@@ -174,6 +174,49 @@ async def test_depth_counts_waiting_jobs_only(queue: JobQueue) -> None:
     assert await queue.depth() == 2
 
 
+async def test_backlog_counts_delayed_retries_but_not_deliveries_in_flight(queue: JobQueue) -> None:
+    for n in "abc":
+        await queue.put(job(n))
+    assert await queue.backlog() == 3
+    d = await queue.get(timeout=1.0)
+    assert d is not None and d.job.job_id == "a"
+    assert await queue.backlog() == 2  # in flight: owed by its consumer, not by the queue
+    await queue.nack(d, delay=0.6, job=d.job.model_copy(update={"attempts": 1}))
+    assert await queue.depth() == 2 and await queue.backlog() == 3
+    assert await drain(queue, 2) == ["b", "c"]
+    assert await queue.depth() == 0 and await queue.backlog() == 1  # only the retry is owed
+    retry = await queue.get(timeout=3.0)
+    assert retry is not None and retry.job.job_id == "a" and retry.job.attempts == 1
+    assert await queue.backlog() == 0
+    await queue.ack(retry)
+    assert await queue.backlog() == 0
+
+
+async def test_put_capped_refuses_at_the_cap_counting_delayed_retries(queue: JobQueue) -> None:
+    assert [await queue.put_capped(job(n), 3) for n in ["a", "b", "c", "refused-1"]] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert await queue.depth() == 3
+    d = await queue.get(timeout=1.0)
+    assert d is not None and d.job.job_id == "a"
+    assert await queue.put_capped(job("admitted-while-a-runs"), 3)  # in flight does not count
+    assert not await queue.put_capped(job("refused-2"), 3)
+    await queue.nack(d, delay=0.5)  # a retry takes its place back, even over the cap
+    assert await queue.backlog() == 4 and await queue.depth() == 3
+    assert not await queue.put_capped(job("refused-3"), 4)  # the delayed retry counts
+    assert await queue.put_capped(job("room-above"), 5)
+    got = await drain(queue, 5, timeout=3.0)
+    assert sorted(got) == ["a", "admitted-while-a-runs", "b", "c", "room-above"]
+    assert got[-1] == "a"  # the retry came back after its delay, behind the waiting ones
+    assert await queue.get(timeout=0.3) is None  # nothing refused was queued after all
+    assert await queue.backlog() == 0
+    assert await queue.put_capped(job("empty-again"), 1)
+    assert not await queue.put_capped(job("refused-4"), 0)
+
+
 async def test_unacked_delivery_of_a_dead_consumer_comes_back(backend: QueueBackend) -> None:
     if not backend.recovers_dead_consumers:
         pytest.skip(f"{backend.name}: the queue dies with its process; nothing to recover")
@@ -265,3 +308,37 @@ async def test_two_consumers_share_the_work_without_duplicates(backend: QueueBac
 
     await asyncio.gather(work(a), work(b))
     assert sorted(seen) == sorted(names)
+
+
+async def test_put_capped_is_exact_under_producers_racing_from_two_processes(backend: QueueBackend) -> None:
+    """Two queue instances, each with its own connection pool, stand for two processes;
+    their 400 capped puts interleave on the server, and exactly ``cap`` places are taken."""
+    if backend.redis is None:
+        pytest.skip("in-process: one process; atomic by the event loop alone")
+
+    def process_client() -> aioredis.Redis:
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url(), max_connections=16)
+        return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
+
+    clients = [process_client(), process_client()]
+    a, b = (RedisJobQueue(c, backend.key, consumer=f"proc-{n}") for c, n in zip(clients, "ab", strict=True))
+    try:
+        # One retry of an earlier job is waiting out its delay: it holds one of the places.
+        await a.put(job("earlier"))
+        d = await a.get(timeout=1.0)
+        assert d is not None
+        await a.nack(d, delay=30.0)
+        cap = 50
+        results = await asyncio.gather(
+            *(q.put_capped(job(f"{name}{i}"), cap) for i in range(200) for q, name in ((a, "a"), (b, "b")))
+        )
+        assert sum(results) == cap - 1
+        assert await backend.redis.llen(backend.key) == cap - 1
+        assert await a.backlog() == await b.backlog() == cap
+        assert await a.depth() == cap - 1  # depth alone misses the retry the cap counted
+        assert not await b.put_capped(job("one-more"), cap)
+    finally:
+        for q in (a, b):
+            await q.close()
+        for c in clients:
+            await c.aclose()

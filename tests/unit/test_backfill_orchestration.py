@@ -105,6 +105,19 @@ async def test_cap_keeps_the_oldest_and_counts_refusals(make) -> None:
     assert (await b.enqueue("S9", Interval.M1, h(0), h(1), Tier.T1)).created
 
 
+async def test_concurrent_enqueues_in_one_process_stop_exactly_at_the_cap(make) -> None:
+    # Gap scans of several symbols run at once; each sees room before any row is written.
+    b = await make(BACKFILL_MAX_QUEUE_T2="3")
+    results = await asyncio.gather(*(b.enqueue(f"S{i}", Interval.M1, h(0), h(1), Tier.T2) for i in range(8)))
+    created = [rec for r in results for rec in r.created]
+    assert len(created) == 3 and sum(len(r.refused) for r in results) == 5
+    assert b.queued(Tier.T2) == 3 and await b.queues[Tier.T2].backlog() == 3
+    assert b.metrics.value("backfill_jobs_dropped_total", tier="T2") == 5
+    assert {r.id for r in await b.store.active_backfills()} == {rec.id for rec in created}
+    # A row written for a job the cap then refused is closed, so restore does not queue it.
+    assert await b.restore() == 0
+
+
 async def test_restore_requeues_what_the_store_says_is_active(make) -> None:
     b = await make()
     a = await b.store.create_backfill("AAPL", Interval.M1, h(0), h(1), Tier.T0, now=T)

@@ -5,7 +5,10 @@ queued per tier. A new range is cut down to what no active job already covers
 (duplicates are refused), merged into an adjacent or overlapping queued job when the
 union still fits one chunk, and otherwise queued in chunks of BACKFILL_CHUNK_MINUTES.
 At a tier's cap (BACKFILL_MAX_QUEUE_T*) new work is refused and counted; the oldest
-jobs keep their place, and the gap stays detectable for the next scan.
+jobs keep their place, and the gap stays detectable for the next scan. The cap counts
+the tier queue's backlog (waiting jobs and retries sitting out their delay, in any
+process) and the queue applies it atomically, so processes sharing Redis queues cannot
+together overshoot it; retries of admitted jobs are never refused.
 
 The ``Dispatcher`` hands jobs to workers with strict priority (no T1 job starts while a
 T0 job waits), per-tier concurrency and a global dispatch rate, so a backlog drains T0
@@ -137,19 +140,31 @@ class Backfiller:
             result.refused.append("duplicate")
             return result
         step = self.chunk_size(interval)
+        cap = self.settings.backfill_max_queue(tier)
         for a, b in pieces:
             merged = await self._try_merge(same, a, b, step)
             if merged is not None:
                 result.merged_into.append(merged)
                 continue
             for c0, c1 in self.chunks(interval, a, b):
-                waiting = max(self.queued(tier), await self.queues[tier].depth())
-                if waiting >= self.settings.backfill_max_queue(tier):
-                    result.refused.append("cap")
-                    self.metrics.backfill_jobs_dropped_total.labels(tier=tier.value).inc()
+                # Early refusal, so a full tier costs no row; the capped put below is what
+                # makes the cap exact.
+                if max(self.queued(tier), await self.queues[tier].backlog()) >= cap:
+                    self._refuse(result, tier)
                     continue
                 rec = await self.store.create_backfill(symbol, interval, c0, c1, tier, now=self.clock.now())
-                await self._queue(rec)
+                if not await self._queue(rec, cap=cap):
+                    # Another producer took the last place after the check. The row had to
+                    # exist first (the job carries its id); closed, it never counts as
+                    # active, so it neither blocks this range nor is queued on restore.
+                    await self.store.update_backfill(
+                        rec.id,
+                        status=BackfillStatus.DONE,
+                        now=self.clock.now(),
+                        last_error=f"refused: {tier.value} backfill queue at its cap ({cap})",
+                    )
+                    self._refuse(result, tier)
+                    continue
                 result.created.append(rec)
                 self.metrics.backfill_jobs_enqueued_total.labels(tier=tier.value).inc()
         if result.refused.count("cap"):
@@ -161,6 +176,10 @@ class Backfiller:
             )
         self._publish_depth()
         return result
+
+    def _refuse(self, result: EnqueueResult, tier: Tier) -> None:
+        result.refused.append("cap")
+        self.metrics.backfill_jobs_dropped_total.labels(tier=tier.value).inc()
 
     async def enqueue_gaps(self, gaps: list[Gap], tier: Tier) -> EnqueueResult:
         total = EnqueueResult([], [], [])
@@ -187,22 +206,32 @@ class Backfiller:
             return j.id
         return None
 
-    async def _queue(self, rec: BackfillRecord, attempts: int = 0) -> None:
+    async def _queue(self, rec: BackfillRecord, attempts: int = 0, cap: int | None = None) -> bool:
+        """Queue the record's job; with ``cap``, only below it (False: refused, nothing kept)."""
+        job = BackfillJob(
+            symbol=rec.symbol,
+            interval=rec.interval,
+            time_window=TimeWindow(start=rec.start, end=rec.end),
+            priority=rec.priority,
+            backfill_id=rec.id,
+            attempts=attempts,
+        )
+        queue = self.queues[rec.priority]
         if not self.shared:
+            # Checked and recorded with no await in between, so concurrent enqueues in
+            # this process see each other (this index also counts delivered, not started).
+            if cap is not None and self.queued(rec.priority) >= cap:
+                return False
             self._active[rec.id] = ActiveJob(
                 rec.id, rec.symbol, rec.interval, rec.start, rec.end, rec.priority, False, rec.created_at
             )
-        await self.queues[rec.priority].put(
-            BackfillJob(
-                symbol=rec.symbol,
-                interval=rec.interval,
-                time_window=TimeWindow(start=rec.start, end=rec.end),
-                priority=rec.priority,
-                backfill_id=rec.id,
-                attempts=attempts,
-            )
-        )
+        if cap is None:
+            await queue.put(job)
+        elif not await queue.put_capped(job, cap):
+            self._active.pop(rec.id, None)
+            return False
         self.wakeup.set()
+        return True
 
     async def restore(self) -> int:
         """Queue again what the store says is active (after a restart nothing is lost)."""
@@ -330,9 +359,9 @@ class Dispatcher:
     async def _next(self) -> Delivery | None:
         for tier in Tier:
             queue = self.backfiller.queues[tier]
-            # Jobs of this tier still to run: queued, or waiting out a retry delay (only this
-            # process knows the latter; Redis knows the queued ones of every process).
-            waiting = max(self.backfiller.queued(tier), await queue.depth())
+            # Jobs of this tier still to run: queued or waiting out a retry delay, in this
+            # process (its index) or any other (the queue's backlog).
+            waiting = max(self.backfiller.queued(tier), await queue.backlog())
             if self.running[tier] >= self.settings.backfill_concurrency(tier):
                 if waiting > 0:
                     return None  # strict priority: lower tiers wait while this one is full
@@ -341,7 +370,7 @@ class Dispatcher:
             delivery = await queue.get(timeout=0)
             if delivery is not None:
                 return delivery
-            if self.backfiller.queued(tier) > 0:
+            if self.backfiller.queued(tier) > 0 or await queue.backlog() > 0:
                 return None  # this tier's retries come back soon; lower tiers wait for them
         return None
 

@@ -42,4 +42,21 @@ class JobQueue(Protocol):
         """Jobs waiting (not counting those delivered and not yet acked)."""
         ...
 
+    async def backlog(self) -> int:
+        """Jobs still owed: waiting plus nacked ones sitting out their delay; not in flight.
+
+        What caps and strict tier priority must count. A retry due in a minute is work the
+        queue still holds, and with a shared queue it may have been nacked by any process,
+        so only the queue can count it.
+        """
+        ...
+
+    async def put_capped(self, job: AnyJob, cap: int) -> bool:
+        """Enqueue only while ``backlog() < cap``; False, and nothing queued, at the cap.
+
+        Atomic for every producer of the queue: producers in several processes checking
+        and then putting could each see room for one more and together overshoot.
+        """
+        ...
+
     async def close(self) -> None: ...

@@ -14,7 +14,8 @@ class InMemoryJobQueue:
     """Jobs live in this process only; a crash loses what was waiting (use Redis for more).
 
     A nack'ed job comes back after ``delay`` seconds; until then it is neither waiting
-    nor in flight, so depth() does not count it.
+    nor in flight, so depth() does not count it, but backlog() does. Tiers share the
+    heap, so backlog() and caps count every tier of this queue (MDS uses one per tier).
     """
 
     def __init__(self, maxsize: int | None = None) -> None:
@@ -28,8 +29,16 @@ class InMemoryJobQueue:
 
     async def put(self, job: AnyJob) -> None:
         async with self._cond:
-            heapq.heappush(self._heap, (job.priority.rank, next(self._seq), job))
+            self._push(job)
             self._cond.notify()
+
+    async def put_capped(self, job: AnyJob, cap: int) -> bool:
+        async with self._cond:  # no await between the count and the push: atomic
+            if self._backlog() >= cap:
+                return False
+            self._push(job)
+            self._cond.notify()
+            return True
 
     async def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -65,13 +74,19 @@ class InMemoryJobQueue:
         def _requeue() -> None:
             self._delayed.discard(handle)
             if not self._closed:
-                loop.create_task(self.put(job))
+                # Pushed here, not in a later task, so backlog() never misses the job
+                # between leaving the delayed set and reaching the heap.
+                self._push(job)
+                loop.create_task(self._wake())
 
         handle = loop.call_later(delay, _requeue)
         self._delayed.add(handle)
 
     async def depth(self) -> int:
         return len(self._heap)
+
+    async def backlog(self) -> int:
+        return self._backlog()
 
     async def inflight(self) -> int:
         return len(self._inflight) + len(self._delayed)
@@ -83,3 +98,13 @@ class InMemoryJobQueue:
         self._delayed.clear()
         async with self._cond:
             self._cond.notify_all()
+
+    def _push(self, job: AnyJob) -> None:
+        heapq.heappush(self._heap, (job.priority.rank, next(self._seq), job))
+
+    def _backlog(self) -> int:
+        return len(self._heap) + len(self._delayed)
+
+    async def _wake(self) -> None:
+        async with self._cond:
+            self._cond.notify()

@@ -84,6 +84,16 @@ end
 return 1
 """
 
+# Pushes a job only while waiting plus delayed jobs stay below the cap. One script, so
+# no other producer's push can land between the count and this one.
+_PUT_CAPPED = """
+if redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
 
 def default_consumer_name() -> str:
     """Unique per queue instance: host, pid and a random suffix."""
@@ -144,6 +154,7 @@ class RedisJobQueue:
         self._lease_key = self._lease(self.consumer)
         self._promote = redis.register_script(_PROMOTE)
         self._nack = redis.register_script(_NACK)
+        self._put_capped = redis.register_script(_PUT_CAPPED)
         self._started = False
         self._took_back = False
         self._closed = False
@@ -165,6 +176,16 @@ class RedisJobQueue:
             await self.redis.lpush(self.key, job.model_dump_json())
         except _TRANSIENT as exc:
             raise QueueError(f"{self.key}: put failed: {exc}") from exc
+
+    async def put_capped(self, job: AnyJob, cap: int) -> bool:
+        """Append the job unless the list and the delayed set together hold ``cap``."""
+        try:
+            pushed = await self._put_capped(
+                keys=[self.key, self.delayed_key], args=[job.model_dump_json(), int(cap)]
+            )
+        except _TRANSIENT as exc:
+            raise QueueError(f"{self.key}: put failed: {exc}") from exc
+        return bool(pushed)
 
     async def get(self, timeout: float | None = None) -> Delivery | None:
         """The next valid job, or None after ``timeout`` seconds (also while Redis is down).
@@ -229,6 +250,17 @@ class RedisJobQueue:
             return int(await self.redis.llen(self.key))
         except _TRANSIENT as exc:
             raise QueueError(f"{self.key}: depth failed: {exc}") from exc
+
+    async def backlog(self) -> int:
+        """Jobs waiting plus jobs any consumer nacked with a delay (one snapshot)."""
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.llen(self.key)
+                pipe.zcard(self.delayed_key)
+                waiting, delayed = await pipe.execute()
+        except _TRANSIENT as exc:
+            raise QueueError(f"{self.key}: backlog failed: {exc}") from exc
+        return int(waiting) + int(delayed)
 
     async def close(self) -> None:
         """Stop heartbeating and hand this consumer's unacked deliveries back to the queue."""
