@@ -73,7 +73,8 @@ async def test_backend_info_reports_the_mode(pg_database: tuple[str, str]) -> No
     assert info["pool"]["max"] == 3
     if available is not None and available[0]:
         pytest.skip("this server has timescaledb; plain-mode detection needs one without")
-    assert (info["timescaledb"], info["mode"], info["rollups"]) == (False, "plain", "on_read")
+    assert (info["timescaledb"], info["mode"], info["rollups"]) == (False, "plain", "in_database")
+    assert info["continuous_aggregates"] == []
 
 
 async def test_bulk_write_goes_through_copy_and_counts_right(pg_database: tuple[str, str]) -> None:

@@ -1,6 +1,7 @@
 -- TimescaleDB features (applied only where the extension is available; own ledger
--- schema_migrations_timescaledb). Written against TimescaleDB 2.x; the test machine has
--- no TimescaleDB, so this file is exercised only on deployments that do (compose file).
+-- schema_migrations_timescaledb). Written against TimescaleDB 2.x (2.15+ for the
+-- time_bucket offset in a continuous aggregate); tests/integration/test_timescaledb.py
+-- runs it on TimescaleDB 2.23 (PGlite, PostgreSQL 17 in WASM).
 
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 
@@ -63,10 +64,17 @@ SELECT add_continuous_aggregate_policy('candles_5m',
     start_offset => INTERVAL '3 days', end_offset => INTERVAL '5 minutes',
     schedule_interval => INTERVAL '5 minutes');
 
+-- Hour buckets start at the session open, as services/rollup.py cuts them (09:30-10:30
+-- ... 15:30-16:00 ET; an early close ends the last one at 13:00). time_bucket counts
+-- whole hours from midnight UTC, so "offset" moves the edges to :30 (a continuous
+-- aggregate takes it from TimescaleDB 2.15; on an older one this file fails as a whole
+-- and MDS stays in plain mode). That assumes every session opens at :30 UTC, true for
+-- XNYS/XNAS (09:30 ET is 13:30 or 14:30 UTC); an exchange opening on another minute
+-- needs another offset. 5m buckets need none: 09:30 is on the 5-minute grid.
 CREATE MATERIALIZED VIEW candles_1h
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT symbol,
-       time_bucket(INTERVAL '1 hour', ts) AS ts,
+       time_bucket(INTERVAL '1 hour', ts, "offset" => INTERVAL '30 minutes') AS ts,
        first(open, ts) AS open,
        max(high)       AS high,
        min(low)        AS low,
@@ -75,7 +83,7 @@ SELECT symbol,
        count(*)        AS bars
 FROM candles
 WHERE interval = '1m'
-GROUP BY symbol, time_bucket(INTERVAL '1 hour', ts)
+GROUP BY symbol, time_bucket(INTERVAL '1 hour', ts, "offset" => INTERVAL '30 minutes')
 WITH NO DATA;
 
 SELECT add_continuous_aggregate_policy('candles_1h',
