@@ -69,6 +69,7 @@ _FAMILIES = (
     "TIER_MAXS",
     "RLC_",
     "WS_REPLAY_",
+    "BARS_RESPONSE_CACHE_",
     "MDS_",
     *(
         f"{v}_"

@@ -77,6 +77,9 @@ def test_nested_seed_names_override_one_field_and_keep_the_rest() -> None:
         ({"BACKFILL_MAX_CONCURENCY_T0": "3"}, "BACKFILL_MAX_CONCURENCY_T0"),  # a typo is refused
         ({"CADENCE_T0__bars_5m": "3"}, "CADENCE_T0__bars_5m"),
         ({"MDS_PORTT": "1"}, "MDS_PORTT"),
+        ({"BARS_RESPONSE_CACHE_MB": "-1"}, "BARS_RESPONSE_CACHE_MB"),
+        ({"BARS_RESPONSE_CACHE_SEC": "0"}, "BARS_RESPONSE_CACHE_SEC"),
+        ({"BARS_RESPONSE_CACHE_SECS": "60"}, "BARS_RESPONSE_CACHE_SECS"),
         ({"USE_RLC": "true"}, "USE_RLC"),
         ({"QUEUE_BACKEND": "kafka"}, "QUEUE_BACKEND"),
     ],
