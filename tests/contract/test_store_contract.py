@@ -144,6 +144,16 @@ class TestBars:
         assert [b.close for b in msft] == [101.0]
         assert await store.read_bars("AAPL", Interval.M15, T0, FAR) == []
 
+    async def test_a_key_twice_in_a_series_with_no_bars_yet_keeps_the_last(self, store: Store) -> None:
+        # On PostgreSQL a batch into an empty span is COPYed straight in; the repeated key
+        # makes that fail, and the merge then keeps the last bar of the key.
+        batch = [bar(0), bar(1, close=100.25), bar(2), bar(1, close=100.5)]
+        assert await store.write_bars(batch, as_of=W1) == WriteResult(inserted=3)
+        assert [b.close for b in await store.read_bars("AAPL", M1, T0, FAR)] == [100.75, 100.5, 100.75]
+        assert await store.bar_revisions("AAPL", M1, batch[1].ts) == await store.read_bars(
+            "AAPL", M1, batch[1].ts, batch[2].ts
+        )
+
     async def test_empty_batch(self, store: Store) -> None:
         assert await store.write_bars([], as_of=W1) == WriteResult()
 

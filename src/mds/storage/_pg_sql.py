@@ -61,14 +61,15 @@ STAGE_COLS = (
 )
 
 # One per connection (created by the pool's init); ON COMMIT DELETE ROWS empties it at the
-# end of every write transaction, and a rolled-back one leaves nothing either.
+# end of every write transaction, and a rolled-back one leaves nothing either. ``seq``
+# numbers rows in COPY order, so when a key repeats in a batch the merge keeps the last.
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage_bars (
     symbol text NOT NULL, interval text NOT NULL, ts timestamptz NOT NULL,
     open double precision, high double precision, low double precision,
     close double precision, volume double precision,
     provider text NOT NULL, as_of timestamptz, status text NOT NULL, adjusted boolean NOT NULL,
-    revision integer
+    revision integer, seq bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DELETE ROWS
 """
 
@@ -82,12 +83,16 @@ _CHANGED = " OR ".join(
 # identical final) fails the DO UPDATE WHERE and writes nothing. Rows go in key order so
 # two concurrent batches lock shared keys in the same order. New bars also drop their
 # "no trades" evidence (a bar that exists is not empty). ``revision`` tells an insert (0)
-# from an update (>= 1) in RETURNING.
+# from an update (>= 1) in RETURNING. A key given twice in a batch counts once, with its
+# last bar (DISTINCT ON over the COPY order); ``keys`` is how many distinct keys came.
 MERGE = f"""
-WITH up AS (
+WITH src AS (
+    SELECT DISTINCT ON (symbol, interval, ts) *
+    FROM stage_bars ORDER BY symbol, interval, ts, seq DESC
+), up AS (
     INSERT INTO candles ({BAR_COLS})
     SELECT symbol, interval, ts, open, high, low, close, volume, provider, $1::timestamptz, status, adjusted, 0
-    FROM stage_bars ORDER BY symbol, interval, ts
+    FROM src ORDER BY symbol, interval, ts
     ON CONFLICT (symbol, interval, ts) DO UPDATE SET
         open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         volume = excluded.volume, provider = excluded.provider, as_of = excluded.as_of,
@@ -102,7 +107,8 @@ WITH up AS (
     WHERE up.revision = 0 AND e.symbol = up.symbol AND e.interval = up.interval AND e.ts = up.ts
 )
 SELECT count(*) FILTER (WHERE revision = 0) AS inserted,
-       count(*) FILTER (WHERE revision > 0) AS revised
+       count(*) FILTER (WHERE revision > 0) AS revised,
+       (SELECT count(*) FROM src) AS keys
 FROM up
 """
 
