@@ -1,24 +1,31 @@
-"""An ingest pipeline on a ManualClock: sim providers → router → SQLite, no sockets."""
+"""Fixtures on a ManualClock, no sockets: an ingest pipeline (sim providers → router →
+SQLite) and the HTTP API in-process."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from mds.api.app import create_app
 from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.clock import ManualClock
-from mds.domain.models import Tier
+from mds.domain.models import Interval, Tier
 from mds.ingest.backfill import Dispatcher
 from mds.ingest.collector import Collector
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
 from mds.providers.registry import build_providers
+from mds.providers.sim.market import ground_truth
 from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
+from mds.runtime import Runtime, open_runtime
 from mds.storage.sqlite import SqliteStore
 
 CAL = MarketCalendar()
@@ -122,3 +129,33 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
         for q in p.backfill.values():
             await q.close()
         await p.store.close()
+
+
+# The HTTP API in-process over a SQLite runtime on a ManualClock at API_NOW, holding AAPL's
+# 1m bars from API_OPEN to API_NOW and 40 days of daily bars, all learned at API_NOW.
+API_NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
+API_OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
+API_ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+
+
+@pytest.fixture
+async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    env = {**API_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/api.db"}
+    settings = load_settings(env)
+    clock = ManualClock(API_NOW)
+    async with open_runtime(settings, clock=clock, demo=True, collect=False, environ=env) as rt:
+        # 1m bars for AAPL from the open to 15:00, learned at 15:00.
+        await rt.store.write_bars(ground_truth("AAPL", Interval.M1, API_OPEN, API_NOW), as_of=API_NOW)
+        await rt.store.write_bars(
+            ground_truth("AAPL", Interval.D1, API_NOW - timedelta(days=40), API_OPEN), as_of=API_NOW
+        )
+
+        @asynccontextmanager
+        async def same_runtime() -> AsyncIterator[Runtime]:
+            yield rt
+
+        app = create_app(same_runtime)
+        app.state.runtime = rt
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
+            yield client, rt

@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from mds.api.app import create_app
-from mds.config import load_settings
-from mds.domain.clock import ManualClock
 from mds.domain.models import BarStatus, Interval
 from mds.providers.sim.market import ground_truth
-from mds.runtime import Runtime, open_runtime
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
-
-
-@pytest.fixture
-async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/api.db"}
-    settings = load_settings(env)
-    clock = ManualClock(NOW)
-    async with open_runtime(settings, clock=clock, demo=True, collect=False, environ=env) as rt:
-        # 1m bars for AAPL from the open to 15:00, learned at 15:00.
-        await rt.store.write_bars(ground_truth("AAPL", Interval.M1, OPEN, NOW), as_of=NOW)
-        await rt.store.write_bars(
-            ground_truth("AAPL", Interval.D1, NOW - timedelta(days=40), OPEN), as_of=NOW
-        )
-
-        @asynccontextmanager
-        async def same_runtime() -> AsyncIterator[Runtime]:
-            yield rt
-
-        app = create_app(same_runtime)
-        app.state.runtime = rt
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
-            yield client, rt
 
 
 def assert_problem(r: httpx.Response, status: int, field: str | None = None) -> dict:

@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-import httpx
-import pytest
-
-from mds.api.app import create_app
-from mds.config import load_settings
-from mds.domain.clock import ManualClock
 from mds.domain.models import Interval, Tier
 from mds.domain.records import UniverseEntry
-from mds.providers.sim.market import ground_truth
-from mds.runtime import Runtime, open_runtime
+from mds.runtime import Runtime
 from mds.services import market as market_module
 from mds.services.bar_cache import SeriesGenerations
 
-NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
-OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
-ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)  # the api fixture (conftest) holds 1m bars from here
 CLOSED = {"start": "2025-10-08T13:30:00Z", "end": "2025-10-08T14:00:00Z"}
-
-
-@pytest.fixture
-async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/api.db"}
-    clock = ManualClock(NOW)
-    async with open_runtime(load_settings(env), clock=clock, demo=True, collect=False, environ=env) as rt:
-        await rt.store.write_bars(ground_truth("AAPL", Interval.M1, OPEN, NOW), as_of=NOW)
-
-        @asynccontextmanager
-        async def same_runtime() -> AsyncIterator[Runtime]:
-            yield rt
-
-        app = create_app(same_runtime)
-        app.state.runtime = rt
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
-            yield client, rt
 
 
 def cache_count(rt: Runtime, result: str) -> float:
