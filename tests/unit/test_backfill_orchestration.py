@@ -208,3 +208,21 @@ async def test_shared_queues_count_the_queue_not_this_processs_memory(tmp_path) 
         for q in queues.values():
             await q.close()
         await store.close()
+
+
+async def test_a_dispatcher_cancelled_as_work_arrives_stops(make) -> None:
+    # asyncio.wait_for on 3.11 swallowed a cancel that landed as its wait completed, and the
+    # dispatcher looped on forever (it hung `mds bench drain` at its very end).
+    b = await make()
+
+    async def process(delivery: Delivery) -> None:
+        await b.queues[delivery.job.priority].ack(delivery)
+
+    dispatcher = Dispatcher(b, process, b.settings, b.clock)
+    for _ in range(20):
+        task = asyncio.get_running_loop().create_task(dispatcher.run())
+        await asyncio.sleep(0.01)  # parked in its wait for work
+        b.wakeup.set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=2)

@@ -342,8 +342,11 @@ class Dispatcher:
                 delivery = await self._next()
                 if delivery is None:
                     self.backfiller.wakeup.clear()
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
+                    # lands as the wait completes, and this loop then never stops.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.backfiller.wakeup.wait(), timeout=0.2)
+                        async with asyncio.timeout(0.2):
+                            await self.backfiller.wakeup.wait()
                     continue
                 await self._pace()
                 tier = delivery.job.priority

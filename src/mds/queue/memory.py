@@ -50,7 +50,10 @@ class InMemoryJobQueue:
                 if remaining is not None and remaining <= 0:
                     return None
                 try:
-                    await asyncio.wait_for(self._cond.wait(), remaining)
+                    # Not wait_for: on 3.11 it can swallow a cancel that lands as the wait
+                    # completes, and a cancelled consumer would go on consuming.
+                    async with asyncio.timeout(remaining):
+                        await self._cond.wait()
                 except TimeoutError:
                     return None
             _, seq, job = heapq.heappop(self._heap)
