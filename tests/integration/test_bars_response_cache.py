@@ -203,3 +203,19 @@ def test_kept_bytes_stay_within_their_budget_and_expire() -> None:
     time.sleep(0.25)
     assert kept.get("a") is None and kept.get("c") is None
     assert kept.size == 0
+
+
+async def test_with_the_cache_turned_off_every_read_is_built_and_no_generation_is_asked(
+    store: SqliteStore,
+) -> None:
+    clock = ManualClock(AFTER)
+    cache, metrics = InMemoryCache(clock), Metrics()
+    await store.write_bars(ground_truth("AAPL", M1, OPEN, CLOSE), as_of=AFTER)
+    market = MarketService(
+        store=store, calendar=CAL, clock=clock, cache=cache, responses=None, metrics=metrics
+    )
+    first = await market.bars_json("AAPL", M1, OPEN, CLOSE)
+    assert await market.bars_json("AAPL", M1, OPEN, CLOSE) == first
+    assert await market.kept_bars("AAPL", M1, OPEN, CLOSE) is None
+    assert metrics.value("bars_response_cache_total", result="bypass") == 2
+    assert await cache.get("series-gen:AAPL:1m") is None  # BARS_RESPONSE_CACHE_MB=0 costs no round trip

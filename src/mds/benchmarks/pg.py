@@ -25,6 +25,7 @@ import httpx
 import uvloop
 
 from mds.domain.models import Bar, Interval
+from mds.storage import _pg_sql as q
 from mds.storage.postgres import PostgresStore
 
 ADMIN_URL = os.environ.get("MDS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -115,24 +116,11 @@ async def _ingest(n: int, batch: int) -> dict[str, object]:
                 )
                 for b in bars
             ]
-            cols = [
-                "symbol",
-                "interval",
-                "ts",
-                "open",
-                "high",
-                "low",
-                "close",
-                "volume",
-                "provider",
-                "as_of",
-                "status",
-                "adjusted",
-                "revision",
-            ]
             t = time.perf_counter()
             for i in range(0, len(records), batch):
-                await conn.copy_records_to_table("raw_candles", records=records[i : i + batch], columns=cols)
+                await conn.copy_records_to_table(
+                    "raw_candles", records=records[i : i + batch], columns=q.BAR_COLUMNS
+                )
             raw_s = time.perf_counter() - t
         finally:
             await conn.close()

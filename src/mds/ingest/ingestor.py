@@ -105,6 +105,10 @@ class BarIngestor:
         t0 = time.perf_counter()
         result = await self.store.write_bars(bars, as_of=now)
         self.metrics.write_batch_ms.observe((time.perf_counter() - t0) * 1000)
+        if result.written and self.generations is not None:
+            # Straight after the commit, before anything else can fail: kept responses of
+            # this series are never served again.
+            await self.generations.bump(symbol, interval)
         for outcome, n in (
             ("inserted", result.inserted),
             ("revised", result.revised),
@@ -118,9 +122,6 @@ class BarIngestor:
             self.router.record_completeness(provider, float(np.isin(expected, got).mean()))
 
         await self._advance_cursors(symbol, interval, bars, provider, now)
-        if result.written and self.generations is not None:
-            # After the commit: kept responses of this series are never served again.
-            await self.generations.bump(symbol, interval)
         if result.written and self.bus is not None:
             await self._publish(bars)
 

@@ -153,13 +153,11 @@ class MarketService:
         For the API's fast path: no error is raised here, an unknown symbol or an open
         range is simply not kept.
         """
-        if self.responses is None:
-            return None
         entry = await self._active_symbol(symbol)
         if entry is None or start >= end:
             return None
         key = await self._kept_key(entry, interval, start, end, as_of)
-        body = self.responses.get(key) if key is not None else None
+        body = self.responses.get(key) if key is not None and self.responses is not None else None
         if body is not None:
             self._count_cache("hit")
         return body
@@ -167,15 +165,15 @@ class MarketService:
     async def _kept_key(
         self, entry: UniverseEntry, interval: Interval, start: datetime, end: datetime, as_of: datetime | None
     ) -> tuple[object, ...] | None:
-        """The key of a closed range's bytes, or None when the range is open.
+        """The key of a closed range's bytes; None when the range is open or nothing is kept.
 
         Closed: its last bucket has ended and ``as_of``, if given, is past. Its answer
         then depends only on the stored series, whose generation is part of the key and
         is taken before any read, so bytes are filed under a generation no newer than
         the data they hold.
         """
-        if self.generations is None:
-            return None
+        if self.responses is None or self.generations is None:
+            return None  # asking for a generation would be a wasted round trip
         now = self.clock.now()
         if end + timedelta(seconds=interval.seconds) > now or (as_of is not None and as_of > now):
             return None

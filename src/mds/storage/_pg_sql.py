@@ -40,11 +40,8 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
-BAR_COLS = "symbol, interval, ts, open, high, low, close, volume, provider, as_of, status, adjusted, revision"
-JOB_COLS = (
-    "id, symbol, interval, start_ts, end_ts, priority, status, attempts, last_error, created_at, updated_at"
-)
-STAGE_COLS = (
+# A bar row as candles holds it, in the order of every COPY record and of BAR_COLS.
+BAR_COLUMNS = (
     "symbol",
     "interval",
     "ts",
@@ -58,6 +55,10 @@ STAGE_COLS = (
     "status",
     "adjusted",
     "revision",
+)
+BAR_COLS = ", ".join(BAR_COLUMNS)
+JOB_COLS = (
+    "id, symbol, interval, start_ts, end_ts, priority, status, attempts, last_error, created_at, updated_at"
 )
 
 # One per connection (created by the pool's init); ON COMMIT DELETE ROWS empties it at the

@@ -85,12 +85,13 @@ def _series_spans(
 async def _copy_new(conn: asyncpg.Connection, records: Sequence[tuple[Any, ...]]) -> bool:
     """COPY bars with new keys straight into candles (no staging, no per-row conflict check).
 
-    False when a concurrent writer stored one of the keys since the caller looked: the
-    savepoint undoes the partial COPY and the caller merges instead, key by key.
+    False when a key is there after all (a concurrent writer stored it since the caller
+    looked, or it repeats within the batch): the savepoint undoes the partial COPY and the
+    caller merges instead, key by key.
     """
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table("candles", records=records, columns=q.STAGE_COLS)
+            await conn.copy_records_to_table("candles", records=records, columns=q.BAR_COLUMNS)
     except asyncpg.UniqueViolationError:
         return False
     return True
@@ -325,7 +326,10 @@ class PostgresStore:
 
     # --------------------------------------------------------------------- bars
     async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult:
-        """COPY a batch into staging and merge it in one transaction; counts per distinct key.
+        """Store a batch in one transaction; counts per distinct key.
+
+        A batch whose keys are all new is COPYed straight into ``candles``; any other is
+        COPYed into staging and merged.
 
         ``as_of`` stamps every bar (the bars' own ``as_of`` is ignored). When one key
         appears twice in ``bars`` the later one wins. Changed bars move their current row
@@ -366,7 +370,7 @@ class PostgresStore:
                 if not await conn.fetchval(q.ANY_STORED_IN_SPAN, *spans) and await _copy_new(conn, records):
                     await conn.execute(q.DROP_EVIDENCE_OF_STORED, spans[0])
                     return WriteResult(len(records), 0, 0)
-                await conn.copy_records_to_table("stage_bars", records=records, columns=q.STAGE_COLS)
+                await conn.copy_records_to_table("stage_bars", records=records, columns=q.BAR_COLUMNS)
                 inserted, revised, keys = await conn.fetchrow(q.MERGE, stamp)
             return WriteResult(inserted, revised, keys - inserted - revised)
 
