@@ -15,6 +15,7 @@ is recorded and the next provider is tried within the same call.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +39,8 @@ from mds.observability.metrics import CIRCUIT_STATE_VALUE, Metrics
 from mds.providers.base import Provider
 from mds.routing.breaker import BreakerState, CircuitBreaker, Ticket
 from mds.routing.health import ProviderStats
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -67,6 +70,8 @@ class _Entry:
     paused_until: datetime | None = None
     not_entitled: set[Capability] = field(default_factory=set)
     history: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
+    last_state: BreakerState = BreakerState.CLOSED
+    last_outcome: str = ""
 
 
 class Router:
@@ -269,6 +274,7 @@ class Router:
         self, name: str, entry: _Entry, capability: Capability, ticket: Ticket, latency_ms: float
     ) -> None:
         entry.stats.record_success(latency_ms)
+        entry.last_outcome = f"success in {latency_ms:.0f} ms"
         entry.breaker.record_success(ticket, self._health_as_closed(entry))
         self._metrics.provider_selected_total.labels(capability=capability.value, provider=name).inc()
         self._metrics.provider_latency_ms.labels(provider=name, endpoint=capability.value).observe(latency_ms)
@@ -289,6 +295,7 @@ class Router:
                 entry.paused_until = resume
         elif isinstance(err, NotEntitled):
             entry.not_entitled.add(capability)
+        entry.last_outcome = f"{err.kind} ({err.code})"
         if entry.stats.record_error(err):
             entry.breaker.record_failure(
                 ticket, entry.stats.consecutive_failures, self._health_as_closed(entry)
@@ -308,6 +315,7 @@ class Router:
         if entry is None:
             raise KeyError(f"unknown provider {provider!r}")
         entry.stats.record_completeness(ratio)
+        entry.last_outcome = f"a completeness report of {ratio:.2f}"
         entry.breaker.check_health(self._health_as_closed(entry))
         self._after_outcome(provider)
 
@@ -336,7 +344,27 @@ class Router:
 
     def _after_outcome(self, name: str) -> None:
         h = self._publish(name)
-        self._entries[name].history.append((self._clock.now(), h))
+        entry = self._entries[name]
+        entry.history.append((self._clock.now(), h))
+        state = entry.breaker.state
+        if state is not entry.last_state:
+            # Every transition is logged with the figures behind it, so an opening can be
+            # explained after the fact (which input pushed H down, or how many failures).
+            stats = entry.stats
+            log.warning(
+                "breaker %s: %s -> %s after %s; H-as-closed %.3f, latency p95 %s ms, "
+                "error ewma %.3f, completeness %.3f, consecutive failures %d",
+                name,
+                entry.last_state.value,
+                state.value,
+                entry.last_outcome,
+                self._health_as_closed(entry),
+                "-" if stats.latency_p95_ms is None else f"{stats.latency_p95_ms:.0f}",
+                stats.error_ewma,
+                stats.completeness,
+                stats.consecutive_failures,
+            )
+            entry.last_state = state
 
     def _refresh_gauges(self) -> None:
         # Open → half-open happens lazily with time, not with an outcome; refresh so the
