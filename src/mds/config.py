@@ -70,6 +70,7 @@ _FAMILIES = (
     "RLC_",
     "WS_REPLAY_",
     "BARS_RESPONSE_CACHE_",
+    "LIVE_",
     "MDS_",
     *(
         f"{v}_"
@@ -189,6 +190,21 @@ class Settings(BaseSettings):
     LIVE_BATCH_SIZE: int = 500
     LIVE_MAX_WINDOW_MINUTES: int = Field(
         default=120, description="A live fetch reaches back at most this far; older holes backfill"
+    )
+    # Capacity reserved for live work, which backfills cannot take (see docs/decisions.md).
+    LIVE_WORKERS: int = Field(
+        default=4, description="Live worker tasks per worker process; backfills never run on them"
+    )
+    LIVE_MAX_CONCURRENCY: int = Field(
+        default=16, description="Symbols one live job fetches at once"
+    )
+    LIVE_RESERVED_RATE_SHARE: float = Field(
+        default=0.25,
+        description="Share of every provider's rate limit that backfill calls may not use (0 <= s < 1)",
+    )
+    LIVE_RESERVED_DB_CONNECTIONS: int = Field(
+        default=2,
+        description="PostgreSQL pool connections backfill work may not hold (< DB_POOL_MAX_SIZE)",
     )
 
     # Backfill
@@ -425,6 +441,8 @@ def validate_settings(s: Settings) -> None:
         "BREAKER_OPEN_SECONDS",
         "LIVE_BATCH_SIZE",
         "LIVE_MAX_WINDOW_MINUTES",
+        "LIVE_WORKERS",
+        "LIVE_MAX_CONCURRENCY",
         "BACKFILL_CHUNK_MINUTES",
         "BACKFILL_MAX_CONCURRENCY_T0",
         "BACKFILL_MAX_CONCURRENCY_T1",
@@ -471,6 +489,16 @@ def validate_settings(s: Settings) -> None:
             raise ConfigError(name, "must be an http:// or https:// URL")
     if s.DB_POOL_MIN_SIZE > s.DB_POOL_MAX_SIZE:
         raise ConfigError("DB_POOL_MIN_SIZE", "must not exceed DB_POOL_MAX_SIZE")
+    if not 0.0 <= s.LIVE_RESERVED_RATE_SHARE < 1.0:
+        raise ConfigError(
+            "LIVE_RESERVED_RATE_SHARE", f"must be at least 0 and below 1 (got {s.LIVE_RESERVED_RATE_SHARE})"
+        )
+    if not 0 <= s.LIVE_RESERVED_DB_CONNECTIONS < s.DB_POOL_MAX_SIZE:
+        raise ConfigError(
+            "LIVE_RESERVED_DB_CONNECTIONS",
+            f"must be at least 0 and below DB_POOL_MAX_SIZE ({s.DB_POOL_MAX_SIZE}), "
+            f"so backfills keep a connection (got {s.LIVE_RESERVED_DB_CONNECTIONS})",
+        )
     if s.USE_RLC and s.QUEUE_BACKEND != "redis":
         # The external coordinator's jobs arrive in Redis (RLC_REDIS_JOBS_KEY); without the
         # Redis backend nothing would consume them, and silence is worse than a refusal.

@@ -1,7 +1,10 @@
-"""The collector: startup gap check, the sweeper, live workers and backfill workers.
+"""The collector: the sweeper, live workers, backfill workers and the gap scans.
 
-Live and backfill jobs travel on separate queues served by separate workers, so a
-backfill storm never delays a live sweep.
+Live first: the sweeper starts with the service, and the start-up gap check runs beside
+it, never before it. Live and backfill jobs travel on separate queues served by separate
+workers (LIVE_WORKERS of them for live jobs), live workers hand the holes they find to
+``GapHandoff`` instead of enqueueing them inline, and backfill work runs marked as such so
+the capacity reserved for live work stays free (``mds.domain.work``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
 from mds.ingest.backfill import Backfiller, Dispatcher, EnqueueResult
+from mds.ingest.handoff import GapHandoff
 from mds.ingest.ingestor import BarIngestor
+from mds.ingest.live_lag import LiveLagTracker
 from mds.ingest.scan import scan_gaps
 from mds.ingest.sweeper import Sweeper
 from mds.ingest.worker import Worker
@@ -31,8 +36,6 @@ from mds.storage.base import Store
 from mds.stream.bus import Bus
 
 log = logging.getLogger(__name__)
-
-LIVE_WORKERS = 4
 
 
 class Collector:
@@ -50,6 +53,7 @@ class Collector:
         cache: Cache | None = None,
         bus: Bus | None = None,
         shared_queues: bool = False,
+        live_lag: LiveLagTracker | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -68,6 +72,7 @@ class Collector:
             bus=bus,
             generations=SeriesGenerations(cache) if cache is not None else None,
             confirm_empty_answers=settings.GAP_CONFIRM_EMPTY_ANSWERS,
+            live_lag=live_lag,
         )
         self.backfiller = Backfiller(
             store=store,
@@ -77,6 +82,7 @@ class Collector:
             metrics=metrics,
             shared=shared_queues,
         )
+        self.handoff = GapHandoff(self.backfiller)
         self._worker_args = dict(
             ingestor=self.ingestor,
             backfiller=self.backfiller,
@@ -88,6 +94,7 @@ class Collector:
             tiers=self.tiers,
             cache=cache,
             bus=bus,
+            handoff=self.handoff,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
@@ -130,12 +137,13 @@ class Collector:
         if "worker" in roles:
             self._workers = [
                 Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args)
-                for i in range(LIVE_WORKERS)
+                for i in range(self.settings.LIVE_WORKERS)
             ]
             backfill_worker = Worker(name="backfill", queue=self.live_queue, **self._worker_args)
             self.dispatcher = Dispatcher(self.backfiller, backfill_worker.process, self.settings, self.clock)
             for w in self._workers:
                 self._spawn(w.run())
+            self._spawn(self.handoff.run())
             self._workers.append(backfill_worker)
             if restore:
                 restored = await self.backfiller.restore()
@@ -170,25 +178,8 @@ class Collector:
                 await leader.release()
 
     async def _schedule(self, by_tier: dict[Tier, list[str]]) -> None:
-        try:
-            result = await self.startup_gap_check(by_tier)
-            log.info(
-                "startup gap check queued %d backfill jobs (%d merged, %d refused)",
-                len(result.created),
-                len(result.merged_into),
-                len(result.refused),
-            )
-        finally:
-            self.startup_done.set()
-        self.slo = SloMonitor(
-            store=self.store,
-            calendar=self.calendar,
-            clock=self.clock,
-            settings=self.settings,
-            metrics=self.metrics,
-            symbols_by_tier=by_tier,
-        )
-        loops = [self.slo.run(), self._periodic_scan(by_tier)]
+        """Sweeper first, then the start-up gap check beside it, the SLO monitor and scans."""
+        loops = []
         if self.settings.LOCAL_SWEEP_ENABLED and not self.settings.USE_RLC:
             self._sweeper = Sweeper(
                 queue=self.live_queue,
@@ -198,7 +189,30 @@ class Collector:
                 symbols_by_tier=by_tier,
             )
             loops.append(self._sweeper.run())
+        self.slo = SloMonitor(
+            store=self.store,
+            calendar=self.calendar,
+            clock=self.clock,
+            settings=self.settings,
+            metrics=self.metrics,
+            symbols_by_tier=by_tier,
+        )
+        loops += [self._startup_scan(by_tier), self.slo.run(), self._periodic_scan(by_tier)]
         await asyncio.gather(*loops)
+
+    async def _startup_scan(self, by_tier: dict[Tier, list[str]]) -> None:
+        try:
+            result = await self.startup_gap_check(by_tier)
+            log.info(
+                "startup gap check queued %d backfill jobs (%d merged, %d refused)",
+                len(result.created),
+                len(result.merged_into),
+                len(result.refused),
+            )
+        except Exception:  # the periodic scan finds the same holes again
+            log.exception("startup gap check failed")
+        finally:
+            self.startup_done.set()
 
     async def startup_gap_check(self, by_tier: Mapping[Tier, list[str]]) -> EnqueueResult:
         """On start: queue backfills for every closed bar missing from the lookback windows."""

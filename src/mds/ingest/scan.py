@@ -7,6 +7,7 @@ expected and turns what is missing into :class:`mds.ingest.gaps.Gap` runs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,18 @@ async def scan_gaps(
     if expected.size == 0 or not symbols:
         return []
     missing = await store.scan_missing(interval, expected, symbols)
+    if len(missing) < _INLINE_SYMBOLS:
+        return _gaps(interval, expected, missing)
+    # Thousands of symbols missing bars (a fresh database) take seconds to cut into runs;
+    # off the event loop, live sweeps keep their cadence meanwhile.
+    return await asyncio.to_thread(_gaps, interval, expected, missing)
+
+
+#: Below this many symbols with missing bars, cutting runs is quick enough for the loop.
+_INLINE_SYMBOLS = 200
+
+
+def _gaps(interval: Interval, expected: np.ndarray, missing: dict[str, Any]) -> list[Gap]:
     gaps: list[Gap] = []
     for symbol in sorted(missing):
         present = expected[~np.isin(expected, missing[symbol], assume_unique=True)]

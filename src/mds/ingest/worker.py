@@ -1,4 +1,9 @@
-"""Workers: take a job from a queue, do it, and ack it only once its result is stored."""
+"""Workers: take a job from a queue, do it, and ack it only once its result is stored.
+
+Backfill jobs run marked as backfill work (``mds.domain.work``), so the capacity reserved
+for live work (rate-limit share, database connections, the SQLite writer's first place)
+stays free for the sweeps however deep the backlog is.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ from collections.abc import Mapping
 from mds.cache import Cache
 from mds.config import Settings
 from mds.constants import QUOTE_CACHE_TTL_SEC, quote_cache_key, quote_topic
+from mds.domain import work
 from mds.domain.clock import Clock
 from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
 from mds.domain.models import Capability, Quote, Tier, capability_for_interval
 from mds.domain.records import BackfillStatus
 from mds.errors import MdsError, NoProviderAvailable, QueueError
 from mds.ingest.backfill import Backfiller
+from mds.ingest.gaps import Gap
+from mds.ingest.handoff import GapHandoff
 from mds.ingest.ingestor import AUTO_SOURCE, BarIngestor
 from mds.observability.metrics import Metrics
 from mds.providers.base import Provider
@@ -27,8 +35,6 @@ from mds.storage.base import Store
 from mds.stream.bus import Bus
 
 log = logging.getLogger(__name__)
-
-_SYMBOL_CONCURRENCY = 8
 
 
 class Worker:
@@ -47,8 +53,11 @@ class Worker:
         tiers: Mapping[str, Tier],
         cache: Cache | None = None,
         bus: Bus | None = None,
+        handoff: GapHandoff | None = None,
     ) -> None:
         self.name = name
+        #: Where live jobs leave the holes they find (None: enqueue them inline).
+        self.handoff = handoff
         self.queue = queue
         self.ingestor = ingestor
         self.backfiller = backfiller
@@ -73,7 +82,8 @@ class Worker:
         job = delivery.job
         if isinstance(job, BackfillJob):
             try:
-                await self.handle_backfill(delivery, job)
+                with work.as_backfill():
+                    await self.handle_backfill(delivery, job)
             except MdsError as exc:
                 # Storage trouble and the like: keep the job and try again shortly.
                 self.metrics.jobs_failed_total.labels(type=job.type, reason=type(exc).__name__).inc()
@@ -100,7 +110,7 @@ class Worker:
 
     # Live bars ---------------------------------------------------------------------
     async def handle_bars(self, job: BarsFetchJob) -> None:
-        sem = asyncio.Semaphore(_SYMBOL_CONCURRENCY)
+        sem = asyncio.Semaphore(self.settings.LIVE_MAX_CONCURRENCY)
         errors: list[MdsError] = []
 
         async def one(symbol: str) -> None:
@@ -129,12 +139,18 @@ class Worker:
                 gaps = await self.ingestor.find_gaps(symbol, interval, resume, start)
                 if gaps:
                     self.metrics.gaps_found_total.labels(interval=interval.value).inc(len(gaps))
-                    await self.backfiller.enqueue_gaps(gaps, self._tier(symbol))
+                    await self._hand_off(gaps, symbol)
         if start >= end:
             return
         outcome = await self.ingestor.ingest(symbol, interval, start, end, hint=job.provider_hint)
         if outcome.gaps:
-            await self.backfiller.enqueue_gaps(outcome.gaps, self._tier(symbol))
+            await self._hand_off(outcome.gaps, symbol)
+
+    async def _hand_off(self, gaps: list[Gap], symbol: str) -> None:
+        if self.handoff is not None:
+            self.handoff.submit(gaps, self._tier(symbol))
+        else:
+            await self.backfiller.enqueue_gaps(gaps, self._tier(symbol))
 
     # Quotes ------------------------------------------------------------------------
     async def handle_quotes(self, job: QuotesFetchJob) -> None:

@@ -15,6 +15,10 @@ class Provider(Protocol):
 
     name: str
     capabilities: frozenset[Capability]
+    #: True when the adapter wraps each exchange with the vendor in
+    #: ``mds.routing.timing.transport()``; the router then measures and times out only
+    #: that, not MDS's own waits. Providers without it are measured as a whole.
+    times_transport: bool
 
     @property
     def configured(self) -> bool:

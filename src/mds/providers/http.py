@@ -39,6 +39,7 @@ from mds.errors import (
 )
 from mds.providers.base import validate_bars
 from mds.providers.ratelimit import RateLimiter, parse_limits
+from mds.routing.timing import transport
 
 T = TypeVar("T")
 
@@ -78,6 +79,8 @@ class HttpProvider:
     #: Whether the vendor's bars are split/dividend adjusted as requested by this adapter.
     adjusted: ClassVar[bool] = False
     max_pages: ClassVar[int] = 200
+    #: Each GET is wrapped in ``transport()``: latency and timeouts exclude limiter waits.
+    times_transport: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -202,7 +205,10 @@ class HttpProvider:
             else f"{self.base_url}/{spec.path.lstrip('/')}"
         )
         try:
-            response = await self._client.get(url, params=spec.params or None, headers=spec.headers or None)
+            async with transport(self.name):
+                response = await self._client.get(
+                    url, params=spec.params or None, headers=spec.headers or None
+                )
         except httpx.TimeoutException:
             raise Unavailable(self.name, f"timeout on {redact(url)}", code="timeout") from None
         except httpx.HTTPError as exc:

@@ -6,6 +6,10 @@ vendor budget. For Redis, `limits` is told to use the ``redis`` package's asynci
 (``implementation="redispy"``), which MDS already depends on, instead of its default,
 ``coredis``. ``acquire`` waits for a free slot rather than failing, so a configured limit
 is never exceeded however many callers (or worker processes on one Redis) there are.
+
+Live work keeps a share of every budget (``LIVE_RESERVED_RATE_SHARE``): a backfill call
+must also fit under the same limits scaled by ``1 - share`` on a key of its own, so a
+backlog however deep leaves the reserved share of each window to the sweeps.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from mds.domain import work
+
 #: Key prefix of the shared windows in Redis (``<prefix>:…``); one per deployment.
 REDIS_KEY_PREFIX = "mds:ratelimit"
 
@@ -30,9 +36,20 @@ class RateLimiter:
         storage_uri: a `limits` storage URI: ``memory://`` (this process) or ``redis://…``.
         key_prefix: Redis key prefix of the windows; limiters on one server with one
             prefix share their budgets. Ignored by other storages.
+        live_reserved_share: the share (0 <= s < 1) of every limit that backfill calls
+            (``mds.domain.work``) may not use.
     """
 
-    def __init__(self, storage_uri: str = "memory://", *, key_prefix: str = REDIS_KEY_PREFIX) -> None:
+    def __init__(
+        self,
+        storage_uri: str = "memory://",
+        *,
+        key_prefix: str = REDIS_KEY_PREFIX,
+        live_reserved_share: float = 0.0,
+    ) -> None:
+        if not 0.0 <= live_reserved_share < 1.0:
+            raise ValueError(f"live_reserved_share must be in [0, 1) (got {live_reserved_share})")
+        self.live_reserved_share = live_reserved_share
         # The async flavour of a storage is selected by the "async+" scheme prefix.
         uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
         options: dict[str, str] = {}
@@ -43,9 +60,17 @@ class RateLimiter:
         self.waits = 0  # how often a caller had to wait (for tests and /stats)
 
     async def acquire(self, key: str, limits: Sequence[RateLimitItem]) -> None:
-        """Wait until one call is allowed under every limit in ``limits``, and take it."""
+        """Wait until one call is allowed under every limit in ``limits``, and take it.
+
+        A backfill call also needs a slot under the backfill share of each limit.
+        """
         if not limits:
             return
+        if work.is_backfill() and self.live_reserved_share > 0:
+            await self._take(f"{key}:backfill", backfill_share(limits, self.live_reserved_share))
+        await self._take(key, limits)
+
+    async def _take(self, key: str, limits: Sequence[RateLimitItem]) -> None:
         while True:
             if all([await self._limiter.test(item, key) for item in limits]):
                 # test() then hit() can race between coroutines; hit() is the real gate.
@@ -78,6 +103,14 @@ class RateLimiter:
         client = getattr(bridge, "storage", None)
         if client is not None and hasattr(client, "aclose"):
             await client.aclose()
+
+
+def backfill_share(limits: Sequence[RateLimitItem], reserved: float) -> list[RateLimitItem]:
+    """``limits`` scaled to what backfills may use: ``floor(amount * (1 - reserved))``, at least 1."""
+    return [
+        type(item)(max(1, int(item.amount * (1.0 - reserved))), item.multiples, item.namespace)
+        for item in limits
+    ]
 
 
 def parse_limits(specs: Sequence[str]) -> list[RateLimitItem]:

@@ -67,7 +67,9 @@ def build_providers(
     names = policy_names(settings)
     out: dict[str, Provider] = {}
     # One limiter for every vendor: its storage (memory or Redis) holds each vendor's budget.
-    limiter = limiter or RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
+    limiter = limiter or RateLimiter(
+        settings.RATE_LIMIT_STORAGE_URI, live_reserved_share=settings.LIVE_RESERVED_RATE_SHARE
+    )
     for name in names:
         if name in VENDORS:
             out[name] = vendor_class(name)(settings=settings, calendar=calendar, limiter=limiter)
@@ -79,5 +81,12 @@ def build_providers(
         market = SimMarket(seed=seed, calendar=calendar, no_trade=no_trade or None)
         for name in sims:
             faults = SimFaults.from_env(environ, prefix=SIM_PREFIXES[name])
-            out[name] = SimProvider(name, market, clock, faults, respect_limit=True)
+            out[name] = SimProvider(
+                name,
+                market,
+                clock,
+                faults,
+                respect_limit=True,
+                live_reserved_share=settings.LIVE_RESERVED_RATE_SHARE,
+            )
     return out

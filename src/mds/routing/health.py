@@ -123,9 +123,11 @@ class ProviderStats:
         rank = math.ceil(0.95 * len(ordered))
         return ordered[rank - 1]
 
-    def record_success(self, latency_ms: float) -> None:
-        """A call answered: keep its latency, pull the error EWMA towards 0."""
-        self._latencies.append(max(0.0, float(latency_ms)))
+    def record_success(self, latency_ms: float | None) -> None:
+        """A call answered: keep its latency (None: it made no exchange to time), pull the
+        error EWMA towards 0."""
+        if latency_ms is not None:
+            self._latencies.append(max(0.0, float(latency_ms)))
         self.error_ewma = (1.0 - self._alpha) * self.error_ewma
         self.consecutive_failures = 0
         self.successes += 1

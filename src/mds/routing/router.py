@@ -39,6 +39,7 @@ from mds.observability.metrics import CIRCUIT_STATE_VALUE, Metrics
 from mds.providers.base import Provider
 from mds.routing.breaker import BreakerState, CircuitBreaker, Ticket
 from mds.routing.health import ProviderStats
+from mds.routing.timing import timed_call
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +245,19 @@ class Router:
         entry: _Entry,
         capability: Capability,
         op: Callable[[Provider], Awaitable[T]],
-    ) -> tuple[T, float]:
+    ) -> tuple[T, float | None]:
+        """Run ``op``; return its value and the provider's latency in ms (None: no exchange).
+
+        Adapters that time their own transport (``times_transport``) are measured and
+        timed out around the exchange with the vendor only, so rate-limit waits and
+        event-loop stalls are never charged to them (``mds.routing.timing``). For any
+        other provider the whole call is measured and bounded.
+        """
         timeout = self._settings.PROVIDER_TIMEOUT_SEC
+        if getattr(entry.provider, "times_transport", False):
+            with timed_call(timeout) as timer:
+                value = await op(entry.provider)
+            return value, (timer.seconds * 1000.0 if timer.exchanges else None)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout) as cm:
@@ -271,13 +283,16 @@ class Router:
     # -- outcomes ------------------------------------------------------------------------
 
     def _on_success(
-        self, name: str, entry: _Entry, capability: Capability, ticket: Ticket, latency_ms: float
+        self, name: str, entry: _Entry, capability: Capability, ticket: Ticket, latency_ms: float | None
     ) -> None:
         entry.stats.record_success(latency_ms)
-        entry.last_outcome = f"success in {latency_ms:.0f} ms"
+        entry.last_outcome = "success" if latency_ms is None else f"success in {latency_ms:.0f} ms"
         entry.breaker.record_success(ticket, self._health_as_closed(entry))
         self._metrics.provider_selected_total.labels(capability=capability.value, provider=name).inc()
-        self._metrics.provider_latency_ms.labels(provider=name, endpoint=capability.value).observe(latency_ms)
+        if latency_ms is not None:
+            self._metrics.provider_latency_ms.labels(provider=name, endpoint=capability.value).observe(
+                latency_ms
+            )
         self._after_outcome(name)
 
     def _on_error(

@@ -20,6 +20,7 @@ def open_store(
     pool_max: int = 10,
     statement_timeout_ms: int = 30_000,
     retry_max_seconds: float = 60.0,
+    live_reserved_connections: int = 0,
 ) -> Store:
     """Construct (not yet open) the store for ``database_url``; ``await store.open()`` next.
 
@@ -28,7 +29,8 @@ def open_store(
     directory is created. ``sqlite:///:memory:`` is a private in-memory database.
     ``postgresql://`` (or ``postgres://``) URLs build a :class:`PostgresStore` with the
     pool, statement-timeout and outage-retry settings given (DB_POOL_MIN_SIZE,
-    DB_POOL_MAX_SIZE, DB_STATEMENT_TIMEOUT_MS, DB_RETRY_MAX_SECONDS); SQLite ignores them.
+    DB_POOL_MAX_SIZE, DB_STATEMENT_TIMEOUT_MS, DB_RETRY_MAX_SECONDS, LIVE_RESERVED_DB_CONNECTIONS);
+    SQLite ignores them.
 
     Raises:
         ConfigError: The URL's scheme is unknown or the path is empty.
@@ -43,6 +45,7 @@ def open_store(
             pool_max=pool_max,
             statement_timeout_ms=statement_timeout_ms,
             retry_max_seconds=retry_max_seconds,
+            live_reserved_connections=live_reserved_connections,
         )
     if not url.startswith(_SQLITE):
         raise ConfigError(

@@ -13,11 +13,13 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
+from mds.domain import work
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
 from mds.providers.base import validate_bars
 from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.market import SimMarket
+from mds.routing.timing import transport
 
 __all__ = ["SimProvider"]
 
@@ -35,6 +37,8 @@ class SimProvider:
     """
 
     capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    #: The simulated exchange (latency, faults) is wrapped in ``transport()``.
+    times_transport = True
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class SimProvider:
         *,
         rng_seed: int | None = None,
         respect_limit: bool = False,
+        live_reserved_share: float = 0.0,
     ) -> None:
         if not name.startswith("sim"):
             raise ValueError(f"a sim provider's name must start with 'sim' (got {name!r})")
@@ -55,8 +60,15 @@ class SimProvider:
         self.injector = FaultInjector(name, faults, rng_seed=rng_seed)
         # Like a vendor adapter's client-side limiter, but in clock time (the sim counts its
         # limit on the clock); 98% of the limit leaves room for calls still in flight.
+        # Backfills also take a slot of their own, smaller window, so live calls keep
+        # ``live_reserved_share`` of the budget (LIVE_RESERVED_RATE_SHARE).
         limit = faults.rate_limit_per_min
         self._budget = ClockWindow(clock, max(1, int(limit * 0.98))) if respect_limit and limit else None
+        self._backfill_budget = (
+            ClockWindow(clock, max(1, int(limit * 0.98 * (1.0 - live_reserved_share))))
+            if self._budget is not None and limit and live_reserved_share > 0
+            else None
+        )
 
     @property
     def configured(self) -> bool:
@@ -73,19 +85,25 @@ class SimProvider:
         """
         interval = Interval(interval)
         start, end = ensure_utc(start), ensure_utc(end)
-        if self._budget is not None:
-            await self._budget.acquire()
-        now = await self.injector.admit(self.clock)
+        await self._take_budget()
+        async with transport(self.name):
+            now = await self.injector.admit(self.clock)
         bars = self.market.bars_known_at(symbol, interval, start, end, now, provider=self.name)
         bars = self.injector.degrade(bars)
         return validate_bars(self.name, bars, symbol=symbol, interval=interval, start=start, end=end)
 
     async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]:
         """One quote per symbol at the clock's now (outage/rate/error faults apply)."""
+        await self._take_budget()
+        async with transport(self.name):
+            now = await self.injector.admit(self.clock)
+        return [self.market.quote(s, now, provider=self.name) for s in symbols]
+
+    async def _take_budget(self) -> None:
+        if self._backfill_budget is not None and work.is_backfill():
+            await self._backfill_budget.acquire()
         if self._budget is not None:
             await self._budget.acquire()
-        now = await self.injector.admit(self.clock)
-        return [self.market.quote(s, now, provider=self.name) for s in symbols]
 
     async def aclose(self) -> None:
         """Nothing to release."""
