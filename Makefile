@@ -33,7 +33,10 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/mds bench startup --json
+	$(BIN)/mds bench live --json
 	$(BIN)/mds bench store --json
+	$(BIN)/mds bench enqueue --backend sqlite --json
+	$(BIN)/mds bench enqueue --backend postgres --json
 	$(BIN)/mds bench parse --json
 	$(BIN)/mds bench gaps --symbols 8000 --json
 	$(BIN)/mds bench drain --json

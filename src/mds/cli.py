@@ -636,6 +636,21 @@ def bench_startup(json_: JsonFlag = True) -> None:
     typer.echo(json.dumps(startup.run()))
 
 
+@bench_app.command("live")
+def bench_live(
+    symbols: Annotated[int, typer.Option(help="Symbols in the universe")] = 8000,
+    t0: Annotated[int, typer.Option(help="T0 symbols (1m bars every 60 s); the rest T1/T2")] = 1200,
+    minutes: Annotated[float, typer.Option(help="Wall minutes to run on the real-rate clock")] = 10.0,
+    latency_ms: Annotated[float, typer.Option(help="Sim providers' latency per answer (ms)")] = 20.0,
+    burn_cpu: Annotated[int, typer.Option(help="CPU-burning processes beside the server")] = 0,
+    json_: JsonFlag = True,
+) -> None:
+    """T0 live lag, breaker openings and RSS over time of `mds serve` with its start-up backfill queued."""
+    from mds.benchmarks import live
+
+    typer.echo(json.dumps(live.run(symbols, t0, minutes, latency_ms, burn_cpu)))
+
+
 @bench_app.command("parse")
 def bench_parse(json_: JsonFlag = True) -> None:
     """Parse a one-year 1m payload (~98k bars) in Polygon's format: bars per second."""
@@ -729,6 +744,20 @@ def bench_store(
     from mds.benchmarks import store
 
     typer.echo(json.dumps(store.run(symbols, bars)))
+
+
+@bench_app.command("enqueue")
+def bench_enqueue(
+    backend: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
+    jobs: Annotated[int, typer.Option(help="Backfill jobs to enqueue (three per symbol)")] = 24_000,
+    json_: JsonFlag = True,
+) -> None:
+    """A start-up gap scan's backfills through the real Backfiller: jobs/s, bytes per queued job."""
+    if backend not in ("sqlite", "postgres"):
+        _fail("--backend: sqlite or postgres")
+    from mds.benchmarks import enqueue
+
+    typer.echo(json.dumps(enqueue.run(backend, jobs)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -195,16 +195,15 @@ class Settings(BaseSettings):
     LIVE_WORKERS: int = Field(
         default=4, description="Live worker tasks per worker process; backfills never run on them"
     )
-    LIVE_MAX_CONCURRENCY: int = Field(
-        default=16, description="Symbols one live job fetches at once"
-    )
+    LIVE_MAX_CONCURRENCY: int = Field(default=16, description="Symbols one live job fetches at once")
     LIVE_RESERVED_RATE_SHARE: float = Field(
         default=0.25,
         description="Share of every provider's rate limit that backfill calls may not use (0 <= s < 1)",
     )
     LIVE_RESERVED_DB_CONNECTIONS: int = Field(
         default=2,
-        description="PostgreSQL pool connections backfill work may not hold (< DB_POOL_MAX_SIZE)",
+        description="PostgreSQL pool connections backfill work may not hold (< DB_POOL_MAX_SIZE; "
+        "the default is cut to fit a smaller pool)",
     )
 
     # Backfill
@@ -493,7 +492,12 @@ def validate_settings(s: Settings) -> None:
         raise ConfigError(
             "LIVE_RESERVED_RATE_SHARE", f"must be at least 0 and below 1 (got {s.LIVE_RESERVED_RATE_SHARE})"
         )
-    if not 0 <= s.LIVE_RESERVED_DB_CONNECTIONS < s.DB_POOL_MAX_SIZE:
+    # The default reserve is cut to fit a small pool (the store keeps one for backfills);
+    # a reserve set explicitly that leaves backfills no connection is a contradiction.
+    reserve_set = "LIVE_RESERVED_DB_CONNECTIONS" in s.model_fields_set
+    if s.LIVE_RESERVED_DB_CONNECTIONS < 0 or (
+        reserve_set and s.LIVE_RESERVED_DB_CONNECTIONS >= s.DB_POOL_MAX_SIZE
+    ):
         raise ConfigError(
             "LIVE_RESERVED_DB_CONNECTIONS",
             f"must be at least 0 and below DB_POOL_MAX_SIZE ({s.DB_POOL_MAX_SIZE}), "

@@ -22,8 +22,10 @@ from mds.config import Settings
 from mds.domain.clock import Clock, SystemClock
 from mds.domain.models import Tier
 from mds.ingest.collector import Collector
+from mds.ingest.live_lag import LiveLagTracker
 from mds.ingest.universe import default_universe, demo_universe
-from mds.observability.metrics import Metrics
+from mds.observability.loop_lag import LoopLagMonitor
+from mds.observability.metrics import Metrics, publish_cadences
 from mds.ops.reload import effective_environ
 from mds.providers.base import Provider
 from mds.providers.ratelimit import RateLimiter
@@ -62,6 +64,8 @@ class Runtime:
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     policy_version: str = "initial"
     roles: frozenset[str] = frozenset({"api", "worker", "scheduler"})
+    live_lag: LiveLagTracker | None = None
+    loop_lag: LoopLagMonitor | None = None
 
     def current_environ(self) -> dict[str, str]:
         """The environment settings would be read from now (the env file is re-read)."""
@@ -73,9 +77,15 @@ class Runtime:
         self.router.update_settings(settings)
         if self.collector is not None:
             self.collector.update_settings(settings)
+        if self.live_lag is not None:
+            self.live_lag.update_settings(settings)
+        publish_cadences(self.metrics, settings)
 
 
 ALL_ROLES = frozenset({"api", "worker", "scheduler"})
+#: Clock seconds between re-reads of the store's cursors by the lag tracker when several
+#: processes write (Redis queues); each pass is one cursor read per tracked series.
+LIVE_LAG_REFRESH_SECONDS = 30.0
 
 
 @asynccontextmanager
@@ -110,11 +120,14 @@ async def open_runtime(
         pool_max=settings.DB_POOL_MAX_SIZE,
         statement_timeout_ms=settings.DB_STATEMENT_TIMEOUT_MS,
         retry_max_seconds=settings.DB_RETRY_MAX_SECONDS,
+        live_reserved_connections=settings.LIVE_RESERVED_DB_CONNECTIONS,
     )
     await store.open()
     providers: dict[str, Provider] = {}
     redis = None
-    limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
+    limiter = RateLimiter(
+        settings.RATE_LIMIT_STORAGE_URI, live_reserved_share=settings.LIVE_RESERVED_RATE_SHARE
+    )
     if settings.QUEUE_BACKEND == "redis":
         from redis.asyncio import Redis
 
@@ -144,6 +157,10 @@ async def open_runtime(
         live_queue = InMemoryJobQueue()
         backfill_queues = {t: InMemoryJobQueue() for t in Tier}
     collector: Collector | None = None
+    publish_cadences(metrics, settings)
+    loop_lag = LoopLagMonitor(metrics)
+    loop_lag.start()  # every process: a stalled API loop matters as much as a worker's
+    live_lag: LiveLagTracker | None = None
     try:
         universe = demo_universe() if demo else default_universe(settings)
         digest = zlib.crc32(",".join(f"{e.symbol}:{e.tier.value}" for e in universe).encode())
@@ -168,6 +185,19 @@ async def open_runtime(
         market = MarketService(
             store=store, calendar=calendar, clock=clock, cache=cache, responses=responses, metrics=metrics
         )
+        by_tier: dict[Tier, list[str]] = {t: [] for t in Tier}
+        for e in universe:
+            by_tier[e.tier].append(e.symbol)
+        live_lag = LiveLagTracker(
+            settings=settings,
+            calendar=calendar,
+            clock=clock,
+            metrics=metrics,
+            store=store,
+            symbols_by_tier=by_tier,
+            # Scaled out, other processes write too: re-read the store's cursors now and then.
+            refresh_every=LIVE_LAG_REFRESH_SECONDS if redis is not None else None,
+        )
         collector = Collector(
             settings=settings,
             store=store,
@@ -180,6 +210,7 @@ async def open_runtime(
             cache=cache,
             bus=bus,
             shared_queues=redis is not None,
+            live_lag=live_lag,
         )
         leader = None
         if redis is not None and "scheduler" in roles:
@@ -187,6 +218,8 @@ async def open_runtime(
 
             leader = LeaderLock(redis, f"{settings.RLC_REDIS_JOBS_KEY}:scheduler-leader")
         await collector.start(roles, leader=leader, restore=redis is None)
+        if roles & {"worker", "scheduler"}:
+            live_lag.start()  # seeds from the store in the background, then publishes
         yield Runtime(
             settings=settings,
             clock=clock,
@@ -207,8 +240,13 @@ async def open_runtime(
             env_file=env_file,
             env_defaults=env_defaults,
             roles=roles,
+            live_lag=live_lag,
+            loop_lag=loop_lag,
         )
     finally:
+        if live_lag is not None:
+            await live_lag.stop()
+        await loop_lag.stop()
         if collector is not None:
             await collector.stop()
         for p in providers.values():

@@ -217,6 +217,62 @@ async def test_put_capped_refuses_at_the_cap_counting_delayed_retries(queue: Job
     assert not await queue.put_capped(job("refused-4"), 0)
 
 
+async def test_put_many_queues_in_order_like_single_puts(queue: JobQueue) -> None:
+    await queue.put(job("a"))
+    await queue.put_many([job("b"), job("c"), job("d")])
+    await queue.put_many([])
+    await queue.put(job("e"))
+    assert await queue.depth() == 5
+    assert await drain(queue, 5) == ["a", "b", "c", "d", "e"]
+
+
+async def test_put_capped_many_admits_a_prefix_up_to_the_cap(queue: JobQueue) -> None:
+    await queue.put(job("earlier"))
+    d = await queue.get(timeout=1.0)
+    assert d is not None
+    await queue.nack(d, delay=30.0)  # a retry waiting out its delay holds a place
+    assert await queue.put_capped_many([job(n) for n in ["a", "b", "c", "d", "e"]], 4) == 3
+    assert await queue.backlog() == 4 and await queue.depth() == 3
+    assert await queue.put_capped_many([job("refused")], 4) == 0
+    assert await queue.put_capped_many([], 4) == 0
+    assert await queue.put_capped_many([job("f"), job("g")], 5) == 1
+    assert await queue.put_capped_many([job("h")], 0) == 0
+    assert await drain(queue, 4) == ["a", "b", "c", "f"]
+    assert await queue.get(timeout=0.2) is None  # nothing past a prefix was queued
+
+
+async def test_put_capped_many_is_exact_under_producers_racing(backend: QueueBackend) -> None:
+    """Two producers (for Redis two queue instances, each with its own connection pool,
+    standing for two processes) race batches against one cap: exactly ``cap`` are admitted,
+    and each batch's admitted jobs are a prefix of it."""
+    clients: list[aioredis.Redis] = []
+    if backend.redis is None:
+        a = b = backend.new()
+    else:
+        for _ in range(2):
+            pool = aioredis.BlockingConnectionPool.from_url(redis_url(), max_connections=16)
+            clients.append(aioredis.Redis.from_pool(pool))
+        a, b = (
+            RedisJobQueue(c, backend.key, consumer=f"proc-{n}") for c, n in zip(clients, "ab", strict=True)
+        )
+    batches = [[job(f"{name}{i}-{k}") for k in range(7)] for i in range(30) for name in "ab"]
+    try:
+        cap = 50
+        admitted = await asyncio.gather(
+            *((a if batch[0].job_id.startswith("a") else b).put_capped_many(batch, cap) for batch in batches)
+        )
+        assert sum(admitted) == cap and await a.backlog() == cap
+        queued = set(await drain(a, cap))
+        assert queued == {j.job_id for batch, n in zip(batches, admitted, strict=True) for j in batch[:n]}
+        assert await b.put_capped_many([job("after")], 1) == 1
+    finally:
+        if clients:
+            for q in (a, b):
+                await q.close()
+            for c in clients:
+                await c.aclose()
+
+
 async def test_unacked_delivery_of_a_dead_consumer_comes_back(backend: QueueBackend) -> None:
     if not backend.recovers_dead_consumers:
         pytest.skip(f"{backend.name}: the queue dies with its process; nothing to recover")

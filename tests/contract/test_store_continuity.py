@@ -1,4 +1,5 @@
-"""Store contract, continuity part: the full gap scan and confirmed-empty ("no trades") bars.
+"""Store contract, continuity part: the full gap scan, confirmed-empty ("no trades") bars, and
+the batched backfill calls a gap scan enqueues through.
 
 Every backend in ``conftest.BACKENDS`` must pass all of it. Expected bar times here are
 plain epochs ``E[i] = T0 + i minutes``; the calendar plays no part at this level.
@@ -11,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from mds.domain.models import Bar, Interval
-from mds.domain.records import WriteResult
-from mds.storage.base import Store
+from mds.domain.models import Bar, Interval, Tier
+from mds.domain.records import BackfillStatus, WriteResult
+from mds.storage.base import NewBackfill, Store
 
 T0 = datetime(2024, 3, 8, 14, 30, tzinfo=UTC)
 W1 = datetime(2024, 3, 8, 21, 0, tzinfo=UTC)
@@ -196,3 +197,65 @@ class TestConfirmedEmpty:
         assert await store.count_confirmed_empty(M1, start, end, ["A", "B", "NOPE"]) == 3
         assert await store.count_confirmed_empty(M1, T0, W2, []) == 0
         assert await store.count_confirmed_empty(Interval.M5, T0, W2) == 1
+
+
+def hours(n: float) -> datetime:
+    return T0 + timedelta(hours=n)
+
+
+class TestBatchedBackfills:
+    async def test_create_backfills_returns_the_rows_in_spec_order(self, store: Store) -> None:
+        specs = [
+            NewBackfill("B", M1, hours(1), hours(2), Tier.T1),
+            NewBackfill("A", Interval.D1, hours(0), hours(24), Tier.T0),
+            NewBackfill("B", M1, hours(0), hours(1), Tier.T1),
+            NewBackfill("B", M1, hours(1), hours(2), Tier.T1),  # equal specs are two rows
+        ]
+        got = await store.create_backfills(specs, now=W1)
+        assert [(r.symbol, r.interval, r.start, r.end, r.priority) for r in got] == [tuple(s) for s in specs]
+        ids = [r.id for r in got]
+        assert len(set(ids)) == 4 and ids[0] < ids[3]  # equal specs take ids in order
+        for rec in got:
+            assert (rec.status, rec.attempts, rec.last_error) == (BackfillStatus.QUEUED, 0, None)
+            assert rec.created_at == rec.updated_at == W1
+            assert await store.get_backfill(rec.id) == rec
+        assert await store.create_backfills([], now=W1) == []
+
+    async def test_create_backfills_of_many_rows(self, store: Store) -> None:
+        specs = [NewBackfill(f"S{i:04d}", M1, hours(0), hours(1), Tier.T2) for i in range(1500)]
+        got = await store.create_backfills(specs, now=W1)
+        assert [r.symbol for r in got] == [s.symbol for s in specs]
+        assert len(await store.active_backfills()) == 1500
+
+    async def test_active_backfills_many_groups_active_jobs_by_symbol(self, store: Store) -> None:
+        a_old, a_new, b_done, b_run, c_day = await store.create_backfills(
+            [
+                NewBackfill("A", M1, hours(0), hours(1), Tier.T0),
+                NewBackfill("A", M1, hours(1), hours(2), Tier.T0),
+                NewBackfill("B", M1, hours(0), hours(1), Tier.T1),
+                NewBackfill("B", M1, hours(1), hours(2), Tier.T1),
+                NewBackfill("C", Interval.D1, hours(0), hours(24), Tier.T1),
+            ],
+            now=W1,
+        )
+        newest = await store.create_backfills([NewBackfill("A", M1, hours(5), hours(6), Tier.T0)], now=W2)
+        await store.update_backfill(b_done.id, status=BackfillStatus.DONE, now=W2)
+        await store.update_backfill(b_run.id, status=BackfillStatus.RUNNING, now=W2)
+        got = await store.active_backfills_many(["A", "B", "C", "NONE", "A"], M1)
+        assert {s: [r.id for r in recs] for s, recs in got.items()} == {
+            "A": [a_old.id, a_new.id, newest[0].id],  # oldest first
+            "B": [b_run.id],  # running counts, done does not
+        }
+        assert got["B"][0].status is BackfillStatus.RUNNING
+        # The same rows as the one-symbol lookup; other intervals and symbols kept apart.
+        assert got["A"] == await store.active_backfills("A", M1)
+        assert await store.active_backfills_many(["C"], Interval.D1) == {"C": [c_day]}
+        assert await store.active_backfills_many([], M1) == {}
+
+    async def test_active_backfills_many_of_many_symbols(self, store: Store) -> None:
+        names = [f"S{i:04d}" for i in range(3000)]
+        await store.create_backfills(
+            [NewBackfill(n, M1, hours(0), hours(1), Tier.T1) for n in names[::2]], now=W1
+        )
+        got = await store.active_backfills_many(names, M1)
+        assert sorted(got) == names[::2] and all(len(v) == 1 for v in got.values())

@@ -232,3 +232,34 @@ async def test_transport_outside_a_routed_call_only_runs_the_block() -> None:
     router, _ = _router(TimedProvider("sim", before=0, exchange=1.0), timeout=0.05)
     with pytest.raises(NoProviderAvailable, match="no answer within 0.05s"):
         await router.call(Capability.BARS_1M, lambda p: p.ask())  # type: ignore[attr-defined]
+
+
+async def test_a_stall_of_the_loop_measured_by_the_monitor_is_taken_off_the_exchange() -> None:
+    from mds.observability.loop_lag import LoopLagMonitor
+
+    monitor = LoopLagMonitor(Metrics(), interval=0.02)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.05)
+
+        async def hog() -> None:
+            await asyncio.sleep(0.01)
+            time.sleep(0.4)  # noqa: ASYNC251 - a task that holds the loop
+
+        router, _ = _router(TimedProvider("sim", before=0, exchange=0.05))
+        hogging = asyncio.ensure_future(hog())
+        await router.call(Capability.BARS_1M, lambda p: p.ask())  # type: ignore[attr-defined]
+        await hogging
+        latency = router.snapshot()[0]["latency_p95_ms"]
+        assert latency < 200, f"the loop's 400 ms stall was charged to the provider ({latency} ms)"
+        assert monitor.stalled_seconds() >= 0.35
+    finally:
+        await monitor.stop()
+
+
+async def test_breaker_openings_are_counted() -> None:
+    hung = TimedProvider("sim", before=0.0, exchange=5.0)
+    router, metrics = _router(hung, timeout=0.05)
+    with pytest.raises(NoProviderAvailable):
+        await router.call(Capability.BARS_1M, lambda p: p.ask())  # type: ignore[attr-defined]
+    assert metrics.value("circuit_opened_total", provider="sim") == 1

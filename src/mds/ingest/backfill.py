@@ -10,6 +10,12 @@ the tier queue's backlog (waiting jobs and retries sitting out their delay, in a
 process) and the queue applies it atomically, so processes sharing Redis queues cannot
 together overshoot it; retries of admitted jobs are never refused.
 
+Enqueueing is batched: a gap scan's gaps cost one lookup of the active jobs per batch of
+symbols, one store transaction per ENQUEUE_BATCH new rows and one queue call per such
+batch, so a start-up scan of thousands of symbols is not thousands of round trips. A
+queued job is held compactly (a slotted index entry here, the job's JSON in the
+in-process queue): ``backfill_queue_bytes`` estimates what the backlog holds.
+
 The ``Dispatcher`` hands jobs to workers with strict priority (no T1 job starts while a
 T0 job waits), per-tier concurrency and a global dispatch rate, so a backlog drains T0
 first and never crowds out live ingestion, which has its own queue and workers.
@@ -19,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,14 +40,21 @@ from mds.domain.records import BackfillRecord, BackfillStatus
 from mds.ingest.gaps import Gap
 from mds.observability.metrics import Metrics
 from mds.queue.base import Delivery, JobQueue
-from mds.storage.base import Store
+from mds.storage.base import NewBackfill, Store
 
 log = logging.getLogger(__name__)
 
 _DAILY_CHUNK = timedelta(days=366)
+#: New rows per store transaction and jobs per queue call while enqueueing.
+ENQUEUE_BATCH = 500
+#: Symbols per lookup of active jobs; bounds one query's parameter and result.
+_LOOKUP_BATCH = 5000
+#: Bytes one queued backfill job holds in this process (its index entry here and its
+#: JSON in the in-process queue), as ``mds bench enqueue`` measures it with tracemalloc.
+QUEUED_JOB_BYTES = 650
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActiveJob:
     id: int
     symbol: str
@@ -56,6 +71,33 @@ class EnqueueResult:
     created: list[BackfillRecord]
     merged_into: list[int]
     refused: list[str]  # reasons, one per refused piece: "duplicate" or "cap"
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_time(t: datetime) -> datetime:
+    """The first datetime equal to ``t`` seen lately: one object for many equal ones.
+
+    The jobs of one gap scan share their bounds (every symbol misses the same minutes)
+    and their creation stamp, and a queued job keeps them for as long as it waits; one
+    object per distinct value, not three per job, saves ~150 bytes a job.
+    """
+    return t
+
+
+@dataclass(slots=True)
+class _Slot:
+    """An active job as one enqueue batch plans against it: stored, or planned (no id yet).
+
+    Planned jobs take later gaps' merges before their rows exist; a planned job the capped
+    put refused never gets an id, and the merges into it are refused with it.
+    """
+
+    symbol: str
+    start: datetime
+    end: datetime
+    running: bool = False
+    id: int | None = None
+    stored: bool = False
 
 
 def subtract(
@@ -90,6 +132,37 @@ def _active_job(rec: BackfillRecord) -> ActiveJob:
     )
 
 
+class ActiveIndex(dict[int, ActiveJob]):
+    """Active jobs by id, with their counts per (tier, running) kept up to date.
+
+    The dispatcher asks how many jobs of a tier wait before every dispatch, and a backlog
+    holds tens of thousands: counting by scanning cost milliseconds of loop time each.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: dict[tuple[Tier, bool], int] = {(t, r): 0 for t in Tier for r in (False, True)}
+
+    def __setitem__(self, key: int, job: ActiveJob) -> None:
+        old = self.get(key)
+        if old is not None:
+            self._counts[(old.tier, old.running)] -= 1
+        super().__setitem__(key, job)
+        self._counts[(job.tier, job.running)] += 1
+
+    def pop(self, key: int, default: ActiveJob | None = None) -> ActiveJob | None:  # type: ignore[override]
+        job = super().pop(key, None)
+        if job is None:
+            return default
+        self._counts[(job.tier, job.running)] -= 1
+        return job
+
+    def count(self, tier: Tier | None, *, running: bool) -> int:  # type: ignore[override]
+        if tier is None:
+            return sum(n for (_, r), n in self._counts.items() if r is running)
+        return self._counts[(tier, running)]
+
+
 class Backfiller:
     def __init__(
         self,
@@ -109,7 +182,8 @@ class Backfiller:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
-        self._active: dict[int, ActiveJob] = {}
+        self._active = ActiveIndex()
+        self._age_published = 0.0
         self.wakeup = asyncio.Event()  # the dispatcher's: something may be ready
         self._changed = asyncio.Event()  # wait_idle's: a job finished
 
@@ -131,124 +205,209 @@ class Backfiller:
     async def enqueue(
         self, symbol: str, interval: Interval, start: datetime, end: datetime, tier: Tier
     ) -> EnqueueResult:
-        result = EnqueueResult([], [], [])
-        # The store, not this process's memory, says what is active: an API process, the
-        # scheduler and the workers may all enqueue against the same backlog.
-        same = [_active_job(r) for r in await self.store.active_backfills(symbol, interval)]
-        pieces = subtract(start, end, [(j.start, j.end) for j in same])
-        if not pieces:
-            result.refused.append("duplicate")
-            return result
-        step = self.chunk_size(interval)
-        cap = self.settings.backfill_max_queue(tier)
-        for a, b in pieces:
-            merged = await self._try_merge(same, a, b, step)
-            if merged is not None:
-                result.merged_into.append(merged)
-                continue
-            for c0, c1 in self.chunks(interval, a, b):
-                # Early refusal, so a full tier costs no row; the capped put below is what
-                # makes the cap exact.
-                if max(self.queued(tier), await self.queues[tier].backlog()) >= cap:
-                    self._refuse(result, tier)
-                    continue
-                rec = await self.store.create_backfill(symbol, interval, c0, c1, tier, now=self.clock.now())
-                if not await self._queue(rec, cap=cap):
-                    # Another producer took the last place after the check. The row had to
-                    # exist first (the job carries its id); closed, it never counts as
-                    # active, so it neither blocks this range nor is queued on restore.
-                    await self.store.update_backfill(
-                        rec.id,
-                        status=BackfillStatus.DONE,
-                        now=self.clock.now(),
-                        last_error=f"refused: {tier.value} backfill queue at its cap ({cap})",
-                    )
-                    self._refuse(result, tier)
-                    continue
-                result.created.append(rec)
-                self.metrics.backfill_jobs_enqueued_total.labels(tier=tier.value).inc()
-        if result.refused.count("cap"):
-            log.warning(
-                "backfill cap for %s reached: %d range(s) of %s refused",
-                tier.value,
-                result.refused.count("cap"),
-                symbol,
-            )
-        self._publish_depth()
-        return result
-
-    def _refuse(self, result: EnqueueResult, tier: Tier) -> None:
-        result.refused.append("cap")
-        self.metrics.backfill_jobs_dropped_total.labels(tier=tier.value).inc()
+        """Queue one range: the batched path with a batch of one."""
+        return await self._enqueue(interval, [(symbol, start, end)], tier)
 
     async def enqueue_gaps(self, gaps: list[Gap], tier: Tier) -> EnqueueResult:
+        """Queue backfills for ``gaps``, as ``enqueue`` would one by one, in batches.
+
+        Later gaps see the jobs earlier ones planned (a gap next to one just planned
+        merges into it), exactly as if each had been enqueued after the other.
+        """
+        by_interval: dict[Interval, list[tuple[str, datetime, datetime]]] = {}
+        for g in gaps:
+            by_interval.setdefault(g.interval, []).append((g.symbol, g.start, g.end))
         total = EnqueueResult([], [], [])
-        for gap in gaps:
-            r = await self.enqueue(gap.symbol, gap.interval, gap.start, gap.end, tier)
+        for interval, ranges in by_interval.items():
+            r = await self._enqueue(interval, ranges, tier)
             total.created += r.created
             total.merged_into += r.merged_into
             total.refused += r.refused
         return total
 
-    async def _try_merge(
-        self, same: list[ActiveJob], a: datetime, b: datetime, step: timedelta
-    ) -> int | None:
+    async def _enqueue(
+        self, interval: Interval, ranges: list[tuple[str, datetime, datetime]], tier: Tier
+    ) -> EnqueueResult:
+        result = EnqueueResult([], [], [])
+        for i in range(0, len(ranges), _LOOKUP_BATCH):
+            await self._enqueue_batch(interval, ranges[i : i + _LOOKUP_BATCH], tier, result)
+        refused = result.refused.count("cap")
+        if refused:
+            symbols = {sym for sym, _, _ in ranges}
+            about = next(iter(symbols)) if len(symbols) == 1 else f"{len(symbols)} symbols"
+            log.warning("backfill cap for %s reached: %d range(s) of %s refused", tier.value, refused, about)
+        self._publish_depth()
+        return result
+
+    async def _enqueue_batch(
+        self,
+        interval: Interval,
+        ranges: list[tuple[str, datetime, datetime]],
+        tier: Tier,
+        result: EnqueueResult,
+    ) -> None:
+        """Plan the ranges against the active jobs, then create and queue the new ones."""
+        # The store, not this process's memory, says what is active: an API process, the
+        # scheduler and the workers may all enqueue against the same backlog.
+        stored = await self.store.active_backfills_many([sym for sym, _, _ in ranges], interval)
+        slots = {
+            sym: [
+                _Slot(r.symbol, r.start, r.end, r.status is BackfillStatus.RUNNING, r.id, True) for r in recs
+            ]
+            for sym, recs in stored.items()
+        }
+        cap = self.settings.backfill_max_queue(tier)
+        # Early refusal, so a full tier costs no row; the capped put is what makes the cap exact.
+        room = cap - max(self.queued(tier), await self.queues[tier].backlog())
+        planned: list[_Slot] = []
+        merged: list[_Slot] = []
+        step = self.chunk_size(interval)
+        for symbol, start, end in ranges:
+            same = slots.setdefault(symbol, [])
+            pieces = subtract(start, end, [(j.start, j.end) for j in same])
+            if not pieces:
+                result.refused.append("duplicate")
+            for a, b in pieces:
+                target = await self._try_merge(same, a, b, step)
+                if target is not None:
+                    merged.append(target)
+                    continue
+                for c0, c1 in self.chunks(interval, a, b):
+                    if room <= 0:
+                        self._refuse(result, tier)
+                        continue
+                    room -= 1
+                    slot = _Slot(symbol, c0, c1)
+                    same.append(slot)
+                    planned.append(slot)
+        await self._create_and_queue(planned, interval, tier, cap, result)
+        for slot in merged:
+            if slot.id is None:  # merged into a planned job the capped put then refused
+                self._refuse(result, tier)
+            else:
+                result.merged_into.append(slot.id)
+
+    async def _create_and_queue(
+        self, planned: list[_Slot], interval: Interval, tier: Tier, cap: int, result: EnqueueResult
+    ) -> None:
+        """Create the planned rows ENQUEUE_BATCH at a time and queue each batch capped."""
+        full = False
+        for i in range(0, len(planned), ENQUEUE_BATCH):
+            batch = planned[i : i + ENQUEUE_BATCH]
+            if full:  # the queue refused a job already: the rest would only be closed again
+                for _ in batch:
+                    self._refuse(result, tier)
+                continue
+            specs = [NewBackfill(j.symbol, interval, j.start, j.end, tier) for j in batch]
+            recs = await self.store.create_backfills(specs, now=self.clock.now())
+            admitted = await self._queue_many(recs, cap=cap)
+            for slot, rec in zip(batch[:admitted], recs, strict=False):
+                slot.id = rec.id
+            result.created += recs[:admitted]
+            self.metrics.backfill_jobs_enqueued_total.labels(tier=tier.value).inc(admitted)
+            if admitted < len(recs):
+                # Another producer took the last places after the early check. The rows
+                # had to exist first (a job carries its id); closed, they never count as
+                # active, so they neither block these ranges nor are queued on restore.
+                await self._close_refused(recs[admitted:], tier, cap)
+                for _ in recs[admitted:]:
+                    self._refuse(result, tier)
+                full = True
+
+    async def _close_refused(self, recs: list[BackfillRecord], tier: Tier, cap: int) -> None:
+        for rec in recs:
+            await self.store.update_backfill(
+                rec.id,
+                status=BackfillStatus.DONE,
+                now=self.clock.now(),
+                last_error=f"refused: {tier.value} backfill queue at its cap ({cap})",
+            )
+
+    def _refuse(self, result: EnqueueResult, tier: Tier) -> None:
+        result.refused.append("cap")
+        self.metrics.backfill_jobs_dropped_total.labels(tier=tier.value).inc()
+
+    async def _try_merge(self, same: list[_Slot], a: datetime, b: datetime, step: timedelta) -> _Slot | None:
+        """Grow the first queued job that overlaps or touches [a, b) while the union fits a chunk."""
         for j in same:
             if j.running or j.end < a or b < j.start:  # running, or neither overlapping nor adjacent
                 continue
             lo, hi = min(j.start, a), max(j.end, b)
             if hi - lo > step:
                 continue
-            if not await self.store.update_backfill_range(j.id, lo, hi, now=self.clock.now()):
-                continue  # started meanwhile (another process dispatched it)
-            if j.id in self._active:
-                self._active[j.id] = replace(self._active[j.id], start=lo, end=hi)
-            return j.id
+            if j.stored:
+                assert j.id is not None
+                if not await self.store.update_backfill_range(j.id, lo, hi, now=self.clock.now()):
+                    j.running = True  # started meanwhile (another process dispatched it)
+                    continue
+                if j.id in self._active:
+                    self._active[j.id] = replace(self._active[j.id], start=lo, end=hi)
+            j.start, j.end = lo, hi
+            return j
         return None
 
-    async def _queue(self, rec: BackfillRecord, attempts: int = 0, cap: int | None = None) -> bool:
-        """Queue the record's job; with ``cap``, only below it (False: refused, nothing kept)."""
-        job = BackfillJob(
+    def _job(self, rec: BackfillRecord) -> BackfillJob:
+        return BackfillJob(
             symbol=rec.symbol,
             interval=rec.interval,
             time_window=TimeWindow(start=rec.start, end=rec.end),
             priority=rec.priority,
             backfill_id=rec.id,
-            attempts=attempts,
+            attempts=rec.attempts,
         )
-        queue = self.queues[rec.priority]
+
+    async def _queue_many(self, recs: list[BackfillRecord], cap: int | None = None) -> int:
+        """Queue the records' jobs (all of one tier) in one call; how many were queued.
+
+        With ``cap``, only the prefix that fits below it; the rest are not queued.
+        """
+        if not recs:
+            return 0
+        tier = recs[0].priority
+        admit = len(recs)
         if not self.shared:
             # Checked and recorded with no await in between, so concurrent enqueues in
             # this process see each other (this index also counts delivered, not started).
-            if cap is not None and self.queued(rec.priority) >= cap:
-                return False
-            self._active[rec.id] = ActiveJob(
-                rec.id, rec.symbol, rec.interval, rec.start, rec.end, rec.priority, False, rec.created_at
-            )
+            if cap is not None:
+                admit = max(0, min(admit, cap - self.queued(tier)))
+            for rec in recs[:admit]:
+                start, end, created = map(_shared_time, (rec.start, rec.end, rec.created_at))
+                self._active[rec.id] = ActiveJob(
+                    rec.id, rec.symbol, rec.interval, start, end, tier, False, created
+                )
+        jobs = [self._job(rec) for rec in recs[:admit]]
         if cap is None:
-            await queue.put(job)
-        elif not await queue.put_capped(job, cap):
+            await self.queues[tier].put_many(jobs)
+            queued = admit
+        else:
+            queued = await self.queues[tier].put_capped_many(jobs, cap)
+        for rec in recs[queued:admit]:
             self._active.pop(rec.id, None)
-            return False
-        self.wakeup.set()
-        return True
+        if queued:
+            self.wakeup.set()
+        return queued
 
     async def restore(self) -> int:
-        """Queue again what the store says is active (after a restart nothing is lost)."""
-        n = 0
+        """Queue again what the store says is active (after a restart nothing is lost).
+
+        Each job keeps its attempts; a batch per tier, oldest first.
+        """
+        by_tier: dict[Tier, list[BackfillRecord]] = {}
         for rec in await self.store.active_backfills():
             if rec.id in self._active:
                 continue
             if rec.status is BackfillStatus.RUNNING:
                 await self.store.update_backfill(rec.id, status=BackfillStatus.QUEUED, now=self.clock.now())
-            await self._queue(rec, attempts=rec.attempts)
-            n += 1
+            by_tier.setdefault(rec.priority, []).append(rec)
+        n = 0
+        for recs in by_tier.values():
+            n += await self._queue_many(recs)
         self._publish_depth()
         return n
 
     async def requeue(self, rec: BackfillRecord) -> None:
-        """Queue a record the DLQ put back to ``queued``."""
-        await self._queue(rec)
+        """Queue a record the DLQ put back to ``queued``; its attempts start afresh."""
+        await self._queue_many([replace(rec, attempts=0)])
         self._publish_depth()
 
     # -- the job's life --------------------------------------------------------------
@@ -305,10 +464,10 @@ class Backfiller:
 
     # -- observability -------------------------------------------------------------
     def queued(self, tier: Tier | None = None) -> int:
-        return sum(1 for j in self._active.values() if not j.running and (tier is None or j.tier is tier))
+        return self._active.count(tier, running=False)
 
     def active(self, tier: Tier | None = None) -> int:
-        return sum(1 for j in self._active.values() if tier is None or j.tier is tier)
+        return self._active.count(tier, running=False) + self._active.count(tier, running=True)
 
     def oldest_age_seconds(self) -> float:
         waiting = [j.created_at for j in self._active.values()]
@@ -318,7 +477,13 @@ class Backfiller:
 
     def _publish_depth(self) -> None:
         self.metrics.backfill_queue_depth.set(self.queued())
-        self.metrics.backfill_oldest_age_seconds.set(self.oldest_age_seconds())
+        self.metrics.backfill_queue_bytes.set(QUEUED_JOB_BYTES * self.queued())
+        # The oldest job's age scans the whole index: at most once a wall second, since
+        # this runs after every job and a backlog holds tens of thousands.
+        now = time.monotonic()
+        if now - self._age_published >= 1.0 or not self._active:
+            self._age_published = now
+            self.metrics.backfill_oldest_age_seconds.set(self.oldest_age_seconds())
 
 
 Handler = Callable[[Delivery], Awaitable[None]]

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from mds.serialize import bar_json
 from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import Store
 from mds.stream.bus import Bus
+
+if TYPE_CHECKING:
+    from mds.ingest.live_lag import LiveLagTracker
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,9 @@ class BarIngestor:
         bus: Bus | None = None,
         generations: SeriesGenerations | None = None,
         confirm_empty_answers: int = 3,
+        live_lag: LiveLagTracker | None = None,
     ) -> None:
+        self.live_lag = live_lag
         self.confirm_empty_answers = confirm_empty_answers
         self.generations = generations
         self.store = store
@@ -209,8 +215,9 @@ class BarIngestor:
         await self.store.advance_cursor(symbol, interval, AUTO_SOURCE, newest, now=now)
         if provider is not None:
             await self.store.advance_cursor(symbol, interval, provider, newest, now=now)
-        lag = (now - self.calendar.bar_end(newest, interval)).total_seconds()
-        self.metrics.ingestion_lag_seconds.labels(interval=interval.value).set(max(0.0, lag))
+        if self.live_lag is not None:
+            # Live or backfill alike: the tracker keeps the newest, so an old bar moves nothing.
+            self.live_lag.observe(symbol, interval, newest)
 
     async def _publish(self, bars: list[Bar]) -> None:
         assert self.bus is not None

@@ -23,6 +23,10 @@ _SYMBOLS_PER_JOB = 100
 _EOD_WINDOW = timedelta(days=10)
 
 
+def _slot(t: datetime, every: int) -> int:
+    return int(t.timestamp() // every)
+
+
 def _chunks(items: list[str], n: int) -> Iterable[list[str]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -78,13 +82,12 @@ class Sweeper:
         return jobs
 
     async def run(self) -> None:
-        tick = self._tick_seconds()
         while True:
             now = self.clock.now()
             jobs = self.due(now)
             for job in jobs:
                 await self.queue.put(job)
-            await self.clock.sleep(tick)
+            await self.clock.sleep(self._sleep_seconds(self.clock.now()))
 
     def _bars_jobs(self, tier: Tier, symbols: list[str], now: datetime) -> list[AnyJob]:
         end = now.replace(second=0, microsecond=0)
@@ -95,8 +98,14 @@ class Sweeper:
         ]
 
     def _is_due(self, tier: Tier, kind: str, now: datetime, every: int) -> bool:
+        """Due once per slot of the cadence grid (multiples of ``every`` since the epoch).
+
+        On the grid, a 60 s sweep runs just after each minute closes, so the bar that just
+        closed is fetched within a tick; "``every`` seconds since the last sweep" drifted
+        by up to a tick per sweep and fetched it up to a cadence later.
+        """
         last = self._last.get((tier, kind))
-        return last is None or (now - last).total_seconds() >= every
+        return last is None or _slot(now, every) != _slot(last, every)
 
     def _eod_due(self, tier: Tier, prev_close: datetime, every_sessions: int) -> bool:
         last = self._eod_close.get(tier)
@@ -107,9 +116,19 @@ class Sweeper:
         passed = len(self.calendar.sessions(last, prev_close))
         return passed >= every_sessions
 
-    def _tick_seconds(self) -> float:
-        cadences = [
+    def _cadences(self) -> list[int]:
+        return [
             v for tier in Tier for v in self.settings.cadence(tier).model_dump(exclude={"eod"}).values() if v
         ]
-        # Check a few times per shortest cadence, but never spin faster than 20 Hz of wall time.
-        return max(min(cadences, default=60) / 4, 0.05 * self.clock.speed)
+
+    def _sleep_seconds(self, now: datetime) -> float:
+        """Until the next cadence slot begins, so sweeps start on the grid; at most a
+        quarter of the shortest cadence (end-of-day checks), and never spinning faster
+        than 20 Hz of wall time."""
+        cadences = self._cadences()
+        t = now.timestamp()
+        until_slot = min((every - t % every for every in cadences), default=60.0) + 0.001
+        return max(min(until_slot, self._tick_seconds()), 0.05 * self.clock.speed)
+
+    def _tick_seconds(self) -> float:
+        return min(self._cadences(), default=60) / 4

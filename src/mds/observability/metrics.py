@@ -5,10 +5,19 @@ A ``Metrics`` object owns its registry, so each app (and each test) counts on it
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from mds.domain.models import Tier
+
+if TYPE_CHECKING:
+    from mds.config import Settings
 
 _LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _WRITE_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+_LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: circuit_state values, as the seed documents them (0=open, 0.5=half_open, 1=closed).
 CIRCUIT_STATE_VALUE = {"open": 0.0, "half_open": 0.5, "closed": 1.0}
@@ -94,7 +103,8 @@ class Metrics:
         )
         self.ingestion_lag_seconds = Gauge(
             "ingestion_lag_seconds",
-            "How far the newest stored bar trails the clock",
+            "Worst lag over the series collected (1m: live tiers; 1d: tiers with an eod cadence): "
+            "seconds since the first bar expected after the newest stored one closed, 0 when up to date",
             ["interval"],
             registry=r,
         )
@@ -127,11 +137,43 @@ class Metrics:
             ["tier"],
             registry=r,
         )
+        self.backfill_queue_bytes = Gauge(
+            "backfill_queue_bytes",
+            "Estimated memory held by queued backfill jobs in this process",
+            registry=r,
+        )
         # SLO
         self.slo_gap_violation_rate = Gauge(
             "slo_gap_violation_rate",
             "Fraction of sampled symbols whose newest bar trails the clock by more than 2 intervals",
             ["tier", "interval"],
+            registry=r,
+        )
+        # Lag (ingest/live_lag.py states the rule) and event-loop stalls
+        self.live_lag_seconds = Gauge(
+            "live_lag_seconds",
+            "Live 1m series: seconds since the first bar expected after the newest stored one "
+            "closed (0 when up to date), over the tier's symbols; stat is max or p95",
+            ["tier", "stat"],
+            registry=r,
+        )
+        self.event_loop_lag_seconds = Histogram(
+            "event_loop_lag_seconds",
+            "How late the asyncio event loop woke a short real-time sleep, in seconds",
+            buckets=_LOOP_LAG_BUCKETS_S,
+            registry=r,
+        )
+        self.tier_cadence_seconds = Gauge(
+            "tier_cadence_seconds",
+            "Configured sweep cadence per tier and capability, in seconds (capabilities counted "
+            "in seconds only: bars_1m, quotes_l1)",
+            ["tier", "capability"],
+            registry=r,
+        )
+        self.circuit_opened_total = Counter(
+            "circuit_opened_total",
+            "Times a provider's breaker opened",
+            ["provider"],
             registry=r,
         )
 
@@ -142,3 +184,22 @@ class Metrics:
         """A sample's current value (0.0 when it was never set); for tests and /stats."""
         v = self.registry.get_sample_value(name, labels)
         return 0.0 if v is None else v
+
+
+#: Cadences configured in seconds (``eod`` counts trading sessions, so it is not exported).
+_CADENCES_IN_SECONDS = ("bars_1m", "quotes_l1")
+
+
+def publish_cadences(metrics: Metrics, settings: Settings) -> None:
+    """Set ``tier_cadence_seconds{tier,capability}`` from ``settings`` (at start and on reload),
+    so alert rules read the configured cadence instead of hard-coding it. A capability a tier
+    no longer collects loses its series."""
+    for tier in Tier:
+        cadence = settings.cadence(tier)
+        for capability in _CADENCES_IN_SECONDS:
+            seconds = getattr(cadence, capability)
+            if seconds:
+                metrics.tier_cadence_seconds.labels(tier=tier.value, capability=capability).set(seconds)
+            else:
+                with contextlib.suppress(KeyError):
+                    metrics.tier_cadence_seconds.remove(tier.value, capability)

@@ -9,6 +9,7 @@ with its process).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +57,21 @@ class JobQueue(Protocol):
 
         Atomic for every producer of the queue: producers in several processes checking
         and then putting could each see room for one more and together overshoot.
+        """
+        ...
+
+    async def put_many(self, jobs: Sequence[AnyJob]) -> None:
+        """Enqueue ``jobs`` in order, as ``put`` would one by one, in one call.
+
+        One round trip for a batch: a start-up gap scan queues thousands of backfills.
+        """
+        ...
+
+    async def put_capped_many(self, jobs: Sequence[AnyJob], cap: int) -> int:
+        """Enqueue the longest prefix of ``jobs`` that keeps ``backlog() <= cap``; its length.
+
+        Atomic like ``put_capped``: producers racing against one cap, in any process,
+        together admit exactly up to it. Jobs after the prefix are not queued.
         """
         ...
 

@@ -6,8 +6,23 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Sequence
 
+from mds.domain.jobs import BackfillJob, parse_job
 from mds.queue.base import AnyJob, Delivery
+
+# A waiting backfill job is held as its JSON, as Redis holds it, and validated again when
+# delivered: a backlog of tens of thousands then costs a few hundred bytes a job rather
+# than a pydantic object graph (about 1.4 KB). Live jobs are few and stay objects.
+_Item = AnyJob | bytes
+
+
+def _pack(job: AnyJob) -> _Item:
+    return job.model_dump_json().encode() if isinstance(job, BackfillJob) else job
+
+
+def _unpack(item: _Item) -> AnyJob:
+    return parse_job(item) if isinstance(item, bytes) else item
 
 
 class InMemoryJobQueue:
@@ -19,7 +34,7 @@ class InMemoryJobQueue:
     """
 
     def __init__(self, maxsize: int | None = None) -> None:
-        self._heap: list[tuple[int, int, AnyJob]] = []
+        self._heap: list[tuple[int, int, _Item]] = []
         self._seq = itertools.count()
         self._inflight: dict[str, AnyJob] = {}
         self._delayed: set[asyncio.TimerHandle] = set()
@@ -40,6 +55,20 @@ class InMemoryJobQueue:
             self._cond.notify()
             return True
 
+    async def put_many(self, jobs: Sequence[AnyJob]) -> None:
+        async with self._cond:
+            for job in jobs:
+                self._push(job)
+            self._cond.notify(len(jobs))
+
+    async def put_capped_many(self, jobs: Sequence[AnyJob], cap: int) -> int:
+        async with self._cond:  # no await between the count and the pushes: atomic
+            admitted = max(0, min(len(jobs), cap - self._backlog()))
+            for job in jobs[:admitted]:
+                self._push(job)
+            self._cond.notify(admitted)
+            return admitted
+
     async def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         async with self._cond:
@@ -56,7 +85,8 @@ class InMemoryJobQueue:
                         await self._cond.wait()
                 except TimeoutError:
                     return None
-            _, seq, job = heapq.heappop(self._heap)
+            _, seq, item = heapq.heappop(self._heap)
+            job = _unpack(item)
             receipt = f"{job.job_id}:{seq}"
             self._inflight[receipt] = job
             return Delivery(job=job, receipt=receipt)
@@ -103,7 +133,7 @@ class InMemoryJobQueue:
             self._cond.notify_all()
 
     def _push(self, job: AnyJob) -> None:
-        heapq.heappush(self._heap, (job.priority.rank, next(self._seq), job))
+        heapq.heappush(self._heap, (job.priority.rank, next(self._seq), _pack(job)))
 
     def _backlog(self) -> int:
         return len(self._heap) + len(self._delayed)

@@ -36,6 +36,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +94,24 @@ end
 redis.call('LPUSH', KEYS[1], ARGV[1])
 return 1
 """
+
+# The batch form: pushes the longest prefix of ARGV[2..] that keeps waiting plus delayed
+# jobs at or below the cap, and returns its length. LPUSH takes them in slices, since
+# unpack() of a very long list would overflow Lua's stack.
+_PUT_CAPPED_MANY = """
+local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1]) - redis.call('ZCARD', KEYS[2])
+local n = math.max(0, math.min(room, #ARGV - 1))
+local i = 2
+while i <= n + 1 do
+  local j = math.min(i + 999, n + 1)
+  redis.call('LPUSH', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+return n
+"""
+
+#: Jobs per LPUSH of an uncapped batch, so no single command carries a huge argument list.
+_PUSH_SLICE = 1000
 
 
 def default_consumer_name() -> str:
@@ -155,6 +174,7 @@ class RedisJobQueue:
         self._promote = redis.register_script(_PROMOTE)
         self._nack = redis.register_script(_NACK)
         self._put_capped = redis.register_script(_PUT_CAPPED)
+        self._put_capped_many = redis.register_script(_PUT_CAPPED_MANY)
         self._started = False
         self._took_back = False
         self._closed = False
@@ -186,6 +206,31 @@ class RedisJobQueue:
         except _TRANSIENT as exc:
             raise QueueError(f"{self.key}: put failed: {exc}") from exc
         return bool(pushed)
+
+    async def put_many(self, jobs: Sequence[AnyJob]) -> None:
+        """Append the jobs in order (LPUSH in slices, one transaction, one round trip)."""
+        if not jobs:
+            return
+        payloads = [job.model_dump_json() for job in jobs]
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for i in range(0, len(payloads), _PUSH_SLICE):
+                    pipe.lpush(self.key, *payloads[i : i + _PUSH_SLICE])
+                await pipe.execute()
+        except _TRANSIENT as exc:
+            raise QueueError(f"{self.key}: put failed: {exc}") from exc
+
+    async def put_capped_many(self, jobs: Sequence[AnyJob], cap: int) -> int:
+        """Append the longest prefix that keeps the list and delayed set within ``cap``."""
+        if not jobs:
+            return 0
+        try:
+            pushed = await self._put_capped_many(
+                keys=[self.key, self.delayed_key], args=[int(cap), *(job.model_dump_json() for job in jobs)]
+            )
+        except _TRANSIENT as exc:
+            raise QueueError(f"{self.key}: put failed: {exc}") from exc
+        return int(pushed)
 
     async def get(self, timeout: float | None = None) -> Delivery | None:
         """The next valid job, or None after ``timeout`` seconds (also while Redis is down).

@@ -72,6 +72,7 @@ class _Entry:
     not_entitled: set[Capability] = field(default_factory=set)
     history: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
     last_state: BreakerState = BreakerState.CLOSED
+    last_opened_at: datetime | None = None
     last_outcome: str = ""
 
 
@@ -361,6 +362,9 @@ class Router:
         h = self._publish(name)
         entry = self._entries[name]
         entry.history.append((self._clock.now(), h))
+        if entry.breaker.opened_at != entry.last_opened_at:
+            entry.last_opened_at = entry.breaker.opened_at
+            self._metrics.circuit_opened_total.labels(provider=name).inc()
         state = entry.breaker.state
         if state is not entry.last_state:
             # Every transition is logged with the figures behind it, so an opening can be

@@ -220,6 +220,21 @@ INSERT INTO backfill_jobs (symbol, interval, start_ts, end_ts, priority, status,
 VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)
 RETURNING {JOB_COLS}
 """
+# One statement for a whole batch: the arrays are bound parameters, unnested in order.
+CREATE_JOBS = f"""
+INSERT INTO backfill_jobs (symbol, interval, start_ts, end_ts, priority, status, attempts,
+                           created_at, updated_at)
+SELECT s, i, a, b, p, 'queued', 0, $6, $6
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+     WITH ORDINALITY AS u(s, i, a, b, p, n)
+ORDER BY n
+RETURNING {JOB_COLS}
+"""
+ACTIVE_JOBS_OF = f"""
+SELECT {JOB_COLS} FROM backfill_jobs
+WHERE status IN ('queued', 'running') AND interval = $1 AND symbol = ANY($2::text[])
+ORDER BY created_at, id
+"""
 UPDATE_JOB = """
 UPDATE backfill_jobs SET status = $1, updated_at = $2,
     attempts = COALESCE($3::integer, attempts), last_error = COALESCE($4::text, last_error)
@@ -261,6 +276,11 @@ def bar(row: Sequence[Any]) -> Bar:
         status=BarStatus(status),
         as_of=as_of,
     )
+
+
+def job_key(rec: BackfillRecord) -> tuple[str, str, datetime, datetime, str]:
+    """What a created job was made from, as ``CREATE_JOBS`` binds it (plain strings)."""
+    return (rec.symbol, rec.interval.value, rec.start, rec.end, rec.priority.value)
 
 
 def job(row: Sequence[Any]) -> BackfillRecord:

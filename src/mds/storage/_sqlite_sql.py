@@ -70,6 +70,18 @@ WHERE {changed("excluded", "candles")}
 """
 RANGE = "symbol = ? AND interval = ? AND ts >= ? AND ts < ?"
 
+CREATE_JOB = (
+    "INSERT INTO backfill_jobs (symbol, interval, start_ts, end_ts, priority,"
+    " status, attempts, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)"
+)
+# The symbol list is one JSON parameter (no limit on bound variables); only active rows
+# are read, so the status index bounds the scan by the backlog, not the table.
+ACTIVE_JOBS_OF = (
+    f"SELECT {JOB_COLS} FROM backfill_jobs WHERE status IN ('queued', 'running')"
+    " AND interval = ? AND symbol IN (SELECT value FROM json_each(?)) ORDER BY created_at, id"
+)
+
 
 def secs(ts: datetime) -> int:
     """Epoch seconds, in exact integer arithmetic (``timestamp()`` goes through a float)."""
@@ -108,6 +120,27 @@ def bar(row: sqlite3.Row | tuple[Any, ...]) -> Bar:
         adjusted=bool(adjusted),
         status=BarStatus(status),
         as_of=from_micros(as_of),
+    )
+
+
+def new_job(job_id: int, row: tuple[str, str, int, int, str], created: datetime) -> BackfillRecord:
+    """The record of a row just inserted from ``row`` (as ``CREATE_JOB`` binds it), unread.
+
+    ``created`` is shared by the whole batch: one stamp, one object.
+    """
+    sym, interval, start, end, prio = row
+    return BackfillRecord(
+        id=job_id,
+        symbol=sym,
+        interval=Interval(interval),
+        start=from_secs(start),
+        end=from_secs(end),
+        priority=Tier(prio),
+        status=BackfillStatus.QUEUED,
+        attempts=0,
+        last_error=None,
+        created_at=created,
+        updated_at=created,
     )
 
 

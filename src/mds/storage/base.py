@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,6 +28,19 @@ from mds.domain.records import (
     UniverseEntry,
     WriteResult,
 )
+
+
+class NewBackfill(NamedTuple):
+    """One row for :meth:`Store.create_backfills`: a range to backfill, queued at ``priority``.
+
+    A tuple, not a record, so thousands of them cost little while a gap scan plans them.
+    """
+
+    symbol: str
+    interval: Interval
+    start: datetime
+    end: datetime
+    priority: Tier
 
 
 class Store(Protocol):
@@ -121,6 +134,15 @@ class Store(Protocol):
         now: datetime,
     ) -> BackfillRecord: ...
 
+    async def create_backfills(self, specs: Sequence[NewBackfill], *, now: datetime) -> list[BackfillRecord]:
+        """Create one queued job per spec, all in one transaction; records in ``specs`` order.
+
+        The batched ``create_backfill``: a start-up gap scan plans thousands of chunks, and
+        a transaction per row (with its commit and, on SQLite, its thread hop) is what
+        made enqueueing slow. All rows are created or, on an error, none.
+        """
+        ...
+
     async def update_backfill(
         self,
         job_id: int,
@@ -179,6 +201,17 @@ class Store(Protocol):
         self, symbol: str | None = None, interval: Interval | None = None
     ) -> list[BackfillRecord]:
         """Queued or running jobs, oldest first (``created_at``, then id)."""
+        ...
+
+    async def active_backfills_many(
+        self, symbols: Sequence[str], interval: Interval
+    ) -> dict[str, list[BackfillRecord]]:
+        """Queued or running jobs of ``interval`` for each of ``symbols``, in one query.
+
+        What enqueueing N gaps needs to cut them to what no active job covers, without N
+        lookups. Each list is oldest first (``created_at``, then id), as in
+        ``active_backfills``; only symbols with an active job appear.
+        """
         ...
 
     # continuity: the full gap scan and "no trades" minutes

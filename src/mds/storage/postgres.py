@@ -26,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 import numpy as np
 
+from mds.domain import work
 from mds.domain.models import Bar, BarStatus, Interval, Quote, Tier, ensure_utc
 from mds.domain.records import (
     BackfillRecord,
@@ -44,6 +46,7 @@ from mds.domain.records import (
 from mds.errors import NotFound, StorageError
 from mds.storage import _pg_continuity as cont
 from mds.storage import _pg_sql as q
+from mds.storage.base import NewBackfill
 from mds.storage.migrate import (
     POSTGRES_MIGRATIONS,
     TIMESCALEDB_MIGRATIONS,
@@ -107,6 +110,9 @@ class PostgresStore:
         statement_timeout_ms: ``statement_timeout`` of every connection (0 turns it off).
         retry_max_seconds: How long a write keeps retrying through an outage.
         connect_timeout: Seconds one connection attempt may take.
+        live_reserved_connections: Pool connections that backfill work
+            (``mds.domain.work``) may not hold, so live writes never wait for a backlog
+            (LIVE_RESERVED_DB_CONNECTIONS).
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class PostgresStore:
         statement_timeout_ms: int = 30_000,
         retry_max_seconds: float = 60.0,
         connect_timeout: float = 5.0,
+        live_reserved_connections: int = 0,
     ) -> None:
         if dsn.startswith("postgresql+asyncpg://"):
             dsn = "postgresql://" + dsn[len("postgresql+asyncpg://") :]
@@ -129,6 +136,8 @@ class PostgresStore:
         self.connect_timeout = float(connect_timeout)
         self._pool: asyncpg.Pool | None = None
         self._timescaledb = False
+        reserved = max(0, min(int(live_reserved_connections), self.pool_max - 1))
+        self._backfill_slots = asyncio.Semaphore(self.pool_max - reserved) if reserved else None
 
     # ----------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> PostgresStore:
@@ -287,12 +296,22 @@ class PostgresStore:
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, _MAX_DELAY)
 
+    @asynccontextmanager
+    async def _connection(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; backfill work also takes one of its own, fewer, slots."""
+        pool = self._require_pool()
+        if self._backfill_slots is not None and work.is_backfill():
+            async with self._backfill_slots, pool.acquire(timeout=timeout) as conn:
+                yield conn
+        else:
+            async with pool.acquire(timeout=timeout) as conn:
+                yield conn
+
     async def _write(self, fn: Job[T]) -> T:
         """Run ``fn`` on a pooled connection, retrying through outages (see module doc)."""
 
         async def attempt() -> T:
-            pool = self._require_pool()
-            async with pool.acquire(timeout=self.connect_timeout + 5) as conn:
+            async with self._connection(self.connect_timeout + 5) as conn:
                 return await fn(conn)
 
         return await self._retry("write", attempt)
@@ -300,9 +319,8 @@ class PostgresStore:
     async def _read(self, fn: Job[T]) -> T:
         """Run ``fn`` on a pooled connection; one immediate retry, then StorageError."""
         for tries_left in (1, 0):
-            pool = self._require_pool()
             try:
-                async with pool.acquire(timeout=self.connect_timeout) as conn:
+                async with self._connection(self.connect_timeout) as conn:
                     return await fn(conn)
             except asyncpg.PostgresError as exc:
                 if not q.is_transient(exc):
@@ -585,6 +603,27 @@ class PostgresStore:
         row = await self._write(lambda conn: conn.fetchrow(q.CREATE_JOB, *args))
         return q.job(row)
 
+    async def create_backfills(self, specs: Sequence[NewBackfill], *, now: datetime) -> list[BackfillRecord]:
+        """Insert every spec as a queued job with one statement (``INSERT ... SELECT unnest``).
+
+        The rows come back from ``RETURNING``, which promises no order, so they are
+        matched to the specs by content (equal specs take ids in ascending order).
+        """
+        if not specs:
+            return []
+        columns = (
+            [s.symbol for s in specs],
+            [Interval(s.interval).value for s in specs],
+            [ensure_utc(s.start) for s in specs],
+            [ensure_utc(s.end) for s in specs],
+            [Tier(s.priority).value for s in specs],
+        )
+        rows = await self._write(lambda conn: conn.fetch(q.CREATE_JOBS, *columns, ensure_utc(now)))
+        by_spec: dict[tuple[Any, ...], list[BackfillRecord]] = {}
+        for rec in sorted((q.job(r) for r in rows), key=lambda r: r.id, reverse=True):
+            by_spec.setdefault(q.job_key(rec), []).append(rec)
+        return [by_spec[tuple(key)].pop() for key in zip(*columns, strict=True)]
+
     async def update_backfill(
         self,
         job_id: int,
@@ -711,6 +750,19 @@ class PostgresStore:
             sql += f" AND interval = ${len(args)}"
         rows = await self._fetch(sql + " ORDER BY created_at, id", *args)
         return [q.job(r) for r in rows]
+
+    async def active_backfills_many(
+        self, symbols: Sequence[str], interval: Interval
+    ) -> dict[str, list[BackfillRecord]]:
+        """Queued and running jobs of ``interval`` per symbol (one query), oldest first."""
+        if not symbols:
+            return {}
+        rows = await self._fetch(q.ACTIVE_JOBS_OF, Interval(interval).value, list(dict.fromkeys(symbols)))
+        out: dict[str, list[BackfillRecord]] = {}
+        for r in rows:
+            rec = q.job(r)
+            out.setdefault(rec.symbol, []).append(rec)
+        return out
 
     # --------------------------------------------------------------- continuity
     async def scan_missing(

@@ -5,6 +5,7 @@ writer thread owns the only write connection, so a whole write transaction (stag
 history copy, upsert) is one hop to that thread. That is why this is not aiosqlite, which
 costs a thread hop per statement. The reader thread owns a second, ``query_only``
 connection; in WAL mode it reads a consistent snapshot while a write is in progress.
+Both threads take live work before queued backfill work (``mds.storage.lanes``).
 
 ``:memory:`` databases use one connection for both roles: two connections would need a
 shared cache, and shared-cache readers fail at once with "database table is locked"
@@ -22,7 +23,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,8 @@ from mds.domain.records import (
 from mds.errors import NotFound, StorageError
 from mds.storage import _sqlite_continuity as cont
 from mds.storage import _sqlite_sql as q
+from mds.storage.base import NewBackfill
+from mds.storage.lanes import LaneExecutor
 from mds.storage.migrate import SQLITE_MIGRATIONS, apply_sqlite, discover
 
 T = TypeVar("T")
@@ -57,8 +60,8 @@ class SqliteStore:
         self.path = str(path)
         self._memory = self.path == ":memory:"
         self._busy_timeout_ms = int(busy_timeout_ms)
-        self._writer: ThreadPoolExecutor | None = None
-        self._reader: ThreadPoolExecutor | None = None
+        self._writer: Executor | None = None
+        self._reader: Executor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
 
@@ -74,7 +77,7 @@ class SqliteStore:
         """Connect both connections and apply pending migrations."""
         if self._writer is not None:
             return
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mds-sqlite-writer")
+        self._writer = LaneExecutor("mds-sqlite-writer")
         try:
             self._wconn = await self._hop(self._writer, self._connect, False)
             await self.migrate()
@@ -82,7 +85,7 @@ class SqliteStore:
             if self._memory:
                 self._reader, self._rconn = self._writer, self._wconn
             else:
-                self._reader = ThreadPoolExecutor(1, thread_name_prefix="mds-sqlite-reader")
+                self._reader = LaneExecutor("mds-sqlite-reader")
                 self._rconn = await self._hop(self._reader, self._connect, True)
         except BaseException:
             await self.close()
@@ -144,7 +147,7 @@ class SqliteStore:
         return self._wconn
 
     @staticmethod
-    async def _hop(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    async def _hop(executor: Executor, fn: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except sqlite3.Error as exc:
@@ -446,12 +449,7 @@ class SqliteStore:
         params = (symbol, interval.value, q.secs(start), q.secs(end), Tier(priority).value)
 
         def run(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO backfill_jobs (symbol, interval, start_ts, end_ts, priority,"
-                " status, attempts, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-                (*params, stamp, stamp),
-            )
+            cur = conn.execute(q.CREATE_JOB, (*params, stamp, stamp))
             assert cur.lastrowid is not None
             return cur.lastrowid
 
@@ -459,6 +457,32 @@ class SqliteStore:
         record = await self.get_backfill(job_id)
         assert record is not None
         return record
+
+    async def create_backfills(self, specs: Sequence[NewBackfill], *, now: datetime) -> list[BackfillRecord]:
+        """Insert every spec as a queued job in one transaction (one writer-thread hop).
+
+        One ``execute`` per row inside the transaction gives each row's id from
+        ``lastrowid`` in order; the records are built from what was bound, not read back.
+        """
+        stamp = q.micros(now)
+        rows = [
+            (s.symbol, Interval(s.interval).value, q.secs(s.start), q.secs(s.end), Tier(s.priority).value)
+            for s in specs
+        ]
+        if not rows:
+            return []
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            ids = []
+            for row in rows:
+                cur = conn.execute(q.CREATE_JOB, (*row, stamp, stamp))
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+            return ids
+
+        ids = await self._transaction(run)
+        created = q.from_micros(stamp)
+        return [q.new_job(i, row, created) for i, row in zip(ids, rows, strict=True)]
 
     async def update_backfill(
         self,
@@ -610,6 +634,20 @@ class SqliteStore:
         sql += " ORDER BY created_at, id"
         rows = await self._on_reader(lambda conn: conn.execute(sql, params).fetchall())
         return [q.job(r) for r in rows]
+
+    async def active_backfills_many(
+        self, symbols: Sequence[str], interval: Interval
+    ) -> dict[str, list[BackfillRecord]]:
+        """Queued and running jobs of ``interval`` per symbol (one query), oldest first."""
+        if not symbols:
+            return {}
+        params = (Interval(interval).value, json.dumps(list(dict.fromkeys(symbols))))
+        rows = await self._on_reader(lambda conn: conn.execute(q.ACTIVE_JOBS_OF, params).fetchall())
+        out: dict[str, list[BackfillRecord]] = {}
+        for r in rows:
+            rec = q.job(r)
+            out.setdefault(rec.symbol, []).append(rec)
+        return out
 
     # --------------------------------------------------------------- continuity
     async def scan_missing(

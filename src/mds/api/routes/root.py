@@ -64,6 +64,10 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         "clock_speed": runtime.clock.speed,
         "startup_backfill_queued": bool(runtime.collector and runtime.collector.startup_done.is_set()),
         "providers": {p["provider"]: p["state"] for p in providers},
+        # How late the asyncio loop wakes (real ms), apart from how far data trails the market.
+        "event_loop": runtime.loop_lag.snapshot() if runtime.loop_lag is not None else None,
+        # Per live tier, as last published (empty where this process does not track it).
+        "live_lag": (runtime.live_lag.snapshot().get("tiers", {}) if runtime.live_lag is not None else {}),
     }
     return JSONResponse(body, status_code=200 if checks["store"] == "ok" else 503)
 
