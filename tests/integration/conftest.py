@@ -150,12 +150,20 @@ async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
             ground_truth("AAPL", Interval.D1, API_NOW - timedelta(days=40), API_OPEN), as_of=API_NOW
         )
 
-        @asynccontextmanager
-        async def same_runtime() -> AsyncIterator[Runtime]:
-            yield rt
-
-        app = create_app(same_runtime)
-        app.state.runtime = rt
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
+        async with asgi_client(rt) as client:
             yield client, rt
+
+
+@asynccontextmanager
+async def asgi_client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the API in-process, over the runtime ``rt`` (not reopened)."""
+
+    @asynccontextmanager
+    async def same_runtime() -> AsyncIterator[Runtime]:
+        yield rt
+
+    app = create_app(same_runtime)
+    app.state.runtime = rt
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
+        yield client

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from mds.api.app import create_app
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Interval, Tier
@@ -19,7 +17,7 @@ from mds.observability.metrics import Metrics
 from mds.ops.slo import SloMonitor
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, open_runtime
-from tests.integration.conftest import CAL
+from tests.integration.conftest import CAL, asgi_client
 
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
@@ -86,18 +84,11 @@ async def test_slo_monitor_rates_symbols_by_how_far_they_trail(make_pipeline) ->
 async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     env = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path}/dlq.db"
-    async with open_runtime(
-        load_settings(env), clock=ManualClock(NOW), demo=True, collect=False, environ=env
-    ) as rt:
-
-        @asynccontextmanager
-        async def same() -> AsyncIterator[Runtime]:
-            yield rt
-
-        app = create_app(same)
-        app.state.runtime = rt
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mds") as client:
-            yield client, rt
+    async with (
+        open_runtime(load_settings(env), clock=ManualClock(NOW), demo=True, collect=False, environ=env) as rt,
+        asgi_client(rt) as client,
+    ):
+        yield client, rt
 
 
 async def test_dlq_endpoints(api) -> None:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
-from mds.api.app import create_app
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Interval, Tier
 from mds.ingest.live_lag import LiveLagTracker
-from mds.runtime import Runtime, open_runtime
-from tests.integration.conftest import API_ENV, API_NOW, CAL
+from mds.runtime import open_runtime
+from tests.integration.conftest import API_ENV, API_NOW, CAL, asgi_client
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 
@@ -90,13 +85,7 @@ async def test_a_worker_process_runs_the_tracker(tmp_path) -> None:
                 break
             await asyncio.sleep(0.02)
 
-        @asynccontextmanager
-        async def same() -> AsyncIterator[Runtime]:
-            yield rt
-
-        app = create_app(same)
-        app.state.runtime = rt
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mds") as client:
+        async with asgi_client(rt) as client:
             body = (await client.get("/health")).json()
         assert set(body["live_lag"]) == {"T0", "T1"}
         assert body["live_lag"]["T0"]["symbols"] == 10
