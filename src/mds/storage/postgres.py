@@ -85,6 +85,38 @@ def _series_spans(
     )
 
 
+async def _copy(conn: asyncpg.Connection, table: str, records: Sequence[tuple[Any, ...]]) -> None:
+    """COPY ``records`` into ``table``, failing at once if the connection drops meanwhile.
+
+    asyncpg (0.32) waits for its flow control to allow writing again without looking at
+    the connection: a COPY paused on a full socket when the server dies waits for ever
+    (``connection_lost`` never wakes it; seen in test_postgres_outage, where an in-flight
+    write then outlived its whole retry budget). The connection's termination listener
+    does fire, so the COPY is cancelled from there and the outage retry takes over.
+    """
+    copy = asyncio.ensure_future(conn.copy_records_to_table(table, records=records, columns=q.BAR_COLUMNS))
+    lost = asyncio.get_running_loop().create_future()
+
+    def on_terminated(_: object) -> None:
+        if not lost.done():
+            lost.set_result(None)
+
+    conn.add_termination_listener(on_terminated)
+    try:
+        await asyncio.wait({copy, lost}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        copy.cancel()
+        await asyncio.gather(copy, return_exceptions=True)
+        raise
+    finally:
+        conn.remove_termination_listener(on_terminated)
+    if not copy.done():
+        copy.cancel()
+        await asyncio.gather(copy, return_exceptions=True)
+        raise asyncpg.ConnectionDoesNotExistError("connection lost during COPY")
+    copy.result()
+
+
 async def _copy_new(conn: asyncpg.Connection, records: Sequence[tuple[Any, ...]]) -> bool:
     """COPY bars with new keys straight into candles (no staging, no per-row conflict check).
 
@@ -94,7 +126,7 @@ async def _copy_new(conn: asyncpg.Connection, records: Sequence[tuple[Any, ...]]
     """
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table("candles", records=records, columns=q.BAR_COLUMNS)
+            await _copy(conn, "candles", records)
     except asyncpg.UniqueViolationError:
         return False
     return True
@@ -388,7 +420,7 @@ class PostgresStore:
                 if not await conn.fetchval(q.ANY_STORED_IN_SPAN, *spans) and await _copy_new(conn, records):
                     await conn.execute(q.DROP_EVIDENCE_OF_STORED, spans[0])
                     return WriteResult(len(records), 0, 0)
-                await conn.copy_records_to_table("stage_bars", records=records, columns=q.BAR_COLUMNS)
+                await _copy(conn, "stage_bars", records)
                 inserted, revised, keys = await conn.fetchrow(q.MERGE, stamp)
             return WriteResult(inserted, revised, keys - inserted - revised)
 
