@@ -56,11 +56,11 @@ LAG_BOUND = 2 * CADENCE_T0
 SAMPLE_EVERY = 5.0  # clock seconds between looks at T0's newest bars
 # Not checked while every provider is down, nor while the router recovers from it: a
 # breaker whose half-open probe failed just before 14:20 waits BREAKER_OPEN_SECONDS for
-# the next probe; the first sweep after that takes the probe and closes the breaker,
-# while the symbols it fetches beside the probe are refused (one probe at a time); the
-# sweep one cadence later fetches every symbol again. The primary-only outage (14:00-14:10
-# and 14:20-14:30) is checked: failover within each call must hide it.
-RECOVERY = timedelta(seconds=BREAKER_OPEN_SECONDS + 2 * CADENCE_T0)
+# the next probe; the first sweep after that (within one cadence) takes the probe, and the
+# symbols it fetches beside the probe wait for it (the router holds calls that find a
+# probe out) and are stored with it. The primary-only outage (14:00-14:10 and
+# 14:20-14:30) is checked: failover within each call must hide it.
+RECOVERY = timedelta(seconds=BREAKER_OPEN_SECONDS + CADENCE_T0)
 UNCHECKED = (ALL_DOWN[0], ALL_DOWN[1] + RECOVERY)
 SESSION_END = CLOSE + timedelta(minutes=3)  # the sweep after the close has run by then
 DRAIN_DEADLINE = CLOSE + timedelta(hours=3)  # clock time for the backlog to drain

@@ -190,6 +190,46 @@ async def test_half_open_admits_one_probe_at_a_time() -> None:
     assert router.order(BARS) == ["sim", "sim_backup"]
 
 
+async def test_calls_finding_the_only_provider_probing_wait_for_the_probe() -> None:
+    """After an outage, a sweep's other symbols wait for the probe instead of failing."""
+    sim = FakeProvider("sim", [Unavailable("sim")] * 3)
+    router, clock, _ = make(sim, env={"POLICY_BARS_1M": "sim"})
+    for _ in range(3):
+        with pytest.raises(NoProviderAvailable):
+            await router.call(BARS, ask)
+    clock.advance(30)
+    sim.gate = asyncio.Event()
+    probe = asyncio.create_task(router.call(BARS, ask))
+    await asyncio.sleep(0)
+    others = [asyncio.create_task(router.call(BARS, ask)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    assert not any(t.done() for t in others), "calls failed while the probe was out"
+    sim.gate.set()
+    assert (await probe).provider == "sim"
+    assert [(await t).provider for t in others] == ["sim"] * 5
+    assert router.state("sim") is BreakerState.CLOSED
+
+
+async def test_a_failed_probe_fails_the_calls_that_waited_for_it() -> None:
+    sim = FakeProvider("sim", [Unavailable("sim")] * 4)
+    router, clock, _ = make(sim, env={"POLICY_BARS_1M": "sim"})
+    for _ in range(3):
+        with pytest.raises(NoProviderAvailable):
+            await router.call(BARS, ask)
+    clock.advance(30)
+    sim.gate = asyncio.Event()
+    probe = asyncio.create_task(router.call(BARS, ask))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(router.call(BARS, ask))
+    await asyncio.sleep(0.01)
+    sim.gate.set()
+    with pytest.raises(NoProviderAvailable):
+        await probe
+    with pytest.raises(NoProviderAvailable, match="open"):
+        await waiter
+    assert sim.calls == 4  # the waiter did not call a provider whose probe just failed
+
+
 async def test_rate_limit_pauses_without_hurting_health() -> None:
     sim = FakeProvider("sim", [RateLimited("sim", retry_after=20)] * 5)
     router, clock, metrics = make(sim, FakeProvider("sim_backup"))

@@ -15,6 +15,7 @@ is recorded and the next provider is tried within the same call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -42,6 +43,8 @@ from mds.routing.health import ProviderStats
 from mds.routing.timing import timed_call
 
 log = logging.getLogger(__name__)
+
+_PROBE_OUT = "skipped: half-open probe in flight"
 
 T = TypeVar("T")
 
@@ -74,6 +77,12 @@ class _Entry:
     last_state: BreakerState = BreakerState.CLOSED
     last_opened_at: datetime | None = None
     last_outcome: str = ""
+    #: Set while no half-open probe of this provider is out; calls that found one out
+    #: wait on it instead of failing (see ``call``).
+    probe_over: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.probe_over.set()
 
 
 class Router:
@@ -136,7 +145,7 @@ class Router:
         if state is BreakerState.OPEN:
             return "skipped: open"
         if state is BreakerState.HALF_OPEN and entry.breaker.probe_in_flight:
-            return "skipped: half-open probe in flight"
+            return _PROBE_OUT
         if entry.paused_until is not None and now < entry.paused_until:
             return f"skipped: rate limited until {entry.paused_until.isoformat()}"
         return None
@@ -198,7 +207,20 @@ class Router:
         pauses: list[float] = []  # seconds until each rate-limited provider resumes
         other_obstacle = False
 
-        for name in ordered:
+        # A provider whose half-open probe another call has out is tried again once that
+        # probe has ended, instead of failing this call: when a provider comes back after
+        # an outage, the probe closes its breaker and the calls that waited go through,
+        # rather than a whole sweep failing but the one symbol that took the probe.
+        pending = deque(ordered)
+        awaiting_probe: list[str] = []
+        waited = False
+        while pending or (awaiting_probe and not waited):
+            if not pending:
+                waited = True
+                await self._probes_over(awaiting_probe)
+                pending.extend(awaiting_probe)
+                continue
+            name = pending.popleft()
             entry = self._entries[name]
             now = self._clock.now()
             # Re-checked per provider: a concurrent call may have taken a probe or paused
@@ -207,11 +229,15 @@ class Router:
             ticket = entry.breaker.admit() if reason is None else None
             if ticket is None:
                 errors[name] = reason or "skipped: open"
-                if reason and reason.startswith("skipped: rate limited") and entry.paused_until:
+                if reason == _PROBE_OUT and not waited:
+                    awaiting_probe.append(name)
+                elif reason and reason.startswith("skipped: rate limited") and entry.paused_until:
                     pauses.append((entry.paused_until - now).total_seconds())
                 else:
                     other_obstacle = True
                 continue
+            if ticket.probe:
+                entry.probe_over.clear()
             try:
                 value, latency_ms = await self._attempt(name, entry, capability, op)
             except ProviderError as err:
@@ -228,6 +254,7 @@ class Router:
             except BaseException:
                 # Cancellation or a bug in op: no verdict on the provider, free the probe.
                 entry.breaker.release(ticket)
+                entry.probe_over.set()
                 raise
             self._on_success(name, entry, capability, ticket, latency_ms)
             return Routed(value=value, provider=name, attempts=tuple(attempts))
@@ -271,6 +298,14 @@ class Router:
             raise Unavailable(name, f"no answer within {timeout:g}s", code="timeout") from None
         return value, (time.perf_counter() - started) * 1000.0
 
+    async def _probes_over(self, names: list[str]) -> None:
+        """Wait until no probe of ``names`` is out, at most PROVIDER_TIMEOUT_SEC (real time:
+        the probe's own exchange is bounded by that)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.PROVIDER_TIMEOUT_SEC):
+                for name in names:
+                    await self._entries[name].probe_over.wait()
+
     def _excluded(self, capability: Capability) -> list[str]:
         """Providers left out of ``capability`` only because they answered NotEntitled."""
         return [
@@ -287,6 +322,7 @@ class Router:
         self, name: str, entry: _Entry, capability: Capability, ticket: Ticket, latency_ms: float | None
     ) -> None:
         entry.stats.record_success(latency_ms)
+        entry.probe_over.set()
         entry.last_outcome = "success" if latency_ms is None else f"success in {latency_ms:.0f} ms"
         entry.breaker.record_success(ticket, self._health_as_closed(entry))
         self._metrics.provider_selected_total.labels(capability=capability.value, provider=name).inc()
@@ -312,6 +348,7 @@ class Router:
         elif isinstance(err, NotEntitled):
             entry.not_entitled.add(capability)
         entry.last_outcome = f"{err.kind} ({err.code})"
+        entry.probe_over.set()
         if entry.stats.record_error(err):
             entry.breaker.record_failure(
                 ticket, entry.stats.consecutive_failures, self._health_as_closed(entry)
