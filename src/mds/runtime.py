@@ -37,7 +37,7 @@ from mds.services.bar_cache import ResponseBytes
 from mds.services.market import MarketService
 from mds.storage.base import Store
 from mds.storage.factory import open_store
-from mds.stream.bus import Bus, InMemoryBus
+from mds.stream import Bus, InMemoryBus
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,9 @@ async def open_runtime(
     if settings.QUEUE_BACKEND == "redis":
         from redis.asyncio import Redis
 
+        from mds.cache.redis import RedisCache
         from mds.queue.redis import RedisJobQueue
-        from mds.redis_cache import RedisCache
-        from mds.stream.redis_bus import RedisBus
+        from mds.stream.redis import RedisBus
 
         redis = Redis.from_url(settings.RLC_REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
         name = consumer or f"{socket.gethostname()}-{os.getpid()}"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mds.stream.bus import Bus, InMemoryBus
-from mds.stream.redis_bus import RedisBus
+from mds.stream import Bus, InMemoryBus
+from mds.stream.redis import RedisBus
 from tests.redis_support import key_prefix, redis_url
 
 

@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from mds.cache import Cache, InMemoryCache
+from mds.cache.redis import RedisCache
 from mds.domain.clock import ManualClock
-from mds.redis_cache import RedisCache
 from tests.redis_support import delete_prefix, key_prefix, redis_url
 
 

@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mds.cache import Cache, InMemoryCache
+from mds.cache.redis import RedisCache
 from mds.calendar import MarketCalendar
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
@@ -25,7 +26,6 @@ from mds.ingest.ingestor import BarIngestor
 from mds.observability.metrics import Metrics
 from mds.providers.registry import build_providers
 from mds.providers.sim.market import ground_truth
-from mds.redis_cache import RedisCache
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes, SeriesGenerations
 from mds.services.market import MarketService

@@ -10,7 +10,7 @@ from mds.domain.clock import ManualClock
 from mds.domain.jobs import QuotesFetchJob
 from mds.domain.models import Tier
 from mds.queue.memory import InMemoryJobQueue
-from mds.stream.bus import InMemoryBus
+from mds.stream import InMemoryBus
 
 
 def job(tier: Tier, name: str) -> QuotesFetchJob:

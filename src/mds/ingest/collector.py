@@ -33,7 +33,7 @@ from mds.queue.base import JobQueue
 from mds.routing.router import Router
 from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import Store
-from mds.stream.bus import Bus
+from mds.stream import Bus
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from mds.routing.router import Router
 from mds.serialize import bar_json
 from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import Store
-from mds.stream.bus import Bus
+from mds.stream import Bus
 
 if TYPE_CHECKING:
     from mds.ingest.live_lag import LiveLagTracker

@@ -32,7 +32,7 @@ from mds.queue.base import Delivery, JobQueue
 from mds.routing.router import Router
 from mds.serialize import quote_json
 from mds.storage.base import Store
-from mds.stream.bus import Bus
+from mds.stream import Bus
 
 log = logging.getLogger(__name__)
 

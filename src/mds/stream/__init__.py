@@ -1,1 +1,6 @@
-"""Event fan-out: the Bus that carries bar and quote events to WebSocket clients."""
+"""Event fan-out behind the Bus protocol: in-process (embedded) and Redis pub/sub."""
+
+from mds.stream.base import Bus, Subscription
+from mds.stream.memory import InMemoryBus
+
+__all__ = ["Bus", "InMemoryBus", "Subscription"]

@@ -1,25 +1,11 @@
-"""The Cache protocol and its in-process implementation (TTL in clock seconds)."""
+"""The in-process Cache: a dict with expiry on the injected clock."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from mds.domain.clock import Clock
-
-
-class Cache(Protocol):
-    async def get(self, key: str) -> Any | None: ...
-
-    async def set(self, key: str, value: Any, *, ttl: float) -> None: ...
-
-    async def add(self, key: str, value: Any, *, ttl: float) -> bool:
-        """Set only if ``key`` holds nothing (atomically); True if this call set it."""
-        ...
-
-    async def delete(self, key: str) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class InMemoryCache:
