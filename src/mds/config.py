@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from mds.constants import LIVE_JOBS_KEY, backfill_jobs_key
 from mds.domain.models import Capability, Tier
 from mds.errors import ConfigError
 
@@ -124,9 +125,9 @@ class CadenceT2(_Nested):
 
 
 class BackfillKeys(_Nested):
-    T0: str = "market:backfills:T0"
-    T1: str = "market:backfills:T1"
-    T2: str = "market:backfills:T2"
+    T0: str = backfill_jobs_key("T0")
+    T1: str = backfill_jobs_key("T1")
+    T2: str = backfill_jobs_key("T2")
 
 
 #: The environment ``load_settings`` was handed; None means the process environment.
@@ -240,7 +241,7 @@ class Settings(BaseSettings):
     # Redis / Rate-Limit Coordinator
     RLC_URL: str | None = None
     RLC_REDIS_URL: str = "redis://localhost:6379/0"
-    RLC_REDIS_JOBS_KEY: str = "market:jobs"
+    RLC_REDIS_JOBS_KEY: str = LIVE_JOBS_KEY
     RLC_REDIS_BACKFILL_KEYS: BackfillKeys = BackfillKeys()
 
     # Cache of provider responses, per capability (seconds)

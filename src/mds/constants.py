@@ -1,6 +1,91 @@
-"""Names that cross process boundaries: bus topics and cache keys (Redis keys live in settings)."""
+"""Every name that crosses a process boundary, declared once.
+
+Processes that share a Redis server (``mds api``, ``mds worker``, ``mds scheduler``, the
+external Rate-Limit Coordinator) agree on these names and on nothing else, so they live
+here rather than next to the code that happens to use them. The families:
+
+Job queues (Redis LISTs; :mod:`mds.queue.redis` documents the keys hung off each one)
+    ``market:jobs``                       live jobs; the coordinator LPUSHes here
+                                          (setting ``RLC_REDIS_JOBS_KEY``)
+    ``market:backfills:T0|T1|T2``         one backfill queue per tier
+                                          (settings ``RLC_REDIS_BACKFILL_KEYS__T0`` …)
+    ``<queue>:processing:<consumer>``     jobs a consumer took and has not acked
+    ``<queue>:lease:<consumer>``          the consumer's heartbeat (expires)
+    ``<queue>:consumers``                 consumers that may hold processing lists
+    ``<queue>:delayed``                   nacked jobs waiting for their delay (ZSET)
+    ``<queue>:dlq``                       payloads that failed validation, with the reason
+
+Locks
+    ``<live queue>:scheduler-leader``     the one scheduler allowed to sweep and scan
+
+Cache (Redis strings under ``mds:cache:``; in-process: the same keys in a dict)
+    ``quote:<SYMBOL>``                    the newest quote (TTL ``CACHE_TTL_QUOTES_L1_SEC``)
+    ``series-gen:<SYMBOL>:<interval>``    a series' generation, the response cache's key part
+
+Bus topics (Redis pub/sub channels under ``mds:bus:``)
+    ``bars:<SYMBOL>:<interval>``          each stored bar
+    ``quotes:<SYMBOL>``                   each fetched quote
+
+Rate limits (moving windows of the ``limits`` library under ``mds:ratelimit``)
+    ``<provider>`` and ``<provider>:backfill``   a vendor's whole budget and backfill's share
+"""
 
 from __future__ import annotations
+
+# Job queues ------------------------------------------------------------------------------
+
+LIVE_JOBS_KEY = "market:jobs"
+BACKFILL_KEY_PREFIX = "market:backfills:"
+
+
+def backfill_jobs_key(tier: str) -> str:
+    return f"{BACKFILL_KEY_PREFIX}{tier}"
+
+
+def processing_key(queue: str, consumer: str) -> str:
+    return f"{queue}:processing:{consumer}"
+
+
+def lease_key(queue: str, consumer: str) -> str:
+    return f"{queue}:lease:{consumer}"
+
+
+def consumers_key(queue: str) -> str:
+    return f"{queue}:consumers"
+
+
+def delayed_key(queue: str) -> str:
+    return f"{queue}:delayed"
+
+
+def dlq_key(queue: str) -> str:
+    return f"{queue}:dlq"
+
+
+# Locks -----------------------------------------------------------------------------------
+
+
+def scheduler_leader_key(live_jobs_key: str) -> str:
+    """Beside the live queue, so deployments sharing a Redis server but not a queue don't share a leader."""
+    return f"{live_jobs_key}:scheduler-leader"
+
+
+# Cache -----------------------------------------------------------------------------------
+
+CACHE_PREFIX = "mds:cache:"
+
+
+def quote_cache_key(symbol: str) -> str:
+    return f"quote:{symbol}"
+
+
+def series_generation_key(symbol: str, interval: str) -> str:
+    return f"series-gen:{symbol}:{interval}"
+
+
+# Bus -------------------------------------------------------------------------------------
+
+BUS_PREFIX = "mds:bus:"
 
 
 def bar_topic(symbol: str, interval: str) -> str:
@@ -11,8 +96,6 @@ def quote_topic(symbol: str) -> str:
     return f"quotes:{symbol}"
 
 
-def quote_cache_key(symbol: str) -> str:
-    return f"quote:{symbol}"
+# Rate limits -----------------------------------------------------------------------------
 
-
-QUOTE_CACHE_TTL_SEC = 60.0
+RATE_LIMIT_PREFIX = "mds:ratelimit"

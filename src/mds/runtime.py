@@ -19,6 +19,7 @@ from pathlib import Path
 from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
+from mds.constants import scheduler_leader_key
 from mds.domain.clock import Clock, SystemClock
 from mds.domain.models import Tier
 from mds.ingest.collector import Collector
@@ -216,7 +217,7 @@ async def open_runtime(
         if redis is not None and "scheduler" in roles:
             from mds.ops.leader import LeaderLock
 
-            leader = LeaderLock(redis, f"{settings.RLC_REDIS_JOBS_KEY}:scheduler-leader")
+            leader = LeaderLock(redis, scheduler_leader_key(settings.RLC_REDIS_JOBS_KEY))
         await collector.start(roles, leader=leader, restore=redis is None)
         if roles & {"worker", "scheduler"}:
             live_lag.start()  # seeds from the store in the background, then publishes

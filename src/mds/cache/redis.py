@@ -12,11 +12,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from mds.constants import CACHE_PREFIX
+
 
 class RedisCache:
     """Shared cache for provider responses; the client is not closed by the cache."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "mds:cache:") -> None:
+    def __init__(self, redis: Redis, *, prefix: str = CACHE_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
 

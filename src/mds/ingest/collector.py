@@ -83,30 +83,37 @@ class Collector:
             shared=shared_queues,
         )
         self.handoff = GapHandoff(self.backfiller)
-        self._worker_args = dict(
-            ingestor=self.ingestor,
-            backfiller=self.backfiller,
-            store=store,
-            router=router,
-            settings=settings,
-            clock=clock,
-            metrics=metrics,
-            tiers=self.tiers,
-            cache=cache,
-            bus=bus,
-            handoff=self.handoff,
-        )
+        self._router = router
+        self._cache = cache
+        self._bus = bus
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
         self._sweeper: Sweeper | None = None
         self.dispatcher: Dispatcher | None = None
         self.startup_done = asyncio.Event()
 
+    def _new_worker(self, name: str) -> Worker:
+        """A worker on the live queue sharing this collector's parts (settings as of now)."""
+        return Worker(
+            name=name,
+            queue=self.live_queue,
+            ingestor=self.ingestor,
+            backfiller=self.backfiller,
+            store=self.store,
+            router=self._router,
+            settings=self.settings,
+            clock=self.clock,
+            metrics=self.metrics,
+            tiers=self.tiers,
+            cache=self._cache,
+            bus=self._bus,
+            handoff=self.handoff,
+        )
+
     def update_settings(self, settings: Settings) -> None:
         """Adopt reloaded settings: cadences, batch sizes, retry policy take effect at once."""
         self.settings = settings
         self.backfiller.settings = settings
-        self._worker_args["settings"] = settings
         for w in self._workers:
             w.settings = settings
         if self._sweeper is not None:
@@ -135,11 +142,8 @@ class Collector:
             by_tier[e.tier].append(e.symbol)
         restored = 0
         if "worker" in roles:
-            self._workers = [
-                Worker(name=f"live-{i}", queue=self.live_queue, **self._worker_args)
-                for i in range(self.settings.LIVE_WORKERS)
-            ]
-            backfill_worker = Worker(name="backfill", queue=self.live_queue, **self._worker_args)
+            self._workers = [self._new_worker(f"live-{i}") for i in range(self.settings.LIVE_WORKERS)]
+            backfill_worker = self._new_worker("backfill")
             self.dispatcher = Dispatcher(self.backfiller, backfill_worker.process, self.settings, self.clock)
             for w in self._workers:
                 self._spawn(w.run())

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from mds.cache import Cache
 from mds.config import Settings
-from mds.constants import QUOTE_CACHE_TTL_SEC, quote_cache_key, quote_topic
+from mds.constants import quote_cache_key, quote_topic
 from mds.domain import work
 from mds.domain.clock import Clock
 from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
@@ -167,7 +167,9 @@ class Worker:
         for q in quotes:
             event = quote_json(q)
             if self.cache is not None:
-                await self.cache.set(quote_cache_key(q.symbol), event, ttl=QUOTE_CACHE_TTL_SEC)
+                await self.cache.set(
+                    quote_cache_key(q.symbol), event, ttl=self.settings.CACHE_TTL_QUOTES_L1_SEC
+                )
             if self.bus is not None:
                 await self.bus.publish(quote_topic(q.symbol), event)
         self.metrics.jobs_processed_total.labels(type=job.type, provider=routed.provider).inc()

@@ -31,9 +31,7 @@ return 0
 
 
 class LeaderLock:
-    def __init__(
-        self, redis: Redis, key: str = "mds:scheduler:leader", *, ttl: float = 15.0, name: str | None = None
-    ) -> None:
+    def __init__(self, redis: Redis, key: str, *, ttl: float = 15.0, name: str | None = None) -> None:
         self.redis = redis
         self.key = key
         self.ttl_ms = int(ttl * 1000)

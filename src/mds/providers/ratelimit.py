@@ -23,10 +23,8 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from mds.constants import RATE_LIMIT_PREFIX
 from mds.domain import work
-
-#: Key prefix of the shared windows in Redis (``<prefix>:…``); one per deployment.
-REDIS_KEY_PREFIX = "mds:ratelimit"
 
 
 class RateLimiter:
@@ -44,7 +42,7 @@ class RateLimiter:
         self,
         storage_uri: str = "memory://",
         *,
-        key_prefix: str = REDIS_KEY_PREFIX,
+        key_prefix: str = RATE_LIMIT_PREFIX,
         live_reserved_share: float = 0.0,
     ) -> None:
         if not 0.0 <= live_reserved_share < 1.0:

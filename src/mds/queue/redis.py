@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from mds import constants as keys
 from mds.domain.jobs import parse_job
 from mds.errors import QueueError
 from mds.queue.base import AnyJob, Delivery
@@ -163,13 +164,13 @@ class RedisJobQueue:
             raise ValueError("visibility_timeout must be positive")
         self.redis = redis
         self.key = key
-        self.dlq_key = dlq_key or f"{key}:dlq"
+        self.dlq_key = dlq_key or keys.dlq_key(key)
         self.visibility_timeout = visibility_timeout
         self.consumer = consumer or default_consumer_name()
         self.poll_interval = poll_interval
-        self.processing_key = f"{key}:processing:{self.consumer}"
-        self.delayed_key = f"{key}:delayed"
-        self.consumers_key = f"{key}:consumers"
+        self.processing_key = keys.processing_key(key, self.consumer)
+        self.delayed_key = keys.delayed_key(key)
+        self.consumers_key = keys.consumers_key(key)
         self._lease_key = self._lease(self.consumer)
         self._promote = redis.register_script(_PROMOTE)
         self._nack = redis.register_script(_NACK)
@@ -184,10 +185,10 @@ class RedisJobQueue:
         self.recovered = 0  # deliveries this instance moved back from dead consumers
 
     def _lease(self, consumer: str) -> str:
-        return f"{self.key}:lease:{consumer}"
+        return keys.lease_key(self.key, consumer)
 
     def _processing(self, consumer: str) -> str:
-        return f"{self.key}:processing:{consumer}"
+        return keys.processing_key(self.key, consumer)
 
     # JobQueue ----------------------------------------------------------------------
     async def put(self, job: AnyJob) -> None:

@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 
 from mds.cache import Cache
+from mds.constants import series_generation_key
 from mds.domain.models import Interval
 
 # Generations must outlive every entry filed under them; ten years is "forever" for both
@@ -36,7 +37,7 @@ _GENERATION_TTL = 10 * 365 * 86400.0
 
 
 def _generation_key(symbol: str, interval: Interval) -> str:
-    return f"series-gen:{symbol}:{interval.value}"
+    return series_generation_key(symbol, interval.value)
 
 
 class SeriesGenerations:

@@ -22,6 +22,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from mds.constants import BUS_PREFIX
+
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (redis_errors.ConnectionError, redis_errors.TimeoutError)
@@ -113,7 +115,7 @@ class RedisSubscription:
 class RedisBus:
     """Bus on Redis pub/sub; the client is not closed by the bus (whoever built it does)."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "mds:bus:") -> None:
+    def __init__(self, redis: Redis, *, prefix: str = BUS_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
         self._subs: set[RedisSubscription] = set()
