@@ -12,11 +12,13 @@ from mds.services.market import MarketService
 
 async def get_runtime(request: Request) -> Runtime:
     # async: a plain def dependency is run in the thread pool, a hop per request.
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 async def get_market(request: Request) -> MarketService:
-    return request.app.state.runtime.market
+    market: MarketService = request.app.state.runtime.market
+    return market
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

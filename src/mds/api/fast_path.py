@@ -12,12 +12,16 @@ The answer is the same bytes the route would send, so nothing about the API chan
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mds.api.params import parse_interval, parse_ts
 from mds.domain.models import Interval
+
+if TYPE_CHECKING:
+    from mds.runtime import Runtime
 
 _INTRADAY = re.compile(r"^/stocks/([^/]+)/intraday$")
 _INTRADAY_INTERVALS = (Interval.M1, Interval.M5, Interval.M15, Interval.H1)
@@ -56,7 +60,7 @@ class KeptBarsFastPath:
             return None  # repeated or unknown parameters: FastAPI's rules apply
         if "start" not in params or "end" not in params:
             return None  # the defaults follow the clock: an open range
-        runtime = getattr(scope["app"].state, "runtime", None)
+        runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
         if runtime is None:
             return None
         try:

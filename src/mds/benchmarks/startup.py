@@ -19,7 +19,8 @@ import httpx
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
@@ -28,7 +29,10 @@ def _rss_mb(pid: int) -> tuple[float, float]:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         fields[key] = value.strip()
-    to_mb = lambda v: int(v.split()[0]) / 1024  # noqa: E731  (kB → MiB)
+
+    def to_mb(v: str) -> float:
+        return int(v.split()[0]) / 1024  # kB → MiB
+
     return to_mb(fields["VmRSS"]), to_mb(fields["VmHWM"])
 
 

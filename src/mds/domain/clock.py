@@ -229,7 +229,7 @@ class VirtualClock:
         self._timers.clear()
 
     def _run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        fut = self._originals["run_in_executor"][0](executor, func, *args)
+        fut: asyncio.Future[Any] = self._originals["run_in_executor"][0](executor, func, *args)
         self._inflight += 1
         fut.add_done_callback(self._executor_done)
         return fut

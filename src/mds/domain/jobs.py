@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -75,7 +75,7 @@ Job = Annotated[BarsFetchJob | QuotesFetchJob | BackfillJob, Field(discriminator
 _job_adapter: TypeAdapter[Job] = TypeAdapter(Job)
 
 
-def parse_job(raw: str | bytes | dict) -> BarsFetchJob | QuotesFetchJob | BackfillJob:
+def parse_job(raw: str | bytes | dict[str, Any]) -> BarsFetchJob | QuotesFetchJob | BackfillJob:
     """Validate a job from JSON text or a dict; raises pydantic.ValidationError."""
     if isinstance(raw, (str, bytes)):
         return _job_adapter.validate_json(raw)

@@ -157,7 +157,7 @@ class ActiveIndex(dict[int, ActiveJob]):
         self._counts[(job.tier, job.running)] -= 1
         return job
 
-    def count(self, tier: Tier | None, *, running: bool) -> int:  # type: ignore[override]
+    def count(self, tier: Tier | None, *, running: bool) -> int:
         if tier is None:
             return sum(n for (_, r), n in self._counts.items() if r is running)
         return self._counts[(tier, running)]
@@ -433,14 +433,14 @@ class Backfiller:
         return job.model_copy(update={"time_window": TimeWindow(start=rec.start, end=rec.end)})
 
     def started(self, job: BackfillJob) -> None:
-        if job.backfill_id in self._active:
+        if job.backfill_id is not None and job.backfill_id in self._active:
             self._active[job.backfill_id] = replace(self._active[job.backfill_id], running=True)
 
     def retrying(self, job: BackfillJob) -> None:
         if self.shared:
             # The retry may be picked up by another worker; this process forgets it.
             self._active.pop(job.backfill_id or -1, None)
-        elif job.backfill_id in self._active:
+        elif job.backfill_id is not None and job.backfill_id in self._active:
             self._active[job.backfill_id] = replace(self._active[job.backfill_id], running=False)
         self.wakeup.set()
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import timedelta
+from typing import Any
 
 from mds.cache import Cache
 from mds.calendar import MarketCalendar
@@ -268,8 +269,8 @@ class Collector:
             except Exception:  # keep scanning after a bad pass
                 log.exception("periodic gap scan failed")
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         task.add_done_callback(_log_crash)
         self._tasks.append(task)
 

@@ -188,11 +188,12 @@ class LiveLagTracker:
         held = np.maximum(i, 0)
         cand = newest + step
         same = (i >= 0) & (cand < closes[held])
-        return np.where(
+        nxt: np.ndarray = np.where(
             same,
             np.minimum(cand + step, closes[held]),
             np.minimum(opens[after] + step, closes[after]),
         )
+        return nxt
 
     def _session_arrays(self, lo: int, now_s: int) -> tuple[np.ndarray, np.ndarray]:
         """Session open/close epochs from the one holding ``lo`` to well past now; cached."""

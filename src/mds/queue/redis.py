@@ -256,7 +256,8 @@ class RedisJobQueue:
                 if block < 0.01:
                     raw = await self.redis.lmove(self.key, self.processing_key, "RIGHT", "LEFT")
                 else:
-                    raw = await self.redis.blmove(self.key, self.processing_key, block, "RIGHT", "LEFT")
+                    # redis-py annotates the timeout as int; the server takes fractional seconds.
+                    raw = await self.redis.blmove(self.key, self.processing_key, block, "RIGHT", "LEFT")  # type: ignore[arg-type]
                 if raw is not None:
                     delivery = await self._deliver(raw)
                     if delivery is not None:
@@ -430,7 +431,7 @@ class RedisJobQueue:
             }
         )
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.processing_key, 1, raw)
+            pipe.lrem(self.processing_key, 1, raw)  # type: ignore[arg-type]  # bytes: the exact payload taken
             pipe.lpush(self.dlq_key, entry)
             await pipe.execute()
         self.dead_lettered += 1

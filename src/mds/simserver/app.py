@@ -32,7 +32,7 @@ def default_error_response(err: ProviderError) -> Response:
 def load_format(fmt: str) -> FormatModule:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    return importlib.import_module(f"mds.simserver.formats.{fmt}")  # type: ignore[return-value]
+    return importlib.import_module(f"mds.simserver.formats.{fmt}")
 
 
 def create_sim_app(fmt: str, ctx: SimContext) -> Starlette:

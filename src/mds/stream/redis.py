@@ -105,7 +105,7 @@ class RedisSubscription:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         with contextlib.suppress(*_TRANSIENT):
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         if self.queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
