@@ -18,6 +18,10 @@ last column for every symbol) and NaN-padded on the left, so "the last value" is
 column for all symbols. A value that needs more history than the row has is NaN in the
 columns and ``None`` (with a reason in ``reasons``) in the snapshot dicts; NaN never
 leaves this module.
+
+One module although long: every field shares the BarBatch layout and the padding and
+session-index conventions above, and ``compute``/``snapshots`` must see them all at once;
+split, each part would re-explain the same layout.
 """
 
 from __future__ import annotations

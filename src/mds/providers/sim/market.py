@@ -19,6 +19,9 @@ How prices are made (hand-written: no library generates calendar-aware synthetic
   bar), decided per (seed, symbol, minute). The prices of the minutes that remain are the
   same as without ``no_trade``; coarser bars aggregate only the minutes that exist, and a
   bucket left with none is absent.
+
+One module although long: the walk, the bridge and the aggregation are one generator whose
+parts must agree exactly (a 1d bar is the sum of its 1m bars); apart, they could drift.
 """
 
 from __future__ import annotations
