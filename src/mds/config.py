@@ -1,25 +1,50 @@
-"""Settings: the seeds' names and defaults, validation, and loading.
+"""Settings: the seeds' names and defaults, their constraints, and loading.
 
 Settings are read once into a ``Settings`` object and passed in; no module reads
-the environment on its own. ``load_settings`` refuses an invalid config with a
-``ConfigError`` naming the setting, so a running service can keep its last good one.
+the environment on its own. Each setting's constraint is its type (``PositiveInt``,
+``Field(ge=0, lt=1)``, a ``Literal``); the few rules that join two settings are one
+model validator. ``load_settings`` turns any refusal into a ``ConfigError`` naming the
+setting, so a running service can keep its last good config.
+
+A setting is either read by the code or, when a seed names it for a capability not
+built yet, says "not yet active" in its description (a unit test holds this).
+
+One module although long: most of its lines are the settings table itself, one field and
+its description each, and a reader looking for a setting's name, type, default and
+meaning should find all four in one place.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -28,7 +53,7 @@ from mds.domain.models import Capability, Tier
 from mds.errors import ConfigError
 
 #: Every provider MDS can route to. ``yfinance`` is the seeds' name for Yahoo.
-KNOWN_PROVIDERS = (
+ProviderName = Literal[
     "sim",
     "sim_backup",
     "yahoo",
@@ -40,7 +65,8 @@ KNOWN_PROVIDERS = (
     "twelvedata",
     "alpaca",
     "tiingo",
-)
+]
+KNOWN_PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 PROVIDER_ALIASES = {"yfinance": "yahoo", "twelve_data": "twelvedata", "alpha_vantage": "alphavantage"}
 
 #: Default policy orders per MARKET_PROVIDER_POLICY (seed 004: paid FMP -> Twelve Data ->
@@ -60,6 +86,8 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
     },
 }
 
+_VENDORS = ("YAHOO", "STOOQ", "FINNHUB", "ALPHAVANTAGE", "POLYGON", "FMP", "TWELVEDATA", "ALPACA", "TIINGO")
+
 #: Setting families: an environment variable that starts with one of these but names no
 #: setting is refused, so a typo is an error instead of a silently ignored value.
 _FAMILIES = (
@@ -73,25 +101,58 @@ _FAMILIES = (
     "BARS_RESPONSE_CACHE_",
     "LIVE_",
     "MDS_",
-    *(
-        f"{v}_"
-        for v in (
-            "YAHOO",
-            "STOOQ",
-            "FINNHUB",
-            "ALPHAVANTAGE",
-            "ALPHA_VANTAGE",
-            "POLYGON",
-            "FMP",
-            "TWELVEDATA",
-            "TWELVE_DATA",
-            "ALPACA",
-            "TIINGO",
-        )
-    ),
+    *(f"{v}_" for v in (*_VENDORS, "ALPHA_VANTAGE", "TWELVE_DATA")),
 )
 #: Variables under those prefixes that belong to the test harness, not the service.
 _NOT_SETTINGS = {"MDS_REQUIRE_SERVICES", "MDS_TEST_DATABASE_URL", "MDS_TEST_REDIS_URL", "MDS_ENV_FILE"}
+
+#: The error type of a rule joining two settings; its context names the setting to blame.
+_CONFLICT = "setting_conflict"
+
+
+def _conflict(setting: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(_CONFLICT, message, {"setting": setting})
+
+
+# -- field types ---------------------------------------------------------------------
+
+
+def _split_providers(v: Any) -> Any:
+    # Accept the seeds' comma form (a,b,c) and their JSON-list form (["a","b"]).
+    if isinstance(v, str):
+        text = v.strip()
+        if text.startswith("["):
+            v = json.loads(text)
+        else:
+            v = [p for p in (x.strip() for x in text.split(",")) if p]
+    if isinstance(v, list):
+        return [PROVIDER_ALIASES.get(str(p).strip().lower(), str(p).strip().lower()) for p in v]
+    return v
+
+
+def _distinct(providers: list[str]) -> list[str]:
+    twice = sorted({p for p in providers if providers.count(p) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} listed twice")
+    return providers
+
+
+def _blank_is_unset(v: Any) -> Any:
+    return None if isinstance(v, str) and not v.strip() else v
+
+
+#: A provider order: known providers (aliases resolved), at least one, none twice.
+ProviderOrder = Annotated[list[ProviderName], Field(min_length=1), AfterValidator(_distinct)]
+#: POLICY_* settings; unset means MARKET_PROVIDER_POLICY's default order.
+ProviderList = Annotated[ProviderOrder | None, NoDecode, BeforeValidator(_split_providers)]
+#: A vendor endpoint override; empty means unset (the vendor's documented URL).
+VendorUrl = Annotated[Annotated[str, Field(pattern=r"^https?://")] | None, BeforeValidator(_blank_is_unset)]
+DatabaseUrl = Annotated[str, Field(pattern=r"^(sqlite:///|postgresql://|postgres://)")]
+#: A share of a whole: 0 <= s <= 1.
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+# -- nested settings (NAME__part) ----------------------------------------------------
 
 
 class _Nested(BaseModel):
@@ -99,41 +160,62 @@ class _Nested(BaseModel):
 
 
 class TierMaxs(_Nested):
-    T0: int = Field(default=1200, description="Most symbols in T0")
-    T1: int = Field(default=3000, description="Most symbols in T1; the rest are T2")
+    T0: PositiveInt = Field(default=1200, description="Most symbols in T0")
+    T1: PositiveInt = Field(default=3000, description="Most symbols in T1; the rest are T2")
 
 
 # Cadences: bars_1m and quotes_l1 in seconds between sweeps; eod in trading sessions
-# between end-of-day fetches (1 = after every close). The seeds disagree on units
-# (000 says "minutes for bars" and then "every 60s"); seconds is what their examples mean.
+# between end-of-day fetches (1 = after every close); unset means "not swept". The seeds
+# disagree on units (000 says "minutes for bars" and then "every 60s"); seconds is what
+# their examples mean.
+_BARS = "Seconds between 1m-bar sweeps (unset: none)"
+_QUOTES = "Seconds between level-1 quote sweeps (unset: none)"
+_EOD = "Trading sessions between end-of-day fetches (unset: none)"
+
+
 class CadenceT0(_Nested):
-    bars_1m: int | None = 60
-    quotes_l1: int | None = 5
-    eod: int | None = 1
+    bars_1m: PositiveInt | None = Field(default=60, description=_BARS)
+    quotes_l1: PositiveInt | None = Field(default=5, description=_QUOTES)
+    eod: PositiveInt | None = Field(default=1, description=_EOD)
 
 
 class CadenceT1(_Nested):
-    bars_1m: int | None = 300
-    quotes_l1: int | None = 15
-    eod: int | None = 1
+    bars_1m: PositiveInt | None = Field(default=300, description=_BARS)
+    quotes_l1: PositiveInt | None = Field(default=15, description=_QUOTES)
+    eod: PositiveInt | None = Field(default=1, description=_EOD)
 
 
 class CadenceT2(_Nested):
-    bars_1m: int | None = None
-    quotes_l1: int | None = None
-    eod: int | None = 1
+    bars_1m: PositiveInt | None = Field(default=None, description=_BARS)
+    quotes_l1: PositiveInt | None = Field(default=None, description=_QUOTES)
+    eod: PositiveInt | None = Field(default=1, description=_EOD)
+
+
+Cadence = CadenceT0 | CadenceT1 | CadenceT2
 
 
 class BackfillKeys(_Nested):
-    T0: str = backfill_jobs_key("T0")
-    T1: str = backfill_jobs_key("T1")
-    T2: str = backfill_jobs_key("T2")
+    T0: str = Field(default=backfill_jobs_key("T0"), description="Redis list of T0 backfill jobs")
+    T1: str = Field(default=backfill_jobs_key("T1"), description="Redis list of T1 backfill jobs")
+    T2: str = Field(default=backfill_jobs_key("T2"), description="Redis list of T2 backfill jobs")
 
 
 #: The environment ``load_settings`` was handed; None means the process environment.
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("mds_environ", default=None)
 
-ProviderList = Annotated[list[str] | None, NoDecode]
+
+def _key(vendor: str) -> Any:
+    return Field(default=None, description=f"{vendor} API key (unset: the adapter is unconfigured)")
+
+
+def _url(vendor: str) -> Any:
+    return Field(default=None, description=f"{vendor} base URL (unset: the vendor's documented one)")
+
+
+def _rate(vendor: str) -> Any:
+    return Field(
+        default=None, description=f"{vendor} calls per minute (unset: the vendor's documented limit)"
+    )
 
 
 class Settings(BaseSettings):
@@ -147,169 +229,218 @@ class Settings(BaseSettings):
     )
 
     # Storage
-    DATABASE_URL: str = "sqlite:///./var/mds.db"
-    DB_POOL_MIN_SIZE: int = Field(default=1, description="PostgreSQL pool: connections kept open")
-    DB_POOL_MAX_SIZE: int = Field(default=10, description="PostgreSQL pool: most connections")
-    DB_STATEMENT_TIMEOUT_MS: int = Field(default=30_000, description="PostgreSQL statement_timeout")
-    DB_RETRY_MAX_SECONDS: float = Field(
+    DATABASE_URL: DatabaseUrl = Field(
+        default="sqlite:///./var/mds.db", description="sqlite:///path or postgresql://…"
+    )
+    DB_POOL_MIN_SIZE: PositiveInt = Field(default=1, description="PostgreSQL pool: connections kept open")
+    DB_POOL_MAX_SIZE: PositiveInt = Field(default=10, description="PostgreSQL pool: most connections")
+    DB_STATEMENT_TIMEOUT_MS: PositiveInt = Field(default=30_000, description="PostgreSQL statement_timeout")
+    DB_RETRY_MAX_SECONDS: PositiveFloat = Field(
         default=60.0, description="How long a write keeps retrying through a database outage"
     )
 
     # Routing
-    MARKET_PROVIDER_POLICY: Literal["paid", "free"] = "paid"
-    POLICY_BARS_1M: ProviderList = None
-    POLICY_EOD: ProviderList = None
-    POLICY_QUOTES_L1: ProviderList = None
-    POLICY_OPTIONS_CHAIN: ProviderList = None
-    ALLOW_SOURCE_OVERRIDE: bool = True
-    BREAKER_DEMOTE_THRESHOLD: float = 0.55
-    BREAKER_PROMOTE_THRESHOLD: float = 0.70
-    BREAKER_FAILURE_THRESHOLD: int = Field(
+    MARKET_PROVIDER_POLICY: Literal["paid", "free"] = Field(
+        default="paid", description="Which default provider orders POLICY_* fall back to"
+    )
+    POLICY_BARS_1M: ProviderList = Field(default=None, description="Provider order for 1m bars")
+    POLICY_EOD: ProviderList = Field(default=None, description="Provider order for daily bars")
+    POLICY_QUOTES_L1: ProviderList = Field(default=None, description="Provider order for level-1 quotes")
+    POLICY_OPTIONS_CHAIN: ProviderList = Field(default=None, description="Provider order for option chains")
+    ALLOW_SOURCE_OVERRIDE: bool = Field(default=True, description="Honour a job's provider hint")
+    BREAKER_DEMOTE_THRESHOLD: Share = Field(
+        default=0.55, description="Health below which a provider is demoted"
+    )
+    BREAKER_PROMOTE_THRESHOLD: Share = Field(
+        default=0.70, description="Health at which a demoted provider is promoted (> the demote threshold)"
+    )
+    BREAKER_FAILURE_THRESHOLD: PositiveInt = Field(
         default=3, description="Consecutive failures that open a closed breaker"
     )
-    BREAKER_OPEN_SECONDS: float = Field(
+    BREAKER_OPEN_SECONDS: PositiveFloat = Field(
         default=30.0, description="How long an open breaker waits before a half-open probe"
     )
-    RECENT_LATENCY_CAP_MS: float = 500.0
-    PROVIDER_TIMEOUT_SEC: float = 10.0
+    RECENT_LATENCY_CAP_MS: PositiveFloat = Field(
+        default=500.0, description="Latency at which the health score's latency term reaches 0"
+    )
+    PROVIDER_TIMEOUT_SEC: PositiveFloat = Field(default=10.0, description="Timeout of one provider call")
 
     # Universe and cadence
-    TIER_MAXS: TierMaxs = TierMaxs()
-    CADENCE_T0: CadenceT0 = CadenceT0()
-    CADENCE_T1: CadenceT1 = CadenceT1()
-    CADENCE_T2: CadenceT2 = CadenceT2()
-    UNIVERSE_FILE: str | None = None
-    MARKET_CALENDAR: str = "XNYS"
+    TIER_MAXS: TierMaxs = Field(default_factory=TierMaxs, description="Symbols per tier")
+    CADENCE_T0: CadenceT0 = Field(default_factory=CadenceT0, description="T0 sweep cadences")
+    CADENCE_T1: CadenceT1 = Field(default_factory=CadenceT1, description="T1 sweep cadences")
+    CADENCE_T2: CadenceT2 = Field(default_factory=CadenceT2, description="T2 sweep cadences")
+    UNIVERSE_FILE: str | None = Field(default=None, description="CSV of symbols (and tiers) to collect")
+    MARKET_CALENDAR: str = Field(default="XNYS", description="exchange_calendars name of the market")
 
     # Ingestion modes
     QUEUE_BACKEND: Literal["memory", "redis"] = Field(
         default="memory",
         description="memory: in-process queues, bus and cache (one `mds serve`); redis: shared through RLC_REDIS_URL",
     )
-    USE_RLC: bool = False
-    LOCAL_SWEEP_ENABLED: bool = True
-    LIVE_BATCH_SIZE: int = 500
-    LIVE_MAX_WINDOW_MINUTES: int = Field(
+    USE_RLC: bool = Field(
+        default=False, description="Take live jobs from the external coordinator (needs QUEUE_BACKEND=redis)"
+    )
+    LOCAL_SWEEP_ENABLED: bool = Field(default=True, description="Generate live jobs from the tier cadences")
+    LIVE_BATCH_SIZE: PositiveInt = Field(
+        default=500,
+        description="Bars per store write of live data; used by batched ingestion writes, not yet active",
+    )
+    LIVE_MAX_WINDOW_MINUTES: PositiveInt = Field(
         default=120, description="A live fetch reaches back at most this far; older holes backfill"
     )
     # Capacity reserved for live work, which backfills cannot take (see docs/decisions.md).
-    LIVE_WORKERS: int = Field(
+    LIVE_WORKERS: PositiveInt = Field(
         default=4, description="Live worker tasks per worker process; backfills never run on them"
     )
-    LIVE_MAX_CONCURRENCY: int = Field(default=16, description="Symbols one live job fetches at once")
+    LIVE_MAX_CONCURRENCY: PositiveInt = Field(default=16, description="Symbols one live job fetches at once")
     LIVE_RESERVED_RATE_SHARE: float = Field(
         default=0.25,
+        ge=0,
+        lt=1,
         description="Share of every provider's rate limit that backfill calls may not use (0 <= s < 1)",
     )
-    LIVE_RESERVED_DB_CONNECTIONS: int = Field(
+    LIVE_RESERVED_DB_CONNECTIONS: NonNegativeInt = Field(
         default=2,
         description="PostgreSQL pool connections backfill work may not hold (< DB_POOL_MAX_SIZE; "
         "the default is cut to fit a smaller pool)",
     )
 
     # Backfill
-    BACKFILL_CHUNK_MINUTES: int = 1440
-    BACKFILL_MAX_CONCURRENCY_T0: int = 4
-    BACKFILL_MAX_CONCURRENCY_T1: int = 2
-    BACKFILL_MAX_CONCURRENCY_T2: int = 1
-    BACKFILL_DISPATCH_RATE_PER_SEC: float = 2.0
-    BACKFILL_MAX_QUEUE_T0: int = 20000
-    BACKFILL_MAX_QUEUE_T1: int = 20000
-    BACKFILL_MAX_QUEUE_T2: int = 40000
-    BACKFILL_MAX_ATTEMPTS: int = 5
-    BACKFILL_RETRY_BASE_SECONDS: float = Field(
+    BACKFILL_CHUNK_MINUTES: PositiveInt = Field(
+        default=1440, description="Minutes of 1m bars per backfill job"
+    )
+    BACKFILL_MAX_CONCURRENCY_T0: PositiveInt = Field(
+        default=4, description="T0 backfill jobs running at once"
+    )
+    BACKFILL_MAX_CONCURRENCY_T1: PositiveInt = Field(
+        default=2, description="T1 backfill jobs running at once"
+    )
+    BACKFILL_MAX_CONCURRENCY_T2: PositiveInt = Field(
+        default=1, description="T2 backfill jobs running at once"
+    )
+    BACKFILL_DISPATCH_RATE_PER_SEC: PositiveFloat = Field(
+        default=2.0, description="Backfill jobs started per second, all tiers"
+    )
+    BACKFILL_MAX_QUEUE_T0: PositiveInt = Field(default=20000, description="Most queued T0 backfill jobs")
+    BACKFILL_MAX_QUEUE_T1: PositiveInt = Field(default=20000, description="Most queued T1 backfill jobs")
+    BACKFILL_MAX_QUEUE_T2: PositiveInt = Field(default=40000, description="Most queued T2 backfill jobs")
+    BACKFILL_MAX_ATTEMPTS: PositiveInt = Field(
+        default=5, description="Attempts before a backfill job goes to the DLQ"
+    )
+    BACKFILL_RETRY_BASE_SECONDS: PositiveFloat = Field(
         default=2.0, description="First retry delay (clock seconds); doubles per attempt, jittered"
     )
-    BACKFILL_RETRY_MAX_SECONDS: float = 300.0
-    GAP_CONFIRM_EMPTY_ANSWERS: int = Field(
+    BACKFILL_RETRY_MAX_SECONDS: PositiveFloat = Field(default=300.0, description="Longest retry delay")
+    GAP_CONFIRM_EMPTY_ANSWERS: PositiveInt = Field(
         default=4,
         description="Successful answers lacking a minute before it counts as 'no trades' (from 2 providers when 2 are routable)",
     )
-    GAP_SCAN_INTERVAL_SEC: float = Field(
+    GAP_SCAN_INTERVAL_SEC: PositiveFloat = Field(
         default=300.0, description="Clock seconds between periodic full gap scans of the lookback windows"
     )
-    SLO_SAMPLE_INTERVAL_SEC: float = Field(default=30.0, description="Clock seconds between SLO samples")
-    BACKFILL_MAX_RANGE_DAYS: int = 400
-    BACKFILL_BATCH_SIZE: int = 5000
-    BACKFILL_LOOKBACK_DAYS_1M: int = Field(
+    SLO_SAMPLE_INTERVAL_SEC: PositiveFloat = Field(
+        default=30.0, description="Clock seconds between SLO samples"
+    )
+    BACKFILL_MAX_RANGE_DAYS: PositiveInt = Field(
+        default=400, description="Longest range one backfill request takes"
+    )
+    BACKFILL_BATCH_SIZE: PositiveInt = Field(
+        default=5000,
+        description="Bars per store write of backfilled data; used by batched ingestion writes, not yet active",
+    )
+    BACKFILL_LOOKBACK_DAYS_1M: NonNegativeInt = Field(
         default=3, description="Calendar days of 1m bars made complete on start"
     )
-    BACKFILL_LOOKBACK_DAYS_1D: int = Field(
+    BACKFILL_LOOKBACK_DAYS_1D: NonNegativeInt = Field(
         default=450, description="Calendar days of daily bars made complete on start"
     )
 
     # Redis / Rate-Limit Coordinator
-    RLC_URL: str | None = None
-    RLC_REDIS_URL: str = "redis://localhost:6379/0"
+    RLC_URL: str | None = Field(
+        default=None,
+        description="HTTP endpoint of the external Rate-Limit Coordinator (seed 003); used by an HTTP "
+        "client for it, not yet active (its jobs arrive on RLC_REDIS_JOBS_KEY today)",
+    )
+    RLC_REDIS_URL: str = Field(
+        default="redis://localhost:6379/0", description="Redis for queues, bus and cache"
+    )
     RLC_REDIS_JOBS_KEY: str = LIVE_JOBS_KEY
-    RLC_REDIS_BACKFILL_KEYS: BackfillKeys = BackfillKeys()
+    RLC_REDIS_BACKFILL_KEYS: BackfillKeys = Field(
+        default_factory=BackfillKeys, description="Redis lists of backfill jobs per tier"
+    )
 
-    # Cache of provider responses, per capability (seconds)
-    CACHE_TTL_BARS_1M_SEC: float = 30.0
-    CACHE_TTL_EOD_SEC: float = 3600.0
-    CACHE_TTL_QUOTES_L1_SEC: float = 2.0
-    CACHE_TTL_OPTIONS_CHAIN_SEC: float = 60.0
+    # Cache of provider responses (seconds)
+    CACHE_TTL_QUOTES_L1_SEC: PositiveFloat = 2.0
 
     # Serialised responses of closed bar ranges, per API process (see services/bar_cache.py)
-    BARS_RESPONSE_CACHE_MB: int = Field(default=64, ge=0, description="0 turns the cache off")
-    BARS_RESPONSE_CACHE_SEC: float = Field(
+    BARS_RESPONSE_CACHE_MB: NonNegativeInt = Field(default=64, description="0 turns the cache off")
+    BARS_RESPONSE_CACHE_SEC: PositiveFloat = Field(
         default=300.0,
-        gt=0,
         description="Wall seconds an entry lives; bounds how long a write made outside MDS goes unseen",
     )
 
     # Analysis snapshots
-    ANALYSIS_CACHE_TTL_SEC: float = Field(
+    ANALYSIS_CACHE_TTL_SEC: PositiveFloat = Field(
         default=86_400.0, description="Expiry of a cached analysis snapshot"
     )
 
     # WebSocket replay buffer
-    WS_REPLAY_MAX_BARS: int = 120
-    WS_REPLAY_TTL_SEC: int = 4 * 3600
+    WS_REPLAY_MAX_BARS: PositiveInt = Field(
+        default=120,
+        description="Bars kept per symbol for resuming clients; used by streaming, not yet active",
+    )
+    WS_REPLAY_TTL_SEC: PositiveInt = Field(
+        default=4 * 3600,
+        description="Idle seconds before a replay buffer expires; used by streaming, not yet active",
+    )
 
     # Vendor keys (used by the adapters; unset means "unconfigured", never an error)
-    FINNHUB_API_KEY: SecretStr | None = None
-    ALPHA_VANTAGE_API_KEY: SecretStr | None = None
-    FMP_API_KEY: SecretStr | None = None
-    TWELVE_DATA_API_KEY: SecretStr | None = None
-    POLYGON_API_KEY: SecretStr | None = None
-    ALPACA_API_KEY_ID: SecretStr | None = None
-    ALPACA_API_SECRET_KEY: SecretStr | None = None
-    TIINGO_API_KEY: SecretStr | None = None
-    FRED_API_KEY: SecretStr | None = None
+    FINNHUB_API_KEY: SecretStr | None = _key("Finnhub")
+    ALPHA_VANTAGE_API_KEY: SecretStr | None = _key("Alpha Vantage")
+    FMP_API_KEY: SecretStr | None = _key("FMP")
+    TWELVE_DATA_API_KEY: SecretStr | None = _key("Twelve Data")
+    POLYGON_API_KEY: SecretStr | None = _key("Polygon")
+    ALPACA_API_KEY_ID: SecretStr | None = _key("Alpaca (key id)")
+    ALPACA_API_SECRET_KEY: SecretStr | None = _key("Alpaca (secret)")
+    TIINGO_API_KEY: SecretStr | None = _key("Tiingo")
 
-    # Per-vendor endpoints and client-side limits (None: the vendor's documented default)
-    YAHOO_BASE_URL: str | None = None
-    YAHOO_RATE_PER_MIN: float | None = None
-    STOOQ_BASE_URL: str | None = None
-    STOOQ_RATE_PER_MIN: float | None = None
-    FINNHUB_BASE_URL: str | None = None
-    FINNHUB_RATE_PER_MIN: float | None = None
-    ALPHAVANTAGE_BASE_URL: str | None = None
-    ALPHAVANTAGE_RATE_PER_MIN: float | None = None
-    POLYGON_BASE_URL: str | None = None
-    POLYGON_RATE_PER_MIN: float | None = None
-    FMP_BASE_URL: str | None = None
-    FMP_RATE_PER_MIN: float | None = None
-    TWELVEDATA_BASE_URL: str | None = None
-    TWELVEDATA_RATE_PER_MIN: float | None = None
-    ALPACA_BASE_URL: str | None = None
-    ALPACA_RATE_PER_MIN: float | None = None
-    TIINGO_BASE_URL: str | None = None
-    TIINGO_RATE_PER_MIN: float | None = None
+    # Per-vendor endpoints and client-side limits, read by providers/http.py as <VENDOR>_*
+    YAHOO_BASE_URL: VendorUrl = _url("Yahoo")
+    YAHOO_RATE_PER_MIN: PositiveFloat | None = _rate("Yahoo")
+    STOOQ_BASE_URL: VendorUrl = _url("Stooq")
+    STOOQ_RATE_PER_MIN: PositiveFloat | None = _rate("Stooq")
+    FINNHUB_BASE_URL: VendorUrl = _url("Finnhub")
+    FINNHUB_RATE_PER_MIN: PositiveFloat | None = _rate("Finnhub")
+    ALPHAVANTAGE_BASE_URL: VendorUrl = _url("Alpha Vantage")
+    ALPHAVANTAGE_RATE_PER_MIN: PositiveFloat | None = _rate("Alpha Vantage")
+    POLYGON_BASE_URL: VendorUrl = _url("Polygon")
+    POLYGON_RATE_PER_MIN: PositiveFloat | None = _rate("Polygon")
+    FMP_BASE_URL: VendorUrl = _url("FMP")
+    FMP_RATE_PER_MIN: PositiveFloat | None = _rate("FMP")
+    TWELVEDATA_BASE_URL: VendorUrl = _url("Twelve Data")
+    TWELVEDATA_RATE_PER_MIN: PositiveFloat | None = _rate("Twelve Data")
+    ALPACA_BASE_URL: VendorUrl = _url("Alpaca")
+    ALPACA_RATE_PER_MIN: PositiveFloat | None = _rate("Alpaca")
+    TIINGO_BASE_URL: VendorUrl = _url("Tiingo")
+    TIINGO_RATE_PER_MIN: PositiveFloat | None = _rate("Tiingo")
     RATE_LIMIT_STORAGE_URI: str = Field(
         default="memory://",
         description="`limits` storage for provider budgets; redis://… shares them across workers",
     )
 
     # Observability
-    VIZTRACER_ENABLED: bool = False
-    VIZ_OUT_DIR: str = "./var/traces"
-    LOG_LEVEL: str = "INFO"
+    VIZTRACER_ENABLED: bool = Field(
+        default=False, description="Record VizTracer traces; used by tracing, not yet active"
+    )
+    VIZ_OUT_DIR: str = Field(
+        default="./var/traces", description="Where VizTracer traces go; used by tracing, not yet active"
+    )
+    LOG_LEVEL: str = Field(default="INFO", description="Log level of the service and uvicorn")
 
     # Serving
-    MDS_HOST: str = "127.0.0.1"
-    MDS_PORT: int = 8001
+    MDS_HOST: str = Field(default="127.0.0.1", description="Bind address of the API")
+    MDS_PORT: PositiveInt = Field(default=8001, description="Port of the API")
 
     @classmethod
     def settings_customise_sources(
@@ -327,39 +458,67 @@ class Settings(BaseSettings):
             env_settings.env_vars = parse_env_vars(environ, True, False, None)
         return (init_settings, env_settings)
 
-    @field_validator(
-        "POLICY_BARS_1M", "POLICY_EOD", "POLICY_QUOTES_L1", "POLICY_OPTIONS_CHAIN", mode="before"
-    )
-    @classmethod
-    def _split_policy(cls, v: Any) -> Any:
-        # Accept the seeds' comma form (a,b,c) and their JSON-list form (["a","b"]).
-        if isinstance(v, str):
-            text = v.strip()
-            if text.startswith("["):
-                import json
-
-                v = json.loads(text)
-            else:
-                v = [p for p in (x.strip() for x in text.split(",")) if p]
-        if isinstance(v, list):
-            return [PROVIDER_ALIASES.get(str(p).strip().lower(), str(p).strip().lower()) for p in v]
-        return v
+    @model_validator(mode="after")
+    def _settings_agree(self) -> Self:
+        """The rules that join two settings; each blames the one named in its context."""
+        if self.BREAKER_DEMOTE_THRESHOLD >= self.BREAKER_PROMOTE_THRESHOLD:
+            raise _conflict(
+                "BREAKER_PROMOTE_THRESHOLD",
+                "must be above BREAKER_DEMOTE_THRESHOLD "
+                f"(got {self.BREAKER_PROMOTE_THRESHOLD} <= {self.BREAKER_DEMOTE_THRESHOLD})",
+            )
+        if self.DB_POOL_MIN_SIZE > self.DB_POOL_MAX_SIZE:
+            raise _conflict("DB_POOL_MIN_SIZE", f"must not exceed DB_POOL_MAX_SIZE ({self.DB_POOL_MAX_SIZE})")
+        # The default reserve is cut to fit a small pool (the store keeps one for backfills);
+        # a reserve set explicitly that leaves backfills no connection is a contradiction.
+        reserve = self.LIVE_RESERVED_DB_CONNECTIONS
+        if "LIVE_RESERVED_DB_CONNECTIONS" in self.model_fields_set and reserve >= self.DB_POOL_MAX_SIZE:
+            raise _conflict(
+                "LIVE_RESERVED_DB_CONNECTIONS",
+                f"must be below DB_POOL_MAX_SIZE ({self.DB_POOL_MAX_SIZE}), "
+                f"so backfills keep a connection (got {reserve})",
+            )
+        if self.USE_RLC and self.QUEUE_BACKEND != "redis":
+            # The external coordinator's jobs arrive in Redis (RLC_REDIS_JOBS_KEY); without the
+            # Redis backend nothing would consume them, and silence is worse than a refusal.
+            raise _conflict(
+                "USE_RLC", "USE_RLC=true needs QUEUE_BACKEND=redis (jobs arrive on RLC_REDIS_JOBS_KEY)"
+            )
+        return self
 
     def policy(self, capability: Capability) -> list[str]:
         """The provider order for ``capability``: the explicit POLICY_* or the mode's default."""
-        explicit = getattr(self, _POLICY_FIELDS[capability])
+        explicit = {
+            Capability.BARS_1M: self.POLICY_BARS_1M,
+            Capability.EOD: self.POLICY_EOD,
+            Capability.QUOTES_L1: self.POLICY_QUOTES_L1,
+            Capability.OPTIONS_CHAIN: self.POLICY_OPTIONS_CHAIN,
+        }[capability]
         if explicit is not None:
             return list(explicit)
         return list(DEFAULT_POLICIES[self.MARKET_PROVIDER_POLICY][capability])
 
-    def cadence(self, tier: Tier) -> CadenceT0 | CadenceT1 | CadenceT2:
-        return {Tier.T0: self.CADENCE_T0, Tier.T1: self.CADENCE_T1, Tier.T2: self.CADENCE_T2}[tier]
+    def cadence(self, tier: Tier) -> Cadence:
+        by_tier: dict[Tier, Cadence] = {
+            Tier.T0: self.CADENCE_T0,
+            Tier.T1: self.CADENCE_T1,
+            Tier.T2: self.CADENCE_T2,
+        }
+        return by_tier[tier]
 
     def backfill_concurrency(self, tier: Tier) -> int:
-        return getattr(self, f"BACKFILL_MAX_CONCURRENCY_{tier.value}")
+        return {
+            Tier.T0: self.BACKFILL_MAX_CONCURRENCY_T0,
+            Tier.T1: self.BACKFILL_MAX_CONCURRENCY_T1,
+            Tier.T2: self.BACKFILL_MAX_CONCURRENCY_T2,
+        }[tier]
 
     def backfill_max_queue(self, tier: Tier) -> int:
-        return getattr(self, f"BACKFILL_MAX_QUEUE_{tier.value}")
+        return {
+            Tier.T0: self.BACKFILL_MAX_QUEUE_T0,
+            Tier.T1: self.BACKFILL_MAX_QUEUE_T1,
+            Tier.T2: self.BACKFILL_MAX_QUEUE_T2,
+        }[tier]
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -372,27 +531,31 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict, secrets shown as set/unset only (for /ops/config and logs)."""
         out = self.model_dump(mode="json")
-        for name, field in type(self).model_fields.items():
-            if field.annotation is not None and "SecretStr" in str(field.annotation):
-                out[name] = "set" if getattr(self, name) is not None else None
+        for name in _SECRETS:
+            out[name] = "set" if getattr(self, name) is not None else None
         return out
 
 
-_POLICY_FIELDS = {
-    Capability.BARS_1M: "POLICY_BARS_1M",
-    Capability.EOD: "POLICY_EOD",
-    Capability.QUOTES_L1: "POLICY_QUOTES_L1",
-    Capability.OPTIONS_CHAIN: "POLICY_OPTIONS_CHAIN",
-}
+_SECRETS = frozenset(
+    name
+    for name, f in Settings.model_fields.items()
+    if f.annotation is not None and "SecretStr" in str(f.annotation)
+)
+
+
+def _nested(name: str) -> type[BaseModel] | None:
+    field = Settings.model_fields.get(name)
+    ann = field.annotation if field is not None else None
+    return ann if isinstance(ann, type) and issubclass(ann, _Nested) else None
 
 
 def _setting_names() -> set[str]:
     names: set[str] = set()
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         names.add(name)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            names.update(f"{name}__{sub}" for sub in ann.model_fields)
+        sub = _nested(name)
+        if sub is not None:
+            names.update(f"{name}__{part}" for part in sub.model_fields)
     return names
 
 
@@ -402,114 +565,28 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     return sorted(k for k in environ if k.startswith(_FAMILIES) and k not in known and k not in _NOT_SETTINGS)
 
 
-def validate_settings(s: Settings) -> None:
-    """Raise ConfigError naming the first bad setting; return None when the config is usable."""
-    if not (0.0 <= s.BREAKER_DEMOTE_THRESHOLD < s.BREAKER_PROMOTE_THRESHOLD <= 1.0):
-        setting = (
-            "BREAKER_DEMOTE_THRESHOLD"
-            if not 0.0 <= s.BREAKER_DEMOTE_THRESHOLD <= 1.0
-            else "BREAKER_PROMOTE_THRESHOLD"
-        )
-        raise ConfigError(
-            setting,
-            "breaker thresholds must satisfy 0 <= BREAKER_DEMOTE_THRESHOLD < "
-            f"BREAKER_PROMOTE_THRESHOLD <= 1 (got {s.BREAKER_DEMOTE_THRESHOLD}, "
-            f"{s.BREAKER_PROMOTE_THRESHOLD})",
-        )
-    for cap, field_name in _POLICY_FIELDS.items():
-        policy = s.policy(cap)
-        if not policy:
-            raise ConfigError(field_name, "policy is empty; list at least one provider")
-        for p in policy:
-            if p not in KNOWN_PROVIDERS:
-                raise ConfigError(field_name, f"unknown provider {p!r}; known: {', '.join(KNOWN_PROVIDERS)}")
-        if len(set(policy)) != len(policy):
-            raise ConfigError(field_name, "a provider is listed twice")
-    if not s.DATABASE_URL.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError("DATABASE_URL", "must start with sqlite:/// or postgresql://")
-    if s.TIER_MAXS.T0 <= 0 or s.TIER_MAXS.T1 <= 0:
-        raise ConfigError("TIER_MAXS__T0" if s.TIER_MAXS.T0 <= 0 else "TIER_MAXS__T1", "must be > 0")
-    for tier in Tier:
-        cadence = s.cadence(tier)
-        for name, value in cadence.model_dump().items():
-            if value is not None and value <= 0:
-                raise ConfigError(f"CADENCE_{tier.value}__{name}", f"must be positive (got {value})")
-    positive = [
-        "RECENT_LATENCY_CAP_MS",
-        "PROVIDER_TIMEOUT_SEC",
-        "BREAKER_FAILURE_THRESHOLD",
-        "BREAKER_OPEN_SECONDS",
-        "LIVE_BATCH_SIZE",
-        "LIVE_MAX_WINDOW_MINUTES",
-        "LIVE_WORKERS",
-        "LIVE_MAX_CONCURRENCY",
-        "BACKFILL_CHUNK_MINUTES",
-        "BACKFILL_MAX_CONCURRENCY_T0",
-        "BACKFILL_MAX_CONCURRENCY_T1",
-        "BACKFILL_MAX_CONCURRENCY_T2",
-        "BACKFILL_DISPATCH_RATE_PER_SEC",
-        "BACKFILL_MAX_QUEUE_T0",
-        "BACKFILL_MAX_QUEUE_T1",
-        "BACKFILL_MAX_QUEUE_T2",
-        "BACKFILL_MAX_ATTEMPTS",
-        "BACKFILL_RETRY_BASE_SECONDS",
-        "BACKFILL_RETRY_MAX_SECONDS",
-        "GAP_SCAN_INTERVAL_SEC",
-        "GAP_CONFIRM_EMPTY_ANSWERS",
-        "SLO_SAMPLE_INTERVAL_SEC",
-        "BACKFILL_MAX_RANGE_DAYS",
-        "BACKFILL_BATCH_SIZE",
-        "WS_REPLAY_MAX_BARS",
-        "WS_REPLAY_TTL_SEC",
-        "MDS_PORT",
-        "DB_POOL_MIN_SIZE",
-        "DB_POOL_MAX_SIZE",
-        "DB_STATEMENT_TIMEOUT_MS",
-        "DB_RETRY_MAX_SECONDS",
-        "CACHE_TTL_BARS_1M_SEC",
-        "CACHE_TTL_EOD_SEC",
-        "CACHE_TTL_QUOTES_L1_SEC",
-        "CACHE_TTL_OPTIONS_CHAIN_SEC",
-        "ANALYSIS_CACHE_TTL_SEC",
-    ]
-    for name in positive:
-        if getattr(s, name) <= 0:
-            raise ConfigError(name, f"must be positive (got {getattr(s, name)})")
-    for name in ("BACKFILL_LOOKBACK_DAYS_1M", "BACKFILL_LOOKBACK_DAYS_1D"):
-        if getattr(s, name) < 0:
-            raise ConfigError(name, "must be >= 0")
-    for name in type(s).model_fields:
-        if name.endswith("_RATE_PER_MIN") and getattr(s, name) is not None and getattr(s, name) <= 0:
-            raise ConfigError(name, f"must be positive (got {getattr(s, name)})")
-        if (
-            name.endswith("_BASE_URL")
-            and getattr(s, name)
-            and not str(getattr(s, name)).startswith(("http://", "https://"))
-        ):
-            raise ConfigError(name, "must be an http:// or https:// URL")
-    if s.DB_POOL_MIN_SIZE > s.DB_POOL_MAX_SIZE:
-        raise ConfigError("DB_POOL_MIN_SIZE", "must not exceed DB_POOL_MAX_SIZE")
-    if not 0.0 <= s.LIVE_RESERVED_RATE_SHARE < 1.0:
-        raise ConfigError(
-            "LIVE_RESERVED_RATE_SHARE", f"must be at least 0 and below 1 (got {s.LIVE_RESERVED_RATE_SHARE})"
-        )
-    # The default reserve is cut to fit a small pool (the store keeps one for backfills);
-    # a reserve set explicitly that leaves backfills no connection is a contradiction.
-    reserve_set = "LIVE_RESERVED_DB_CONNECTIONS" in s.model_fields_set
-    if s.LIVE_RESERVED_DB_CONNECTIONS < 0 or (
-        reserve_set and s.LIVE_RESERVED_DB_CONNECTIONS >= s.DB_POOL_MAX_SIZE
-    ):
-        raise ConfigError(
-            "LIVE_RESERVED_DB_CONNECTIONS",
-            f"must be at least 0 and below DB_POOL_MAX_SIZE ({s.DB_POOL_MAX_SIZE}), "
-            f"so backfills keep a connection (got {s.LIVE_RESERVED_DB_CONNECTIONS})",
-        )
-    if s.USE_RLC and s.QUEUE_BACKEND != "redis":
-        # The external coordinator's jobs arrive in Redis (RLC_REDIS_JOBS_KEY); without the
-        # Redis backend nothing would consume them, and silence is worse than a refusal.
-        raise ConfigError(
-            "USE_RLC", "USE_RLC=true needs QUEUE_BACKEND=redis (jobs arrive on RLC_REDIS_JOBS_KEY)"
-        )
+def _setting_at(loc: tuple[int | str, ...]) -> str:
+    """The setting an error location points into, spelled as in the environment
+    (``("CADENCE_T1", "bars_1m")`` -> ``CADENCE_T1__bars_1m``; list indexes dropped)."""
+    if not loc:
+        return "settings"
+    name = str(loc[0])
+    sub = _nested(name)
+    if sub is not None and len(loc) > 1 and loc[1] in sub.model_fields:
+        return f"{name}__{loc[1]}"
+    return name
+
+
+def _refusal(exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    if err["type"] == _CONFLICT:
+        return ConfigError(str((err.get("ctx") or {})["setting"]), err["msg"])
+    setting = _setting_at(err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    if setting not in _SECRETS and isinstance(value, str | int | float):
+        message += f" (got {value!r})"
+    return ConfigError(setting, message)
 
 
 def load_settings(
@@ -527,20 +604,17 @@ def load_settings(
     unknown = unknown_settings(env)
     if unknown:
         raise ConfigError(unknown[0], "is not a setting MDS knows (a typo?)")
-    try:
-        s = _settings_from(env, overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = "__".join(str(p) for p in err["loc"]) or "settings"
-        raise ConfigError(loc, err["msg"]) from None
-    validate_settings(s)
-    return s
-
-
-def _settings_from(env: Mapping[str, str], overrides: Mapping[str, Any]) -> Settings:
     token = _ENVIRON.set(env)
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+    except SettingsError as exc:
+        # A whole nested setting (TIER_MAXS=…) that is not a JSON object.
+        found = re.search(r'field "([^"]+)"', str(exc))
+        raise ConfigError(
+            found.group(1) if found else "settings", "is not valid JSON; or set its parts as NAME__part"
+        ) from None
     finally:
         _ENVIRON.reset(token)
 

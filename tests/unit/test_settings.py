@@ -1,12 +1,22 @@
-"""Settings: the seeds' names and defaults, and validate_settings naming the bad setting."""
+"""Settings: the seeds' names and defaults, constraints declared as types, refusals naming
+the setting, and every setting either read by the code or marked "not yet active"."""
 
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
+from typing import Annotated, Any
 
-from mds.config import Settings, load_settings, validate_settings
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+import mds
+from mds.config import KNOWN_PROVIDERS, Settings, load_settings
 from mds.domain.models import Capability, Tier
 from mds.errors import ConfigError
+
+SRC = Path(mds.__file__).parent
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_seed_defaults() -> None:
@@ -65,9 +75,11 @@ def test_nested_seed_names_override_one_field_and_keep_the_rest() -> None:
         ({"POLICY_EOD": "yahoo,nosuchvendor"}, "POLICY_EOD"),
         ({"POLICY_BARS_1M": " , "}, "POLICY_BARS_1M"),
         ({"POLICY_QUOTES_L1": "yahoo,yfinance"}, "POLICY_QUOTES_L1"),
+        ({"POLICY_EOD": '["yahoo"'}, "POLICY_EOD"),
         ({"CADENCE_T1__quotes_l1": "0"}, "CADENCE_T1__quotes_l1"),
         ({"CADENCE_T0__bars_1m": "-5"}, "CADENCE_T0__bars_1m"),
         ({"TIER_MAXS__T0": "0"}, "TIER_MAXS__T0"),
+        ({"TIER_MAXS": "lots"}, "TIER_MAXS"),  # a whole nested setting that is not JSON
         ({"BACKFILL_MAX_CONCURRENCY_T2": "0"}, "BACKFILL_MAX_CONCURRENCY_T2"),
         ({"BACKFILL_DISPATCH_RATE_PER_SEC": "0"}, "BACKFILL_DISPATCH_RATE_PER_SEC"),
         ({"LIVE_BATCH_SIZE": "lots"}, "LIVE_BATCH_SIZE"),
@@ -82,6 +94,8 @@ def test_nested_seed_names_override_one_field_and_keep_the_rest() -> None:
         ({"BARS_RESPONSE_CACHE_SECS": "60"}, "BARS_RESPONSE_CACHE_SECS"),
         ({"USE_RLC": "true"}, "USE_RLC"),
         ({"QUEUE_BACKEND": "kafka"}, "QUEUE_BACKEND"),
+        ({"DB_POOL_MIN_SIZE": "11"}, "DB_POOL_MIN_SIZE"),
+        ({"LIVE_RESERVED_DB_CONNECTIONS": "10"}, "LIVE_RESERVED_DB_CONNECTIONS"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
@@ -91,10 +105,177 @@ def test_invalid_settings_are_refused_naming_the_setting(env: dict[str, str], se
     assert setting in str(info.value)
 
 
-def test_validate_settings_on_a_constructed_object() -> None:
-    s = Settings(BREAKER_DEMOTE_THRESHOLD=0.9, BREAKER_PROMOTE_THRESHOLD=0.7)
-    with pytest.raises(ConfigError, match="BREAKER"):
-        validate_settings(s)
+# One bad value per constrained setting. Each must be refused by the setting's own type
+# (no other setting involved), which is what "declared" means here.
+DECLARED = [
+    ("DATABASE_URL", "mysql://x"),
+    ("DB_POOL_MIN_SIZE", "0"),
+    ("DB_POOL_MAX_SIZE", "0"),
+    ("DB_STATEMENT_TIMEOUT_MS", "0"),
+    ("DB_RETRY_MAX_SECONDS", "0"),
+    ("MARKET_PROVIDER_POLICY", "cheap"),
+    ("POLICY_BARS_1M", "nosuchvendor"),
+    ("POLICY_EOD", ""),
+    ("POLICY_QUOTES_L1", "yahoo,yfinance"),
+    ("POLICY_OPTIONS_CHAIN", "iex"),
+    ("BREAKER_DEMOTE_THRESHOLD", "-0.1"),
+    ("BREAKER_PROMOTE_THRESHOLD", "1.01"),
+    ("BREAKER_FAILURE_THRESHOLD", "0"),
+    ("BREAKER_OPEN_SECONDS", "0"),
+    ("RECENT_LATENCY_CAP_MS", "0"),
+    ("PROVIDER_TIMEOUT_SEC", "-1"),
+    ("TIER_MAXS__T0", "0"),
+    ("TIER_MAXS__T1", "-1"),
+    ("CADENCE_T0__quotes_l1", "0"),
+    ("CADENCE_T1__bars_1m", "-5"),
+    ("CADENCE_T2__eod", "0"),
+    ("QUEUE_BACKEND", "kafka"),
+    ("LIVE_BATCH_SIZE", "0"),
+    ("LIVE_MAX_WINDOW_MINUTES", "0"),
+    ("LIVE_WORKERS", "0"),
+    ("LIVE_MAX_CONCURRENCY", "0"),
+    ("LIVE_RESERVED_RATE_SHARE", "1"),
+    ("LIVE_RESERVED_RATE_SHARE", "-0.1"),
+    ("LIVE_RESERVED_DB_CONNECTIONS", "-1"),
+    ("BACKFILL_CHUNK_MINUTES", "0"),
+    ("BACKFILL_MAX_CONCURRENCY_T0", "0"),
+    ("BACKFILL_MAX_CONCURRENCY_T1", "0"),
+    ("BACKFILL_MAX_CONCURRENCY_T2", "0"),
+    ("BACKFILL_DISPATCH_RATE_PER_SEC", "0"),
+    ("BACKFILL_MAX_QUEUE_T0", "0"),
+    ("BACKFILL_MAX_QUEUE_T1", "0"),
+    ("BACKFILL_MAX_QUEUE_T2", "0"),
+    ("BACKFILL_MAX_ATTEMPTS", "0"),
+    ("BACKFILL_RETRY_BASE_SECONDS", "0"),
+    ("BACKFILL_RETRY_MAX_SECONDS", "0"),
+    ("GAP_CONFIRM_EMPTY_ANSWERS", "0"),
+    ("GAP_SCAN_INTERVAL_SEC", "0"),
+    ("SLO_SAMPLE_INTERVAL_SEC", "0"),
+    ("BACKFILL_MAX_RANGE_DAYS", "0"),
+    ("BACKFILL_BATCH_SIZE", "0"),
+    ("BACKFILL_LOOKBACK_DAYS_1M", "-1"),
+    ("BACKFILL_LOOKBACK_DAYS_1D", "-1"),
+    ("CACHE_TTL_QUOTES_L1_SEC", "0"),
+    ("BARS_RESPONSE_CACHE_MB", "-1"),
+    ("BARS_RESPONSE_CACHE_SEC", "0"),
+    ("ANALYSIS_CACHE_TTL_SEC", "0"),
+    ("WS_REPLAY_MAX_BARS", "0"),
+    ("WS_REPLAY_TTL_SEC", "0"),
+    ("YAHOO_BASE_URL", "ftp://example.com"),
+    ("TIINGO_BASE_URL", "example.com"),
+    ("FINNHUB_RATE_PER_MIN", "0"),
+    ("ALPACA_RATE_PER_MIN", "-3"),
+    ("MDS_PORT", "0"),
+]
+
+
+def _field_type(setting: str) -> TypeAdapter[Any]:
+    """The declared type of one setting (``NAME__part`` for a part of a nested one)."""
+    name, _, part = setting.partition("__")
+    field = Settings.model_fields[name]
+    if part:
+        assert isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        field = field.annotation.model_fields[part]
+    declared = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return TypeAdapter(declared)
+
+
+@pytest.mark.parametrize(("setting", "bad"), DECLARED, ids=[f"{s}={v}" for s, v in DECLARED])
+def test_constraints_are_declared_on_the_setting_s_type(setting: str, bad: str) -> None:
+    with pytest.raises(ValidationError):
+        _field_type(setting).validate_python(bad)
+    with pytest.raises(ConfigError) as info:
+        load_settings({setting: bad})
+    assert info.value.setting == setting
+    assert str(info.value).startswith(f"{setting}: ")
+
+
+@pytest.mark.parametrize(
+    ("setting", "good"),
+    [("POLICY_BARS_1M", "fmp,yfinance"), ("YAHOO_BASE_URL", "http://127.0.0.1:9"), ("CADENCE_T2__eod", None)],
+)
+def test_declared_types_accept_good_values(setting: str, good: str | None) -> None:
+    _field_type(setting).validate_python(good)
+
+
+def test_constructing_settings_directly_refuses_a_conflict_naming_the_setting() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(BREAKER_DEMOTE_THRESHOLD=0.9, BREAKER_PROMOTE_THRESHOLD=0.7)
+    err = info.value.errors()[0]
+    assert err["ctx"]["setting"] == "BREAKER_PROMOTE_THRESHOLD"
+
+
+def test_the_default_live_reserve_shrinks_to_fit_a_small_pool_but_an_explicit_one_must_fit() -> None:
+    assert load_settings({"DB_POOL_MAX_SIZE": "2"}).LIVE_RESERVED_DB_CONNECTIONS == 2
+    with pytest.raises(ConfigError, match="LIVE_RESERVED_DB_CONNECTIONS"):
+        load_settings({"DB_POOL_MAX_SIZE": "2", "LIVE_RESERVED_DB_CONNECTIONS": "2"})
+
+
+def test_a_blank_vendor_url_means_the_vendor_default() -> None:
+    assert load_settings({"YAHOO_BASE_URL": ""}).YAHOO_BASE_URL is None
+
+
+def test_policies_name_only_known_providers() -> None:
+    s = load_settings({"POLICY_EOD": ",".join(KNOWN_PROVIDERS)})
+    assert s.policy(Capability.EOD) == list(KNOWN_PROVIDERS)
+
+
+# -- every setting is read, or says which capability will read it -------------------
+
+#: Settings the code reads through an accessor or a computed name, not by their own name.
+#: Each key must still appear in src/ outside config.py, so this table cannot go stale.
+READ_THROUGH: dict[str, tuple[str, ...]] = {
+    ".policy(": (
+        "MARKET_PROVIDER_POLICY",
+        "POLICY_BARS_1M",
+        "POLICY_EOD",
+        "POLICY_QUOTES_L1",
+        "POLICY_OPTIONS_CHAIN",
+    ),
+    ".cadence(": ("CADENCE_T0", "CADENCE_T1", "CADENCE_T2"),
+    ".backfill_concurrency(": tuple(f"BACKFILL_MAX_CONCURRENCY_{t.value}" for t in Tier),
+    ".backfill_max_queue(": tuple(f"BACKFILL_MAX_QUEUE_{t.value}" for t in Tier),
+    # providers/http.py reads getattr(settings, f"{name.upper()}_BASE_URL"), one per vendor.
+    '_BASE_URL"': tuple(n for n in Settings.model_fields if n.endswith("_BASE_URL")),
+    '_RATE_PER_MIN"': tuple(n for n in Settings.model_fields if n.endswith("_RATE_PER_MIN")),
+}
+
+
+def _source_outside_config() -> str:
+    return "\n".join(
+        p.read_text() for p in sorted(SRC.rglob("*.py")) if p.resolve() != (SRC / "config.py").resolve()
+    )
+
+
+def test_every_setting_is_read_or_marked_not_yet_active() -> None:
+    source = _source_outside_config()
+    for accessor in READ_THROUGH:
+        assert accessor in source, f"{accessor} is no longer used; update READ_THROUGH"
+    for name in READ_THROUGH['_BASE_URL"'] + READ_THROUGH['_RATE_PER_MIN"']:
+        vendor = name.removesuffix("_BASE_URL").removesuffix("_RATE_PER_MIN").lower()
+        assert vendor in KNOWN_PROVIDERS and (SRC / "providers" / f"{vendor}.py").exists(), name
+    through = {name for names in READ_THROUGH.values() for name in names}
+
+    unread, stale_marks = [], []
+    for name, field in Settings.model_fields.items():
+        read = name in through or re.search(rf"\b{name}\b", source) is not None
+        marked = "not yet active" in (field.description or "")
+        if not read and not marked:
+            unread.append(name)
+        if read and marked:
+            stale_marks.append(name)
+    assert not unread, f"settings nothing reads; remove them or mark them 'not yet active': {unread}"
+    assert not stale_marks, f"settings read by the code but marked 'not yet active': {stale_marks}"
+
+
+def test_readme_lists_the_not_yet_active_settings() -> None:
+    marked = {n for n, f in Settings.model_fields.items() if "not yet active" in (f.description or "")}
+    text = README.read_text()
+    paragraph = text[text.index("Not yet active") :].split("\n\n", 1)[0]
+    assert set(re.findall(r"`([A-Z][A-Z0-9_]+)`", paragraph)) == marked
+
+
+# -- loading -------------------------------------------------------------------------
 
 
 def test_test_harness_variables_are_not_mistaken_for_typos() -> None:
@@ -102,7 +283,7 @@ def test_test_harness_variables_are_not_mistaken_for_typos() -> None:
     assert s.MDS_PORT == 8001
 
 
-def test_env_file_is_read_and_environment_wins(tmp_path) -> None:
+def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     f = tmp_path / "mds.env"
     f.write_text('# comment\nMDS_PORT=9001\nBREAKER_DEMOTE_THRESHOLD=0.5  # inline\nTIER_MAXS__T0="7"\n')
     s = load_settings({"MDS_PORT": "9002"}, env_file=f)
