@@ -18,8 +18,10 @@
     └── NotFound(kind, key)                  unknown symbol, job, cursor ...
 
 Adapters translate vendor and transport failures into ProviderError subclasses; the
-API translates MdsError into problem+json (see ``mds.api.errors``). Nothing else
-catches broad exceptions.
+API translates MdsError into problem+json (see ``mds.api.errors``). One place catches
+broad exceptions on purpose: the router turns anything else an adapter raises into that
+provider's ``BadPayload`` (logged with its traceback) and fails over, since a vendor can
+always surprise a parser.
 """
 
 from __future__ import annotations

@@ -9,10 +9,7 @@ import pytest
 
 from mds.calendar import MarketCalendar, Session, get_calendar
 from mds.domain.models import Interval
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.helpers import utc
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,9 @@ from mds.calendar import MarketCalendar
 from mds.domain.models import BarStatus, Interval
 from mds.providers.sim.market import ground_truth
 from mds.services.rollup import rollup
+from tests.helpers import rows as _values
 
 CAL = MarketCalendar()
-
-
-def _values(bars):
-    return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
 
 
 @pytest.mark.parametrize("interval", [Interval.M5, Interval.M15, Interval.H1])

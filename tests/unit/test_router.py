@@ -7,6 +7,7 @@ outcomes (a value, or a typed ProviderError to raise).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,7 @@ class FakeProvider:
     ) -> None:
         self.name = name
         self.capabilities = frozenset(capabilities)
+        self.times_transport = False
         self._configured = configured
         self.script = list(script)
         self.delay = delay
@@ -81,7 +83,8 @@ class FakeProvider:
 
 
 async def ask(p: Provider) -> str:
-    return await p.ask()  # type: ignore[attr-defined]
+    assert isinstance(p, FakeProvider)
+    return await p.ask()
 
 
 def make(*providers: FakeProvider, env: dict[str, str] | None = None) -> tuple[Router, ManualClock, Metrics]:
@@ -342,13 +345,13 @@ async def test_all_fail_lists_each_reason() -> None:
         "sim_backup": "bad_payload: garbage",
         "yahoo": "unavailable: 502",
     }
-    assert err.retry_after is None  # type: ignore[attr-defined]
+    assert err.retry_after is None
 
     # Now every breaker is open: the next call is refused without trying anyone.
     with pytest.raises(NoProviderAvailable) as info:
         await router.call(BARS, ask)
     assert info.value.errors == {p: "skipped: open" for p in ("sim", "sim_backup", "yahoo")}
-    assert info.value.retry_after is None  # type: ignore[attr-defined]
+    assert info.value.retry_after is None
     assert sim.calls == 4
 
 
@@ -381,12 +384,12 @@ async def test_retry_after_when_only_rate_limits_stand_in_the_way() -> None:
 
     with pytest.raises(NoProviderAvailable) as info:
         await router.call(BARS, ask)
-    assert info.value.retry_after == 10  # type: ignore[attr-defined]
+    assert info.value.retry_after == 10
 
     clock.advance(4)
     with pytest.raises(NoProviderAvailable) as info:
         await router.call(BARS, ask)
-    assert info.value.retry_after == pytest.approx(6)  # type: ignore[attr-defined]
+    assert info.value.retry_after == pytest.approx(6)
     assert info.value.errors["sim"] == "skipped: rate limited until 2024-03-08T15:00:20+00:00"
     assert sim.calls == 1 and backup.calls == 1
 
@@ -400,20 +403,55 @@ async def test_retry_after_none_when_another_provider_failed() -> None:
     router, _, _ = make(sim, backup)
     with pytest.raises(NoProviderAvailable) as info:
         await router.call(BARS, ask)
-    assert info.value.retry_after is None  # type: ignore[attr-defined]
+    assert info.value.retry_after is None
 
 
-async def test_bugs_propagate_and_free_the_probe() -> None:
-    sim = FakeProvider("sim", [Unavailable("sim")] * 3 + [RuntimeError("bug")])
+async def test_an_adapter_bug_is_a_bad_payload_and_fails_over(caplog: pytest.LogCaptureFixture) -> None:
+    sim = FakeProvider("sim", [ZeroDivisionError("division by zero")])
+    router, _, metrics = make(sim, FakeProvider("sim_backup"))
+
+    with caplog.at_level(logging.ERROR, logger="mds.routing.router"):
+        routed = await router.call(BARS, ask)
+
+    assert (routed.provider, routed.value) == ("sim_backup", "sim_backup-answer")
+    assert routed.attempts == (("sim", "bad_payload"),)
+    assert metrics.value("provider_bad_payloads_total", provider="sim") == 1
+    assert provider_errors(metrics, "sim", "bad_payload") == 1
+    assert snap(router, "sim")["consecutive_failures"] == 1  # a failure like any bad payload
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+    assert "sim" in record.getMessage()
+    assert "Traceback" in caplog.text and "ZeroDivisionError: division by zero" in caplog.text
+
+
+async def test_an_adapter_bug_on_every_provider_is_no_provider_available() -> None:
+    router, _, metrics = make(FakeProvider("sim", [KeyError("t")]), FakeProvider("sim_backup", [TypeError()]))
+    with pytest.raises(NoProviderAvailable) as info:
+        await router.call(BARS, ask)
+    assert info.value.errors == {
+        "sim": "bad_payload: unexpected KeyError in the adapter",
+        "sim_backup": "bad_payload: unexpected TypeError in the adapter",
+    }
+    assert metrics.value("provider_bad_payloads_total", provider="sim_backup") == 1
+
+
+async def test_cancellation_propagates_and_frees_the_probe() -> None:
+    sim = FakeProvider("sim", [Unavailable("sim")] * 3)
     router, clock, metrics = make(sim, FakeProvider("sim_backup"))
     for _ in range(3):
         await router.call(BARS, ask)
     clock.advance(30)
-    with pytest.raises(RuntimeError):
-        await router.call(BARS, ask)
+    sim.gate = asyncio.Event()  # the probe hangs until cancelled
+    probe = asyncio.create_task(router.call(BARS, ask))
+    await asyncio.sleep(0)  # let the probe start and block on the gate
+    assert sim.calls == 4 and router.order(BARS) == ["sim_backup"]
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
     assert router.state("sim") is BreakerState.HALF_OPEN
     assert router.order(BARS) == ["sim", "sim_backup"]  # the probe slot is free again
     assert provider_errors(metrics, "sim", "unavailable") == 3
+    assert metrics.value("provider_bad_payloads_total", provider="sim") == 0
 
 
 async def test_record_completeness_lowers_health_and_can_demote() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,13 +14,10 @@ from mds.ingest.gaps import Gap
 from mds.ingest.scan import closed_expected, scan_gaps, summarize
 from mds.providers.sim.market import ground_truth
 from mds.storage.sqlite import SqliteStore
+from tests.helpers import utc
 
 CAL = get_calendar("XNYS")
 M1 = Interval.M1
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 # Two full sessions, 2025-10-07 and 2025-10-08 (13:30Z-20:00Z), and the early close on

@@ -12,11 +12,7 @@ from hypothesis import strategies as st
 from mds.calendar import get_calendar
 from mds.domain.models import Bar, BarStatus, Interval
 from mds.providers.sim import SimMarket, ground_truth
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
+from tests.helpers import utc
 
 CAL = get_calendar("XNYS")
 

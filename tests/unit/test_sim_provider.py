@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,11 +13,7 @@ from mds.domain.models import BarStatus, Capability, Interval
 from mds.errors import BadPayload, ConfigError, RateLimited, Unavailable
 from mds.providers.base import Provider
 from mds.providers.sim import SimFaults, SimMarket, SimProvider, ground_truth
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
+from tests.helpers import utc
 
 SESSION_START, SESSION_END = utc(2025, 6, 11, 13, 30), utc(2025, 6, 11, 20)
 NOW = utc(2025, 6, 11, 15, 0)

@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -31,7 +31,6 @@ from mds.providers.sessiongrid import session_grid
 from mds.providers.timeconv import NEW_YORK, local_date, session_open
 
 _TIMEFRAMES = {Interval.M1: "1Min", Interval.M5: "5Min", Interval.M15: "15Min", Interval.D1: "1Day"}
-_BAD_SHAPE = (KeyError, TypeError, ValueError, AttributeError)
 
 
 def _rfc3339(ts: datetime) -> str:
@@ -89,14 +88,16 @@ class AlpacaProvider(HttpProvider):
             raise self.bad("bars is not a list")
         out: list[Bar] = []
         name, adjusted = self.name, self.adjusted
-        try:
+        with self.reading("bars"):
             grid = None if interval is Interval.D1 else session_grid(self.calendar, interval, start, end).get
             for r in rows:
-                ts = _parse_ts(r["t"])
+                stamp = _parse_ts(r["t"])
                 # Daily: the stamp's ET date names the session. Intraday: keep regular-hours
                 # bars only (the IEX feed includes pre- and post-market bars).
                 ts = (
-                    session_open(local_date(ts), self.calendar) if grid is None else grid(int(ts.timestamp()))
+                    session_open(local_date(stamp), self.calendar)
+                    if grid is None
+                    else grid(int(stamp.timestamp()))
                 )
                 if ts is not None:
                     o, h, low, c, v = (
@@ -107,8 +108,6 @@ class AlpacaProvider(HttpProvider):
                         float(r["v"]),
                     )
                     out.append(Bar(symbol, interval, ts, o, h, low, c, v, name, adjusted))
-        except _BAD_SHAPE as exc:
-            raise self.bad(f"malformed bar: {type(exc).__name__}: {exc}") from None
         token = data.get("next_page_token")
         if not token:
             return Page(out)
@@ -125,7 +124,7 @@ class AlpacaProvider(HttpProvider):
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
         data = self._json(body)
         out: list[Quote] = []
-        try:
+        with self.reading("snapshot"):
             for symbol in symbols:
                 snap = data.get(symbol)
                 if not snap:
@@ -146,8 +145,6 @@ class AlpacaProvider(HttpProvider):
                         provider=self.name,
                     )
                 )
-        except _BAD_SHAPE as exc:
-            raise self.bad(f"malformed snapshot: {type(exc).__name__}: {exc}") from None
         return out
 
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
@@ -161,7 +158,7 @@ class AlpacaProvider(HttpProvider):
             raise RateLimited(self.name, message, retry_after=_retry_after(response))
         super().check_response(response, capability)
 
-    def _json(self, body: bytes) -> dict:
+    def _json(self, body: bytes) -> dict[str, Any]:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -102,23 +102,26 @@ class AlphaVantageProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        doc = self._json(body)
-        key = "Time Series (Daily)" if interval is Interval.D1 else f"Time Series ({_INTERVALS[interval]})"
-        series = doc.get(key)
-        if not isinstance(series, dict):
-            raise self.bad(f"no {key!r} in the body (keys: {sorted(doc)[:5]})")
-        if interval is Interval.D1:
-            return self._daily(doc, series, symbol=symbol, start=start)
-        bars = []
-        for stamp, row in series.items():
-            ts = self._stamp(stamp, timeconv.from_local)
-            session = self.calendar.session_for(ts)
-            if session is None:  # extended-hours bar despite extended_hours=false: not ours
-                continue
-            if (ts - session.open).total_seconds() % interval.seconds:
-                raise self.bad(f"{stamp} is not on the {interval.value} grid from the session open")
-            bars.append(self.bar(symbol, interval, ts, *self._values(stamp, row)))
-        return Page(bars)
+        with self.reading("time series"):
+            doc = self._json(body)
+            key = (
+                "Time Series (Daily)" if interval is Interval.D1 else f"Time Series ({_INTERVALS[interval]})"
+            )
+            series = doc.get(key)
+            if not isinstance(series, dict):
+                raise self.bad(f"no {key!r} in the body (keys: {sorted(doc)[:5]})")
+            if interval is Interval.D1:
+                return self._daily(doc, series, symbol=symbol, start=start)
+            bars = []
+            for stamp, row in series.items():
+                ts = self._stamp(stamp, timeconv.from_local)
+                session = self.calendar.session_for(ts)
+                if session is None:  # extended-hours bar despite extended_hours=false: not ours
+                    continue
+                if (ts - session.open).total_seconds() % interval.seconds:
+                    raise self.bad(f"{stamp} is not on the {interval.value} grid from the session open")
+                bars.append(self.bar(symbol, interval, ts, *self._values(stamp, row)))
+            return Page(bars)
 
     def _daily(
         self, doc: dict[str, Any], series: dict[str, Any], *, symbol: str, start: datetime
@@ -151,22 +154,23 @@ class AlphaVantageProvider(HttpProvider):
             raise self.bad(f"bar {stamp!r} lacks a numeric OHLCV field") from None
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        quote = self._json(body).get("Global Quote")
-        if not isinstance(quote, dict):
-            raise self.bad("no 'Global Quote' in the body")
-        if not quote:  # {"Global Quote": {}}: the symbol is unknown to the vendor
-            return []
-        try:
-            symbol, last = str(quote["01. symbol"]), float(quote["05. price"])
-            day = date.fromisoformat(quote["07. latest trading day"])
-        except (KeyError, TypeError, ValueError):
-            raise self.bad("quote lacks symbol, price or latest trading day") from None
-        # The vendor stamps a quote with its trading day only; the latest instant the
-        # price can be from is that session's close (or now, while it is still open).
-        session = self.calendar.session_on(day)
-        close = session.close if session else datetime.combine(day, datetime.min.time(), UTC)
-        ts = min(close, datetime.now(UTC))
-        return [Quote(symbol=symbol, ts=ts, bid=None, ask=None, last=last, provider=self.name)]
+        with self.reading("quote"):
+            quote = self._json(body).get("Global Quote")
+            if not isinstance(quote, dict):
+                raise self.bad("no 'Global Quote' in the body")
+            if not quote:  # {"Global Quote": {}}: the symbol is unknown to the vendor
+                return []
+            try:
+                symbol, last = str(quote["01. symbol"]), float(quote["05. price"])
+                day = date.fromisoformat(quote["07. latest trading day"])
+            except (KeyError, TypeError, ValueError):
+                raise self.bad("quote lacks symbol, price or latest trading day") from None
+            # The vendor stamps a quote with its trading day only; the latest instant the
+            # price can be from is that session's close (or now, while it is still open).
+            session = self.calendar.session_on(day)
+            close = session.close if session else datetime.combine(day, datetime.min.time(), UTC)
+            ts = min(close, datetime.now(UTC))
+            return [Quote(symbol=symbol, ts=ts, bid=None, ask=None, last=last, provider=self.name)]
 
     # -- errors --------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:

@@ -11,14 +11,25 @@ from mds.errors import BadPayload
 
 
 class Provider(Protocol):
-    """A source of bars and quotes. Failures are raised as ``mds.errors.ProviderError``s."""
+    """A source of bars and quotes. Failures are raised as ``mds.errors.ProviderError``s.
 
-    name: str
-    capabilities: frozenset[Capability]
-    #: True when the adapter wraps each exchange with the vendor in
-    #: ``mds.routing.timing.transport()``; the router then measures and times out only
-    #: that, not MDS's own waits. Providers without it are measured as a whole.
-    times_transport: bool
+    ``name``, ``capabilities`` and ``times_transport`` are read-only members: a vendor
+    adapter declares them once for its class (``ClassVar``s of ``HttpProvider``), a sim
+    provider per instance, and the router only reads them.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    @property
+    def times_transport(self) -> bool:
+        """True when the adapter wraps each exchange with the vendor in
+        ``mds.routing.timing.transport()``; the router then measures and times out only
+        that, not MDS's own waits. Providers without it are measured as a whole."""
+        ...
 
     @property
     def configured(self) -> bool:

@@ -72,23 +72,25 @@ class FinnhubProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        doc = self._load(body)
-        status = doc.get("s")
-        if status == "no_data":
-            raise NoData(self.name, f"{symbol}: no_data for {interval.value}", code="no_data")
-        if status != "ok":
-            raise self.bad(f"candle status {status!r}")
-        columns = [doc.get(k) for k in ("t", "o", "h", "l", "c", "v")]
-        if any(not isinstance(col, list) for col in columns) or len({len(c) for c in columns}) != 1:
-            raise self.bad("candle arrays missing or of different lengths")
-        bars: list[Bar] = []
-        for t, o, h, low, c, v in zip(*columns, strict=True):
-            if None in (t, o, h, low, c, v):
-                raise self.bad(f"{symbol} candle at {t}: null in {(o, h, low, c, v)}")
-            ts = self._bar_time(t, interval)
-            if ts is not None:
-                bars.append(self.bar(symbol, interval, ts, o, h, low, c, v))
-        return Page(bars)
+        with self.reading("candles"):
+            doc = self._load(body)
+            status = doc.get("s")
+            if status == "no_data":
+                raise NoData(self.name, f"{symbol}: no_data for {interval.value}", code="no_data")
+            if status != "ok":
+                raise self.bad(f"candle status {status!r}")
+            found = [doc.get(k) for k in ("t", "o", "h", "l", "c", "v")]
+            columns = [col for col in found if isinstance(col, list)]
+            if len(columns) != len(found) or len({len(c) for c in columns}) != 1:
+                raise self.bad("candle arrays missing or of different lengths")
+            bars: list[Bar] = []
+            for t, o, h, low, c, v in zip(*columns, strict=True):
+                if None in (t, o, h, low, c, v):
+                    raise self.bad(f"{symbol} candle at {t}: null in {(o, h, low, c, v)}")
+                ts = self._bar_time(t, interval)
+                if ts is not None:
+                    bars.append(self.bar(symbol, interval, ts, o, h, low, c, v))
+            return Page(bars)
 
     def _bar_time(self, t: Any, interval: Interval) -> datetime | None:
         if not isinstance(t, int | float):
@@ -119,22 +121,23 @@ class FinnhubProvider(HttpProvider):
         doc = self._load(body)
         if len(symbols) != 1:
             raise ValueError("a Finnhub quote body answers exactly one symbol")
-        last, at = doc.get("c"), doc.get("t")
-        if not isinstance(last, int | float) or not isinstance(at, int | float):
-            raise self.bad(f"quote without c/t: {body[:80]!r}")
-        if at == 0 or last == 0:
-            return []  # Finnhub's answer for an unknown symbol: all zeros, t=0
-        # /quote carries no bid/ask; the last trade price and its time are all there is.
-        return [
-            Quote(
-                symbol=symbols[0],
-                ts=timeconv.from_epoch(at),
-                bid=None,
-                ask=None,
-                last=float(last),
-                provider=self.name,
-            )
-        ]
+        with self.reading("quote"):
+            last, at = doc.get("c"), doc.get("t")
+            if not isinstance(last, int | float) or not isinstance(at, int | float):
+                raise self.bad(f"quote without c/t: {body[:80]!r}")
+            if at == 0 or last == 0:
+                return []  # Finnhub's answer for an unknown symbol: all zeros, t=0
+            # /quote carries no bid/ask; the last trade price and its time are all there is.
+            return [
+                Quote(
+                    symbol=symbols[0],
+                    ts=timeconv.from_epoch(at),
+                    bid=None,
+                    ask=None,
+                    last=float(last),
+                    provider=self.name,
+                )
+            ]
 
     # -- errors --------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:

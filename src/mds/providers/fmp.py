@@ -96,22 +96,23 @@ class FmpProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        daily = interval is Interval.D1
-        fields = ("adjOpen", "adjHigh", "adjLow", "adjClose", "volume") if daily else _PLAIN
-        bars = []
-        for row in self._rows(body):
-            try:
-                stamp = str(row["date"])
-                ts = timeconv.session_open(date.fromisoformat(stamp), self.calendar) if daily else None
-                if not daily:
-                    ts = self._intraday_ts(stamp, interval)
-                values = [float(row[f]) for f in fields]
-            except (KeyError, TypeError, ValueError):
-                raise self.bad(f"row lacks a valid date or numeric OHLCV: {str(row)[:120]}") from None
-            if ts is None:  # outside every session (closed date, extended hours): not ours
-                continue
-            bars.append(self.bar(symbol, interval, ts, *values))
-        return Page(bars)
+        with self.reading("bars"):
+            daily = interval is Interval.D1
+            fields = ("adjOpen", "adjHigh", "adjLow", "adjClose", "volume") if daily else _PLAIN
+            bars = []
+            for row in self._rows(body):
+                try:
+                    stamp = str(row["date"])
+                    ts = timeconv.session_open(date.fromisoformat(stamp), self.calendar) if daily else None
+                    if not daily:
+                        ts = self._intraday_ts(stamp, interval)
+                    values = [float(row[f]) for f in fields]
+                except (KeyError, TypeError, ValueError):
+                    raise self.bad(f"row lacks a valid date or numeric OHLCV: {str(row)[:120]}") from None
+                if ts is None:  # outside every session (closed date, extended hours): not ours
+                    continue
+                bars.append(self.bar(symbol, interval, ts, *values))
+            return Page(bars)
 
     def _intraday_ts(self, stamp: str, interval: Interval) -> datetime | None:
         """Exchange-local start label → UTC open; None outside sessions; refuse off-grid bars."""
@@ -125,18 +126,19 @@ class FmpProvider(HttpProvider):
         return ts
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        out = []
-        for row in self._rows(body):
-            try:
-                symbol, last, ts = (
-                    str(row["symbol"]),
-                    float(row["price"]),
-                    timeconv.from_epoch(row["timestamp"]),
-                )
-            except (KeyError, TypeError, ValueError):
-                raise self.bad("quote lacks symbol, price or timestamp") from None
-            out.append(Quote(symbol=symbol, ts=ts, bid=None, ask=None, last=last, provider=self.name))
-        return out
+        with self.reading("quote"):
+            out = []
+            for row in self._rows(body):
+                try:
+                    symbol, last, ts = (
+                        str(row["symbol"]),
+                        float(row["price"]),
+                        timeconv.from_epoch(row["timestamp"]),
+                    )
+                except (KeyError, TypeError, ValueError):
+                    raise self.bad("quote lacks symbol, price or timestamp") from None
+                out.append(Quote(symbol=symbol, ts=ts, bid=None, ask=None, last=last, provider=self.name))
+            return out
 
     # -- errors --------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:

@@ -4,15 +4,21 @@ A vendor module subclasses ``HttpProvider`` and writes only pure translation:
 ``bars_request`` (domain → request), ``parse_bars`` (bytes → bars and the next page),
 ``quotes_request`` / ``parse_quotes``, and, where the vendor needs it, ``check_response``
 for its own ways of saying "throttled" or "not entitled" with a 200 or a 403.
+
+Parsers read a body inside ``with self.reading(...)``: whatever Python raises on a body
+of the wrong shape (a string where a number belongs, a time past what ``datetime``
+holds) leaves the adapter as ``BadPayload``, never as a ``ValueError``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 import httpx
 from limits import RateLimitItem
@@ -45,6 +51,19 @@ T = TypeVar("T")
 
 _SECRET_PARAMS = re.compile(r"(?i)(api[_-]?key|apikey|token|secret|key)=[^&]*")
 
+#: What Python raises on vendor data of the wrong shape: a missing key or row, a wrong
+#: type, an unparsable number or date, and a time past what ``datetime`` holds
+#: (``fromtimestamp`` raises OverflowError, ValueError or, on some platforms, OSError).
+SHAPE_ERRORS: tuple[type[Exception], ...] = (
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    OSError,
+)
+
 
 @dataclass(frozen=True)
 class RequestSpec:
@@ -66,6 +85,31 @@ def redact(text: str) -> str:
     return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _hiding_keys(fetch: Callable[_P, Coroutine[Any, Any, _R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Wrap a ``fetch_*`` method so no error it raises carries the provider's keys.
+
+    Vendors echo what they were sent ("invalid key test-key ...") in bodies that error
+    messages quote; ``redact`` only catches ``key=value`` pairs, so the configured
+    secrets themselves are replaced too, on the way out of every fetch.
+    """
+
+    @functools.wraps(fetch)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await fetch(*args, **kwargs)
+        except ProviderError as exc:
+            provider = args[0]
+            assert isinstance(provider, HttpProvider)
+            provider.hide_keys_in(exc)
+            raise
+
+    return wrapper
+
+
 class HttpProvider:
     """Base of the vendor adapters. Class attributes declare the vendor; hooks translate."""
 
@@ -81,6 +125,13 @@ class HttpProvider:
     max_pages: ClassVar[int] = 200
     #: Each GET is wrapped in ``transport()``: latency and timeouts exclude limiter waits.
     times_transport: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every fetch entry point, the base's and any a vendor overrides, hides the keys.
+        super().__init_subclass__(**kwargs)
+        for name in ("fetch_bars", "fetch_quotes", "fetch_options_chain"):
+            if name in cls.__dict__:
+                setattr(cls, name, _hiding_keys(cls.__dict__[name]))
 
     def __init__(
         self,
@@ -114,6 +165,20 @@ class HttpProvider:
     def key(self, setting: str) -> str:
         secret = getattr(self.settings, setting)
         return secret.get_secret_value() if secret is not None else ""
+
+    def hide_keys_in(self, exc: ProviderError) -> None:
+        """Replace this provider's configured secrets in ``exc``'s message, in place."""
+        secrets = [k for k in (self.key(s) for s in self.key_settings) if len(k) >= 4]
+        if not secrets:
+            return
+
+        def hide(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, "***")
+            return text
+
+        exc.message = hide(exc.message)
+        exc.args = tuple(hide(a) if isinstance(a, str) else a for a in exc.args)
 
     # -- hooks each vendor implements (pure) ---------------------------------------
     def bars_request(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> RequestSpec:
@@ -157,6 +222,7 @@ class HttpProvider:
         raise Unavailable(self.name, detail, code=str(status))
 
     # -- I/O -----------------------------------------------------------------------
+    @_hiding_keys
     async def fetch_bars(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> list[Bar]:
         interval = Interval(interval)
         start, end = ensure_utc(start), ensure_utc(end)
@@ -176,6 +242,7 @@ class HttpProvider:
         bars = [b for b in bars if start <= b.ts < end]
         return validate_bars(self.name, bars, symbol=symbol, interval=interval, start=start, end=end)
 
+    @_hiding_keys
     async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]:
         out: list[Quote] = []
         for spec in self.quotes_request(symbols):
@@ -183,6 +250,7 @@ class HttpProvider:
             out.extend(self.parse_quotes(body, symbols))
         return out
 
+    @_hiding_keys
     async def fetch_options_chain(self, symbol: str, expiration: date | None = None) -> list[OptionQuote]:
         spec: RequestSpec | None = self.options_request(symbol, expiration)
         out: list[OptionQuote] = []
@@ -222,7 +290,20 @@ class HttpProvider:
 
     # -- helpers for subclasses ----------------------------------------------------
     def bad(self, message: str) -> BadPayload:
-        return BadPayload(self.name, message)
+        exc = BadPayload(self.name, message)
+        self.hide_keys_in(exc)  # parsers quote the body, which may echo the key
+        return exc
+
+    @contextmanager
+    def reading(self, what: str) -> Iterator[None]:
+        """Raise ``SHAPE_ERRORS`` from the block as BadPayload naming ``what`` was read.
+
+        Typed errors the block raises (BadPayload, NoData ...) pass through unchanged.
+        """
+        try:
+            yield
+        except SHAPE_ERRORS as exc:
+            raise self.bad(f"malformed {what}: {type(exc).__name__}: {exc}"[:300]) from None
 
     def bar(
         self,
@@ -254,4 +335,4 @@ def _short(response: httpx.Response) -> str:
     return redact(f"HTTP {response.status_code} from {response.request.url.path}: {text}")
 
 
-__all__ = ["HttpProvider", "Page", "ProviderError", "RequestSpec", "redact", "retry_after"]
+__all__ = ["SHAPE_ERRORS", "HttpProvider", "Page", "ProviderError", "RequestSpec", "redact", "retry_after"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -37,7 +37,6 @@ _SPANS = {
     Interval.M15: ("15", "minute"),
     Interval.D1: ("1", "day"),
 }
-_BAD_SHAPE = (KeyError, TypeError, ValueError, AttributeError)
 
 
 class _Agg(msgspec.Struct, gc=False):
@@ -103,7 +102,7 @@ class PolygonProvider(HttpProvider):
     ) -> Page[Bar]:
         # Typed decoding (msgspec) validates every field while it parses: a null, a string
         # or a missing "o" is a BadPayload, and no per-bar dict is ever built.
-        with gc_paused():
+        with gc_paused(), self.reading("aggregates"):
             return self._parse_aggs(body, symbol=symbol, interval=interval, start=start, end=end)
 
     def _parse_aggs(
@@ -136,11 +135,7 @@ class PolygonProvider(HttpProvider):
             ]
         return Page(out, self._next({"next_url": data.next_url}))
 
-    def _row(self, symbol: str, interval: Interval, ts: datetime, r: dict) -> Bar:
-        o, h, low, c, v = float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), float(r["v"])
-        return Bar(symbol, interval, ts, o, h, low, c, v, self.name, self.adjusted)
-
-    def _next(self, data: dict) -> RequestSpec | None:
+    def _next(self, data: dict[str, Any]) -> RequestSpec | None:
         next_url = data.get("next_url")
         if not next_url:
             return None
@@ -161,7 +156,7 @@ class PolygonProvider(HttpProvider):
         data = self._json(body)
         wanted = set(symbols)
         out: list[Quote] = []
-        try:
+        with self.reading("snapshot"):
             for snap in data.get("tickers") or []:
                 if snap["ticker"] not in wanted:
                     continue
@@ -185,8 +180,6 @@ class PolygonProvider(HttpProvider):
                         provider=self.name,
                     )
                 )
-        except _BAD_SHAPE as exc:
-            raise self.bad(f"malformed snapshot: {type(exc).__name__}: {exc}") from None
         return out
 
     # -- options -------------------------------------------------------------------
@@ -199,7 +192,7 @@ class PolygonProvider(HttpProvider):
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
         data = self._json(body)
         out: list[OptionQuote] = []
-        try:
+        with self.reading("option snapshot"):
             for r in data.get("results") or []:
                 d, q = r["details"], r.get("last_quote") or {}
                 trade, day = r.get("last_trade") or {}, r.get("day") or {}
@@ -221,8 +214,6 @@ class PolygonProvider(HttpProvider):
                         provider=self.name,
                     )
                 )
-        except _BAD_SHAPE as exc:
-            raise self.bad(f"malformed option snapshot: {type(exc).__name__}: {exc}") from None
         return Page(out, self._next(data))
 
     # -- failures ------------------------------------------------------------------
@@ -237,7 +228,7 @@ class PolygonProvider(HttpProvider):
             raise RateLimited(self.name, _message(response), retry_after=retry_after(response, 60.0))
         super().check_response(response, capability)
 
-    def _json(self, body: bytes) -> dict:
+    def _json(self, body: bytes) -> dict[str, Any]:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from typing import cast
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
@@ -39,7 +40,7 @@ VENDORS = {
 
 def vendor_class(name: str) -> type[HttpProvider]:
     module, _, cls = VENDORS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return cast(type[HttpProvider], getattr(importlib.import_module(module), cls))
 
 
 def policy_names(settings: Settings) -> list[str]:

@@ -53,30 +53,31 @@ class StooqProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        try:
-            text = body.decode("utf-8-sig").strip()
-        except UnicodeDecodeError:
-            raise self.bad("body is not UTF-8 text") from None
-        if text.lower().startswith("no data"):
-            raise NoData(self.name, f"{symbol}: No data", code="no_data")
-        rows = list(csv.reader(io.StringIO(text)))
-        if not rows or [c.strip().lower() for c in rows[0]] != _HEADER:
-            raise self.bad(f"unexpected CSV header {text[:60]!r}")
-        bars: list[Bar] = []
-        for row in rows[1:]:
-            if not row:
-                continue
-            if len(row) != len(_HEADER):
-                raise self.bad(f"{symbol}: row {row!r} has {len(row)} fields")
+        with self.reading("CSV"):
             try:
-                day = date.fromisoformat(row[0])
-                o, h, low, c, v = (float(x) for x in row[1:])
-            except ValueError:
-                raise self.bad(f"{symbol}: unparsable row {row!r}") from None
-            ts = timeconv.session_open(day, self.calendar)
-            if ts is not None:  # a row on a date with no session is skipped
-                bars.append(self.bar(symbol, interval, ts, o, h, low, c, v))
-        return Page(bars)
+                text = body.decode("utf-8-sig").strip()
+            except UnicodeDecodeError:
+                raise self.bad("body is not UTF-8 text") from None
+            if text.lower().startswith("no data"):
+                raise NoData(self.name, f"{symbol}: No data", code="no_data")
+            rows = list(csv.reader(io.StringIO(text)))
+            if not rows or [c.strip().lower() for c in rows[0]] != _HEADER:
+                raise self.bad(f"unexpected CSV header {text[:60]!r}")
+            bars: list[Bar] = []
+            for row in rows[1:]:
+                if not row:
+                    continue
+                if len(row) != len(_HEADER):
+                    raise self.bad(f"{symbol}: row {row!r} has {len(row)} fields")
+                try:
+                    day = date.fromisoformat(row[0])
+                    o, h, low, c, v = (float(x) for x in row[1:])
+                except ValueError:
+                    raise self.bad(f"{symbol}: unparsable row {row!r}") from None
+                ts = timeconv.session_open(day, self.calendar)
+                if ts is not None:  # a row on a date with no session is skipped
+                    bars.append(self.bar(symbol, interval, ts, o, h, low, c, v))
+            return Page(bars)
 
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         if response.status_code == 200:

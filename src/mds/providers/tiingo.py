@@ -19,7 +19,7 @@ hourly resampling to the 09:30 open is undocumented) and quotes.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -34,7 +34,6 @@ _RESAMPLE = {Interval.M1: "1min", Interval.M5: "5min", Interval.M15: "15min"}
 #: Calendar days per intraday request: at most ~15 sessions of 1m bars (~5,900 rows),
 #: well under the ~10,000 rows Tiingo returns per intraday request.
 _CHUNK_DAYS = {Interval.M1: 21, Interval.M5: 100, Interval.M15: 300}
-_BAD_SHAPE = (KeyError, TypeError, ValueError, AttributeError)
 _HOUR, _DAY = 3600.0, 86400.0
 
 
@@ -94,7 +93,7 @@ class TiingoProvider(HttpProvider):
         rows = self._rows(body)
         out: list[Bar] = []
         name, adjusted = self.name, self.adjusted
-        try:
+        with self.reading("price row"):
             grid = None if interval is Interval.D1 else session_grid(self.calendar, interval, start, end).get
             for r in rows:
                 if grid is None:
@@ -106,11 +105,9 @@ class TiingoProvider(HttpProvider):
                 if ts is not None:
                     o, h, low, c = float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"])
                     out.append(Bar(symbol, interval, ts, o, h, low, c, float(r["volume"]), name, adjusted))
-        except _BAD_SHAPE as exc:
-            raise self.bad(f"malformed price row: {type(exc).__name__}: {exc}") from None
         return Page(out)
 
-    def _rows(self, body: bytes) -> list[dict]:
+    def _rows(self, body: bytes) -> list[dict[str, Any]]:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

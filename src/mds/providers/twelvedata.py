@@ -99,37 +99,38 @@ class TwelveDataProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        doc = self._json(body)
-        if doc.get("status") == "error":
-            self._raise(doc)
-            return Page([])  # "No data is available on the specified dates"
-        values = doc.get("values")
-        if not isinstance(values, list):
-            raise self.bad("no 'values' list in the body")
-        bars, stamps = [], []
-        for row in values:
-            try:
-                stamp = str(row["datetime"])
-                ts = self._ts(stamp, interval)
-                ohlcv = [float(row[f]) for f in _FIELDS]
-            except (KeyError, TypeError, ValueError):
-                raise self.bad(f"row lacks a valid datetime or numeric OHLCV: {str(row)[:120]}") from None
-            stamps.append(stamp)
-            if ts is not None:
-                bars.append(self.bar(symbol, interval, ts, *ohlcv))
-        if len(values) < self.page_size or not stamps:
-            return Page(bars)
-        # A full page holds the latest rows up to end_date: ask again for what precedes it.
-        earliest = min(stamps)
-        if interval is Interval.D1:
-            before = datetime.combine(
-                date.fromisoformat(earliest[:10]), datetime.min.time(), timeconv.NEW_YORK
-            )
-            before = before.astimezone(UTC)
-        else:
-            before = timeconv.from_local(earliest)
-        nxt = self.bars_request(symbol, interval, start, before) if before > start else None
-        return Page(bars, next=nxt)
+        with self.reading("time series"):
+            doc = self._json(body)
+            if doc.get("status") == "error":
+                self._raise(doc)
+                return Page([])  # "No data is available on the specified dates"
+            values = doc.get("values")
+            if not isinstance(values, list):
+                raise self.bad("no 'values' list in the body")
+            bars, stamps = [], []
+            for row in values:
+                try:
+                    stamp = str(row["datetime"])
+                    ts = self._ts(stamp, interval)
+                    ohlcv = [float(row[f]) for f in _FIELDS]
+                except (KeyError, TypeError, ValueError):
+                    raise self.bad(f"row lacks a valid datetime or numeric OHLCV: {str(row)[:120]}") from None
+                stamps.append(stamp)
+                if ts is not None:
+                    bars.append(self.bar(symbol, interval, ts, *ohlcv))
+            if len(values) < self.page_size or not stamps:
+                return Page(bars)
+            # A full page holds the latest rows up to end_date: ask again for what precedes it.
+            earliest = min(stamps)
+            if interval is Interval.D1:
+                before = datetime.combine(
+                    date.fromisoformat(earliest[:10]), datetime.min.time(), timeconv.NEW_YORK
+                )
+                before = before.astimezone(UTC)
+            else:
+                before = timeconv.from_local(earliest)
+            nxt = self.bars_request(symbol, interval, start, before) if before > start else None
+            return Page(bars, next=nxt)
 
     def _ts(self, stamp: str, interval: Interval) -> datetime | None:
         """The bar's UTC open; None for rows outside every session; refuse off-grid bars."""
@@ -144,30 +145,31 @@ class TwelveDataProvider(HttpProvider):
         return ts
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        doc = self._json(body)
-        if doc.get("status") == "error":
-            self._raise(doc)
-            return []
-        # One symbol answers a quote object; several answer {symbol: quote-or-error}.
-        items = [doc] if "symbol" in doc else [v for v in doc.values() if isinstance(v, dict)]
-        out = []
-        for item in items:
-            if item.get("status") == "error":  # one unknown symbol in a batch
-                continue
-            try:
-                stamp = item.get("last_quote_at") or item["timestamp"]
-                quote = Quote(
-                    symbol=str(item["symbol"]),
-                    ts=timeconv.from_epoch(float(stamp)),
-                    bid=None,
-                    ask=None,
-                    last=float(item["close"]),
-                    provider=self.name,
-                )
-            except (KeyError, TypeError, ValueError):
-                raise self.bad("quote lacks symbol, close or timestamp") from None
-            out.append(quote)
-        return out
+        with self.reading("quote"):
+            doc = self._json(body)
+            if doc.get("status") == "error":
+                self._raise(doc)
+                return []
+            # One symbol answers a quote object; several answer {symbol: quote-or-error}.
+            items = [doc] if "symbol" in doc else [v for v in doc.values() if isinstance(v, dict)]
+            out = []
+            for item in items:
+                if item.get("status") == "error":  # one unknown symbol in a batch
+                    continue
+                try:
+                    stamp = item.get("last_quote_at") or item["timestamp"]
+                    quote = Quote(
+                        symbol=str(item["symbol"]),
+                        ts=timeconv.from_epoch(float(stamp)),
+                        bid=None,
+                        ask=None,
+                        last=float(item["close"]),
+                        provider=self.name,
+                    )
+                except (KeyError, TypeError, ValueError):
+                    raise self.bad("quote lacks symbol, close or timestamp") from None
+                out.append(quote)
+            return out
 
     # -- errors --------------------------------------------------------------------
     def _raise(self, doc: dict[str, Any], response: httpx.Response | None = None) -> None:

@@ -64,31 +64,32 @@ class YahooProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        result = self._chart_result(body, symbol)
-        stamps = result.get("timestamp") or []
-        quotes = (result.get("indicators") or {}).get("quote") or [{}]
-        if not isinstance(stamps, list) or not isinstance(quotes, list) or not quotes:
-            raise self.bad("chart.result[0] has no timestamp/indicators.quote arrays")
-        columns = [
-            quotes[0].get(k) or [None] * len(stamps) for k in ("open", "high", "low", "close", "volume")
-        ]
-        if any(not isinstance(col, list) or len(col) != len(stamps) for col in columns):
-            raise self.bad("chart arrays differ in length")
-        window_end = self._window_of(interval, start, stamps)
-        bars: list[Bar] = []
-        for t, o, h, low, c, v in zip(stamps, *columns, strict=True):
-            if o is None and h is None and low is None and c is None:
-                continue  # Yahoo's way of saying "no trades in this interval"
-            if None in (t, o, h, low, c):
-                raise self.bad(f"{symbol} row at {t}: null in {(o, h, low, c)}")
-            ts = self._bar_time(t, interval)
-            # A row past this window's end is left to the next window, which asks for it.
-            if ts is not None and (window_end is None or ts < window_end):
-                bars.append(self.bar(symbol, interval, ts, o, h, low, c, v or 0))
-        if window_end is None or window_end >= end:
-            return Page(bars)
-        nxt = self._chart_spec(symbol, interval, window_end, self._window_end(interval, window_end, end))
-        return Page(bars, nxt)
+        with self.reading("chart"):
+            result = self._chart_result(body, symbol)
+            stamps = result.get("timestamp") or []
+            quotes = (result.get("indicators") or {}).get("quote") or [{}]
+            if not isinstance(stamps, list) or not isinstance(quotes, list) or not quotes:
+                raise self.bad("chart.result[0] has no timestamp/indicators.quote arrays")
+            columns = [
+                quotes[0].get(k) or [None] * len(stamps) for k in ("open", "high", "low", "close", "volume")
+            ]
+            if any(not isinstance(col, list) or len(col) != len(stamps) for col in columns):
+                raise self.bad("chart arrays differ in length")
+            window_end = self._window_of(interval, start, stamps)
+            bars: list[Bar] = []
+            for t, o, h, low, c, v in zip(stamps, *columns, strict=True):
+                if o is None and h is None and low is None and c is None:
+                    continue  # Yahoo's way of saying "no trades in this interval"
+                if None in (t, o, h, low, c):
+                    raise self.bad(f"{symbol} row at {t}: null in {(o, h, low, c)}")
+                ts = self._bar_time(t, interval)
+                # A row past this window's end is left to the next window, which asks for it.
+                if ts is not None and (window_end is None or ts < window_end):
+                    bars.append(self.bar(symbol, interval, ts, o, h, low, c, v or 0))
+            if window_end is None or window_end >= end:
+                return Page(bars)
+            nxt = self._chart_spec(symbol, interval, window_end, self._window_end(interval, window_end, end))
+            return Page(bars, nxt)
 
     def _chart_spec(self, symbol: str, interval: Interval, lo: datetime, hi: datetime) -> RequestSpec:
         if interval not in _INTERVALS:
@@ -156,27 +157,28 @@ class YahooProvider(HttpProvider):
         ]
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        response = _load(self, body).get("quoteResponse")
-        if not isinstance(response, dict) or not isinstance(response.get("result"), list):
-            raise self.bad("no quoteResponse.result array")
-        out: list[Quote] = []
-        for row in response["result"]:
-            price, at = row.get("regularMarketPrice"), row.get("regularMarketTime")
-            if price is None or at is None:
-                continue  # Yahoo lists unknown symbols with no price; nothing to quote
-            out.append(
-                Quote(
-                    symbol=row.get("symbol", ""),
-                    ts=_epoch_field(self, at),
-                    bid=_positive(row.get("bid")),
-                    ask=_positive(row.get("ask")),
-                    last=float(price),
-                    bid_size=_num(row.get("bidSize")),
-                    ask_size=_num(row.get("askSize")),
-                    provider=self.name,
+        with self.reading("quotes"):
+            response = _load(self, body).get("quoteResponse")
+            if not isinstance(response, dict) or not isinstance(response.get("result"), list):
+                raise self.bad("no quoteResponse.result array")
+            out: list[Quote] = []
+            for row in response["result"]:
+                price, at = row.get("regularMarketPrice"), row.get("regularMarketTime")
+                if price is None or at is None:
+                    continue  # Yahoo lists unknown symbols with no price; nothing to quote
+                out.append(
+                    Quote(
+                        symbol=row.get("symbol", ""),
+                        ts=_epoch_field(self, at),
+                        bid=_positive(row.get("bid")),
+                        ask=_positive(row.get("ask")),
+                        last=float(price),
+                        bid_size=_num(row.get("bidSize")),
+                        ask_size=_num(row.get("askSize")),
+                        provider=self.name,
+                    )
                 )
-            )
-        return out
+            return out
 
     # -- options -------------------------------------------------------------------
     def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
@@ -187,19 +189,20 @@ class YahooProvider(HttpProvider):
         return RequestSpec(f"/v7/finance/options/{urlquote(symbol, safe='')}", params)
 
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
-        chain = _load(self, body).get("optionChain")
-        if not isinstance(chain, dict):
-            raise self.bad("no 'optionChain' object")
-        if chain.get("error"):
-            raise NoData(self.name, f"{symbol}: {_describe(chain['error'])}")
-        results = chain.get("result") or []
-        if not results or not results[0].get("options"):
-            return Page([])
-        out: list[OptionQuote] = []
-        for right, key in ((OptionRight.CALL, "calls"), (OptionRight.PUT, "puts")):
-            for row in results[0]["options"][0].get(key) or []:
-                out.append(self._option(symbol, right, row))
-        return Page(out)
+        with self.reading("option chain"):
+            chain = _load(self, body).get("optionChain")
+            if not isinstance(chain, dict):
+                raise self.bad("no 'optionChain' object")
+            if chain.get("error"):
+                raise NoData(self.name, f"{symbol}: {_describe(chain['error'])}")
+            results = chain.get("result") or []
+            if not results or not results[0].get("options"):
+                return Page([])
+            out: list[OptionQuote] = []
+            for right, key in ((OptionRight.CALL, "calls"), (OptionRight.PUT, "puts")):
+                for row in results[0]["options"][0].get(key) or []:
+                    out.append(self._option(symbol, right, row))
+            return Page(out)
 
     def _option(self, symbol: str, right: OptionRight, row: dict[str, Any]) -> OptionQuote:
         try:

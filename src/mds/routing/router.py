@@ -9,7 +9,9 @@ it since the last settings update. It skips those whose breaker is open, whose
 half-open probe is already out, and those paused by a rate limit. The order is the
 policy order (ties cannot arise: the policy is the tie-break), with an allowed
 ``hint`` moved to the front. Each call runs under PROVIDER_TIMEOUT_SEC; a provider error
-is recorded and the next provider is tried within the same call.
+is recorded and the next provider is tried within the same call. Any other exception
+from a provider (an adapter bug) is recorded as its BadPayload, with the traceback
+logged; only cancellation passes through.
 """
 
 from __future__ import annotations
@@ -64,6 +66,25 @@ class Routed(Generic[T]):
 
 def _front(name: str, names: list[str]) -> list[str]:
     return [name, *(n for n in names if n != name)]
+
+
+def _unexpected(provider: str, exc: Exception) -> BadPayload:
+    """An exception no adapter should raise (a bug, or an answer no parser foresaw).
+
+    Defence in depth: adapters translate every failure into a ProviderError, so this is
+    their bug, but one provider's bug must not fail a call another provider can serve.
+    The answer counts as a bad payload of ``provider``; the traceback goes to the log
+    (only the type to the error, which callers may see).
+    """
+    log.error(
+        "provider %s raised %s instead of a ProviderError; counted as a bad payload",
+        provider,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    err = BadPayload(provider, f"unexpected {type(exc).__name__} in the adapter")
+    err.__cause__ = exc
+    return err
 
 
 @dataclass
@@ -240,7 +261,8 @@ class Router:
                 entry.probe_over.clear()
             try:
                 value, latency_ms = await self._attempt(name, entry, capability, op)
-            except ProviderError as err:
+            except Exception as raised:
+                err = raised if isinstance(raised, ProviderError) else _unexpected(name, raised)
                 self._on_error(name, entry, capability, ticket, err)
                 attempts.append((name, err.kind))
                 errors[name] = f"{err.kind}: {err.message}" if err.message else err.kind
@@ -252,7 +274,8 @@ class Router:
                     other_obstacle = True
                 continue
             except BaseException:
-                # Cancellation or a bug in op: no verdict on the provider, free the probe.
+                # Cancellation (or the process exiting): no verdict on the provider, free
+                # the probe, and let it through.
                 entry.breaker.release(ticket)
                 entry.probe_over.set()
                 raise
@@ -292,7 +315,7 @@ class Router:
                 value = await op(entry.provider)
         except TimeoutError:
             # Only our own deadline is a provider timeout; a TimeoutError op raised
-            # itself before the deadline is a bug and propagates.
+            # itself before the deadline is a bug (``call`` counts it as a bad payload).
             if not cm.expired():
                 raise
             raise Unavailable(name, f"no answer within {timeout:g}s", code="timeout") from None

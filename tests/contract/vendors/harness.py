@@ -1,7 +1,9 @@
-"""Loopback servers for vendor contract tests: a fixture replayer and `mds sim-server`.
+"""What vendor contract tests build adapters with, and the servers they talk to.
 
-Both are real HTTP servers on 127.0.0.1; adapters reach them through
-``<PROVIDER>_BASE_URL``. No test here contacts a vendor's real host.
+``vendor()`` builds any adapter with test keys. Three ways to answer it: ``Canned``
+through ``httpx.MockTransport`` (in-process, for the shared suite), ``ReplayServer``
+(fixtures over a loopback socket, for request-shape quirks) and ``SimServerProcess``
+(`mds sim-server` speaking a vendor's format). No test here contacts a vendor's real host.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import uvicorn
@@ -23,14 +27,46 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mds.calendar import MarketCalendar
+from mds.config import load_settings
+from mds.domain.models import Bar, Interval
+from mds.providers.http import HttpProvider
+from mds.providers.ratelimit import RateLimiter
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vendors"
 MDS = str(Path(sys.executable).with_name("mds"))
+CALENDAR = MarketCalendar()
+
+KEY, SECRET = "test-key", "test-secret"
+#: provider name -> the key settings that make its adapter configured.
+KEYS: dict[str, dict[str, str]] = {
+    "yahoo": {},
+    "stooq": {},
+    "finnhub": {"FINNHUB_API_KEY": KEY},
+    "alphavantage": {"ALPHA_VANTAGE_API_KEY": KEY},
+    "polygon": {"POLYGON_API_KEY": KEY},
+    "fmp": {"FMP_API_KEY": KEY},
+    "twelvedata": {"TWELVE_DATA_API_KEY": KEY},
+    "alpaca": {"ALPACA_API_KEY_ID": KEY, "ALPACA_API_SECRET_KEY": SECRET},
+    "tiingo": {"TIINGO_API_KEY": KEY},
+}
+
+P = TypeVar("P", bound=HttpProvider)
+
+
+def vendor(
+    cls: type[P], base_url: str = "http://vendor.test", *, client: httpx.AsyncClient | None = None
+) -> P:
+    """``cls`` with its test keys, a private rate limiter, and requests sent to ``base_url``."""
+    settings = load_settings({**KEYS[cls.name], f"{cls.name.upper()}_BASE_URL": base_url})
+    return cls(settings=settings, calendar=CALENDAR, limiter=RateLimiter(), client=client)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def fixture(vendor: str, name: str) -> bytes:
@@ -43,6 +79,27 @@ class Canned:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+
+
+class Answering:
+    """An ``httpx.MockTransport`` giving every request the same answer; it keeps the requests.
+
+    ``answer`` is a ``Canned`` response or an ``httpx`` exception to raise (a refused
+    connection, a timeout).
+    """
+
+    def __init__(self, answer: Canned | httpx.HTTPError) -> None:
+        self.answer = answer
+        self.requests: list[httpx.Request] = []
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if isinstance(self.answer, httpx.HTTPError):
+            raise self.answer
+        return httpx.Response(self.answer.status, content=self.answer.body, headers=self.answer.headers)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
 
 
 @dataclass
@@ -149,3 +206,19 @@ class SimServerProcess:
 
 def get(url: str, **params: str) -> httpx.Response:
     return httpx.get(url, params=params, timeout=10)
+
+
+async def fetch_bars(
+    cls: type[HttpProvider],
+    base_url: str,
+    interval: Interval,
+    start: datetime,
+    end: datetime,
+    symbol: str = "AAPL",
+) -> list[Bar]:
+    """``symbol``'s bars from a fresh ``cls`` adapter talking to ``base_url``."""
+    p = vendor(cls, base_url)
+    try:
+        return await p.fetch_bars(symbol, interval, start, end)
+    finally:
+        await p.aclose()

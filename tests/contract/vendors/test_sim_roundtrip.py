@@ -10,37 +10,20 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mds.calendar import MarketCalendar
-from mds.config import load_settings
 from mds.domain.models import Interval
 from mds.errors import RateLimited, Unavailable
-from mds.providers.ratelimit import RateLimiter
-from mds.providers.registry import vendor_class
+from mds.providers.http import HttpProvider
+from mds.providers.registry import VENDORS, vendor_class
 from mds.providers.sim.market import ground_truth
+from tests.contract.vendors.harness import CALENDAR as CAL
+from tests.contract.vendors.harness import vendor
+from tests.helpers import rows
 
-#: format -> the key settings its adapter needs to count as configured.
-KEYS: dict[str, dict[str, str]] = {
-    "yahoo": {},
-    "stooq": {},
-    "finnhub": {"FINNHUB_API_KEY": "k"},
-    "alphavantage": {"ALPHA_VANTAGE_API_KEY": "k"},
-    "polygon": {"POLYGON_API_KEY": "k"},
-    "fmp": {"FMP_API_KEY": "k"},
-    "twelvedata": {"TWELVE_DATA_API_KEY": "k"},
-    "alpaca": {"ALPACA_API_KEY_ID": "k", "ALPACA_API_SECRET_KEY": "s"},
-    "tiingo": {"TIINGO_API_KEY": "k"},
-}
-INTRADAY = [v for v in KEYS if v != "stooq"]  # Stooq serves daily bars only
-CAL = MarketCalendar()
+INTRADAY = [v for v in VENDORS if v != "stooq"]  # Stooq serves daily bars only
 
 
-def provider(fmt: str, url: str):  # type: ignore[no-untyped-def]
-    settings = load_settings({**KEYS[fmt], f"{fmt.upper()}_BASE_URL": url})
-    return vendor_class(fmt)(settings=settings, calendar=CAL, limiter=RateLimiter())
-
-
-def rows(bars):  # type: ignore[no-untyped-def]
-    return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+def provider(fmt: str, url: str) -> HttpProvider:
+    return vendor(vendor_class(fmt), url)
 
 
 @pytest.mark.parametrize("fmt", INTRADAY)
@@ -62,7 +45,7 @@ async def test_1m_session_equals_ground_truth(sim_server, fmt: str, day: date) -
     assert {b.provider for b in bars} == {fmt}
 
 
-@pytest.mark.parametrize("fmt", list(KEYS))
+@pytest.mark.parametrize("fmt", list(VENDORS))
 async def test_daily_month_equals_ground_truth(sim_server, fmt: str) -> None:  # type: ignore[no-untyped-def]
     server = sim_server(fmt)
     start, end = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
@@ -75,7 +58,7 @@ async def test_daily_month_equals_ground_truth(sim_server, fmt: str) -> None:  #
     assert rows(bars) == rows(ground_truth("MSFT", Interval.D1, start, end))
 
 
-@pytest.mark.parametrize("fmt", list(KEYS))
+@pytest.mark.parametrize("fmt", list(VENDORS))
 async def test_server_errors_are_unavailable(sim_server, fmt: str) -> None:  # type: ignore[no-untyped-def]
     server = sim_server(fmt, {"SIM_ERROR_RATE": "1"})
     p = provider(fmt, server.url)
@@ -88,7 +71,7 @@ async def test_server_errors_are_unavailable(sim_server, fmt: str) -> None:  # t
         await p.aclose()
 
 
-@pytest.mark.parametrize("fmt", list(KEYS))
+@pytest.mark.parametrize("fmt", list(VENDORS))
 async def test_throttling_is_rate_limited(sim_server, fmt: str) -> None:  # type: ignore[no-untyped-def]
     server = sim_server(fmt, {"SIM_RATE_LIMIT_PER_MIN": "1"})
     p = provider(fmt, server.url)

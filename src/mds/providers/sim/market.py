@@ -220,7 +220,8 @@ class SimMarket:
         # Reflect into [-_BAND, _BAND]: a triangle wave keeps increments intact between walls.
         period = 4 * _BAND
         folded = _BAND - np.abs(np.mod(w + _BAND, period) - 2 * _BAND)
-        return log_base + folded
+        levels: np.ndarray = log_base + folded
+        return levels
 
     def _level(self, symbol: str, ordinal: int) -> float:
         day = ordinal - _EPOCH_ORDINAL
