@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,14 +18,25 @@ from tests.e2e.conftest import MDS
 pytestmark = pytest.mark.e2e
 
 
-def run(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60):
+def run(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    command: tuple[str, ...] = (MDS,),
+):
     base = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("POLICY_", "BREAKER_", "SIM_", "DATABASE_URL"))
     }
     return subprocess.run(
-        [MDS, *args], capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd, timeout=timeout
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
     )
 
 
@@ -139,3 +151,34 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     first, second = run(["migrate"], env), run(["migrate"], env)
     assert first.returncode == second.returncode == 0, first.stderr
     assert (tmp_path / "m.db").exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "api", "worker", "scheduler"])
+def test_service_commands_share_their_options(command: str) -> None:
+    r = run([command, "--help"], {"COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    for option in ("--demo", "--clock ", "--speed", "--clock-anchor", "--env-file"):
+        assert option in r.stdout, option
+
+
+def test_service_options_reach_the_service(tmp_path: Path) -> None:
+    slow = run(["serve", "--demo", "--speed", "0", "--port", "1"], cwd=tmp_path, timeout=30)
+    assert slow.returncode == 2 and "--speed must be positive" in slow.stderr
+    bad_clock = run(["serve", "--demo", "--clock", "2025-10-08T14:00:00", "--port", "1"], cwd=tmp_path)
+    assert bad_clock.returncode == 2 and "--clock" in bad_clock.stderr and "time zone" in bad_clock.stderr
+    alone = run(["worker", "--demo"], {"QUEUE_BACKEND": "memory"}, cwd=tmp_path, timeout=30)
+    assert alone.returncode == 2 and "QUEUE_BACKEND" in alone.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_bench_json_flag_chooses_json_over_text() -> None:
+    text, as_json = run(["bench", "parse"]), run(["bench", "parse", "--json"])
+    assert text.returncode == as_json.returncode == 0, text.stderr + as_json.stderr
+    assert text.stdout.startswith("parse: bars=98280 ") and "{" not in text.stdout
+    figures = json.loads(as_json.stdout)
+    assert figures["benchmark"] == "parse" and figures["bars"] == 98280
+
+
+def test_python_m_mds_cli_runs_the_same_app() -> None:
+    r = run(["config", "validate"], command=(sys.executable, "-m", "mds.cli"))
+    assert r.returncode == 0 and "config ok" in r.stdout

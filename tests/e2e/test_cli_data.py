@@ -129,3 +129,35 @@ def test_backfill_then_gaps(tmp_path: Path) -> None:
         ["gaps", "--interval", "1m", "--start", START, "--end", END, "--symbol", "NOPE"], env, cwd=tmp_path
     )
     assert bad.returncode == 2 and "NOPE" in bad.stderr
+
+
+def test_text_output_prints_iso_8601_times(tmp_path: Path) -> None:
+    fetched = run(["fetch", "SPY", "--provider", "sim", "--interval", "5m", "--start", START, "--end", END])
+    assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stdout.startswith("2025-10-08T13:30:00Z ")
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/g.db"}
+    filled = run(["backfill", "AAPL", "--demo", "--start", START, "--end", END], env, cwd=tmp_path)
+    assert filled.returncode == 0, filled.stderr  # also puts the demo universe in the store
+    found = run(
+        ["gaps", "--interval", "1m", "--start", START, "--end", END, "--symbol", "SPY"], env, cwd=tmp_path
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["SPY", "1m", START, "..", END, "150", "missing"]
+    for r in (fetched, found):
+        assert "datetime.datetime(" not in r.stdout + r.stderr
+
+
+def test_a_failed_backfill_names_its_range_in_iso_8601(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/f.db",
+        "SIM_MISSING_RATE": "1",
+        "SIM_BACKUP_MISSING_RATE": "1",
+        "BACKFILL_MAX_ATTEMPTS": "2",
+        "BACKFILL_RETRY_BASE_SECONDS": "0.01",
+    }
+    args = ["--interval", "1d", "--start", "2004-03-04T00:00:00Z", "--end", "2004-04-01T00:00:00Z"]
+    r = run(["backfill", "AAPL", "--demo", *args], env, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert json.loads(r.stdout)["failed"] == 1
+    assert "AAPL 2004-03-04T00:00:00Z..2004-04-01T00:00:00Z failed for good" in r.stderr
+    assert "datetime.datetime(" not in r.stdout + r.stderr

@@ -17,9 +17,8 @@ import talib
 from fastapi import FastAPI
 
 from mds.analysis import indicators as ind
-from mds.analysis.service import AnalysisService, ta_command
+from mds.analysis.base import TECHNICAL, HistoryEntry, HistoryExists
 from mds.analysis.snapshot import to_day_number
-from mds.analysis.store import TECHNICAL, HistoryEntry, HistoryExists, SqliteAnalysisStore
 from mds.api.errors import install_error_handlers
 from mds.api.routes.analysis import router
 from mds.calendar import get_calendar
@@ -28,7 +27,8 @@ from mds.domain.clock import ManualClock
 from mds.domain.models import Bar, Interval
 from mds.errors import StorageError
 from mds.providers.sim.market import ground_truth
-from mds.runtime import Runtime, open_runtime
+from mds.runtime import Runtime, analysis_service, open_runtime
+from mds.storage.sqlite.analysis import SqliteAnalysisStore
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
@@ -97,7 +97,7 @@ def _assert_talib_equal(snap: dict, bars: list[Bar]) -> None:
 
 
 async def test_point_in_time_snapshot_ignores_later_bars_and_revisions(rt: Runtime) -> None:
-    svc = AnalysisService.for_runtime(rt)
+    svc = analysis_service(rt)
     then = await svc.snapshot("SPY", as_of=D)
     bars_then = _truth("SPY", OPEN - timedelta(days=500), datetime(2025, 10, 1, tzinfo=UTC))[-300:]
     assert then["as_of"] == "2025-09-30" and then["bars_used"] == 300
@@ -135,7 +135,7 @@ async def test_bulk_reader_matches_read_bars(rt: Runtime) -> None:
 
 
 async def test_cache_is_served_until_a_new_bar_arrives(rt: Runtime) -> None:
-    svc = AnalysisService.for_runtime(rt)
+    svc = analysis_service(rt)
     first = await svc.snapshot("SPY")
     second = await svc.snapshot("SPY")
     assert (first["source"], second["source"]) == ("computed", "cache")
@@ -151,7 +151,7 @@ async def test_cache_is_served_until_a_new_bar_arrives(rt: Runtime) -> None:
 
 
 async def test_refresh_and_history_are_immutable(rt: Runtime) -> None:
-    svc = AnalysisService.for_runtime(rt)
+    svc = analysis_service(rt)
     out = await svc.refresh()
     assert out["symbols"] == len(await rt.store.universe())
     assert "SPY" not in out["without_bars"] and "MSFT" in out["without_bars"]
@@ -171,11 +171,11 @@ async def test_refresh_and_history_are_immutable(rt: Runtime) -> None:
         await svc.analysis.insert_history(HistoryEntry("SPY", TECHNICAL, "2025-09-30", {"close": 1.0}, NOW))
     store = rt.store
     with pytest.raises(StorageError, match="immutable"):
-        await store._transaction(  # type: ignore[attr-defined]
+        await store.db.transaction(  # type: ignore[attr-defined]
             lambda conn: conn.execute("UPDATE market_analysis_history SET close = 0")
         )
     with pytest.raises(StorageError, match="immutable"):
-        await store._transaction(  # type: ignore[attr-defined]
+        await store.db.transaction(  # type: ignore[attr-defined]
             lambda conn: conn.execute("DELETE FROM market_analysis_history")
         )
     kept = await svc.analysis.list_history("SPY", TECHNICAL, "2025-01-01", "2025-12-31")
@@ -183,8 +183,8 @@ async def test_refresh_and_history_are_immutable(rt: Runtime) -> None:
     assert kept[0].snapshot == row.snapshot
 
 
-async def test_ta_command(rt: Runtime) -> None:
-    snap = await ta_command(rt, "AAPL")
+async def test_snapshot_as_mds_ta_prints_it(rt: Runtime) -> None:
+    snap = await analysis_service(rt).snapshot("AAPL")
     assert snap["symbol"] == "AAPL" and snap["bars_used"] == len(
         _truth("AAPL", OPEN - timedelta(days=44), OPEN)
     )

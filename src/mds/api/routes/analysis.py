@@ -13,11 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from mds.analysis.base import TECHNICAL
 from mds.analysis.service import AnalysisService
-from mds.analysis.store import TECHNICAL
 from mds.api.params import parse_interval, parse_ts
 from mds.domain.jobs import Symbol
 from mds.errors import InvalidRequest
+from mds.runtime import analysis_service
 
 router = APIRouter(tags=["analysis"])
 
@@ -26,7 +27,7 @@ async def get_analysis(request: Request) -> AnalysisService:
     runtime = request.app.state.runtime
     service: AnalysisService | None = getattr(request.app.state, "analysis", None)
     if service is None or service.store is not runtime.store:
-        service = AnalysisService.for_runtime(runtime)
+        service = analysis_service(runtime)
         request.app.state.analysis = service
     return service
 

@@ -1,4 +1,4 @@
-"""`mds backfill`: run a backfill in the foreground with a progress bar.
+"""The foreground run behind `mds backfill`: drain the ranges, show a progress bar.
 
 It opens the same runtime as the service (store, providers, router) and drains the
 requested ranges through the same Backfiller and Dispatcher, so limits, retries and
@@ -36,6 +36,7 @@ async def run_backfill(
     *,
     demo: bool = False,
 ) -> dict[str, object]:
+    """Enqueue ``symbols``' ranges, drain them, and report jobs, failures and bars written."""
     t0 = time.perf_counter()
     async with open_runtime(settings, demo=demo, collect=False, environ=environ) as rt:
         queues = {t: InMemoryJobQueue() for t in Tier}

@@ -1,0 +1,22 @@
+"""The `mds` command: one module per command group, all attached to :data:`app`.
+
+| module | commands |
+|---|---|
+| ``apps`` | the Typer app and its groups (``config``, ``sim``, ``bench``) |
+| ``common`` | settings loading, failing with a message, parsing times and intervals |
+| ``serve`` | ``serve``, ``api``, ``worker``, ``scheduler`` (shared options declared once) |
+| ``config`` | ``config validate``, ``config show`` |
+| ``data`` | ``migrate``, ``fetch``, ``providers``, ``gaps`` |
+| ``backfill`` / ``backfill_run`` | ``backfill`` and its foreground run with a progress bar |
+| ``ta`` | ``ta`` |
+| ``sim`` | ``sim bars``, ``sim-server`` |
+| ``bench`` | ``bench ...`` |
+"""
+
+from __future__ import annotations
+
+# Importing a command module attaches its commands to the app, in --help order.
+from mds.cli import serve, data, backfill, ta, sim, config, bench  # noqa: F401  # isort: skip
+from mds.cli.apps import app
+
+__all__ = ["app"]

@@ -1,0 +1,5 @@
+"""``python -m mds.cli``."""
+
+from mds.cli import app
+
+app()

@@ -1,0 +1,19 @@
+"""The `mds` Typer app and its command groups; commands attach themselves to these."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="MDS: provider-independent, gap-safe market data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and validate settings.", no_args_is_help=True)
+sim_app = typer.Typer(help="The offline sim market.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks; each prints one line of results (--json: one JSON line).", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+app.add_typer(sim_app, name="sim")
+app.add_typer(bench_app, name="bench")

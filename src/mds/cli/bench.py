@@ -1,0 +1,166 @@
+"""`mds bench ...`: run one benchmark, print its figures as one line (``--json``: JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated
+
+import typer
+
+from mds.cli.apps import bench_app
+from mds.cli.common import fail
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON line with every figure")]
+
+
+def _flat(result: Mapping[str, object], prefix: str = "") -> list[str]:
+    parts: list[str] = []
+    for key, value in result.items():
+        if isinstance(value, Mapping):
+            parts += _flat(value, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            parts.append(f"{prefix}{key}=[{len(value)} values]")
+        else:
+            parts.append(f"{prefix}{key}={'-' if value is None else value}")
+    return parts
+
+
+def _report(result: Mapping[str, object], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    rest = {k: v for k, v in result.items() if k != "benchmark"}
+    typer.echo(f"{result.get('benchmark', 'bench')}: {' '.join(_flat(rest))}")
+
+
+@bench_app.command("startup")
+def bench_startup(as_json: JsonOpt = False) -> None:
+    """Seconds until `mds serve --demo` serves, until its start-up backfill drains, and its RSS."""
+    from mds.benchmarks import startup
+
+    _report(startup.run(), as_json)
+
+
+@bench_app.command("live")
+def bench_live(
+    symbols: Annotated[int, typer.Option(help="Symbols in the universe")] = 8000,
+    t0: Annotated[int, typer.Option(help="T0 symbols (1m bars every 60 s); the rest T1/T2")] = 1200,
+    minutes: Annotated[float, typer.Option(help="Wall minutes to run on the real-rate clock")] = 10.0,
+    latency_ms: Annotated[float, typer.Option(help="Sim providers' latency per answer (ms)")] = 20.0,
+    burn_cpu: Annotated[int, typer.Option(help="CPU-burning processes beside the server")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """T0 live lag, breaker openings and RSS over time of `mds serve` with its start-up backfill queued."""
+    from mds.benchmarks import live
+
+    _report(live.run(symbols, t0, minutes, latency_ms, burn_cpu), as_json)
+
+
+@bench_app.command("parse")
+def bench_parse(as_json: JsonOpt = False) -> None:
+    """Parse a one-year 1m payload (~98k bars) in Polygon's format: bars per second."""
+    from mds.benchmarks import parse
+
+    _report(parse.run(), as_json)
+
+
+@bench_app.command("gaps")
+def bench_gaps(
+    symbols: Annotated[int, typer.Option(help="Symbols, one session of 1m bars each")] = 8000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Full gap scan of one session of 1m bars for N symbols in the SQLite store."""
+    from mds.benchmarks import gaps
+
+    _report(gaps.run(symbols), as_json)
+
+
+@bench_app.command("drain")
+def bench_drain(
+    jobs: Annotated[int, typer.Option(help="Backfill jobs in the backlog")] = 1200,
+    rate: Annotated[float, typer.Option(help="Provider limit, requests per clock-second")] = 5.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drain a backlog behind a rate-limited sim provider: utilization of the limit, breaches."""
+    from mds.benchmarks import drain
+
+    _report(drain.run(jobs, rate), as_json)
+
+
+@bench_app.command("indicators")
+def bench_indicators(
+    symbols: Annotated[int, typer.Option(help="Symbols")] = 8000,
+    bars: Annotated[int, typer.Option(help="Daily bars per symbol")] = 270,
+    as_json: JsonOpt = False,
+) -> None:
+    """The full snapshot for N symbols vs the same TA-Lib calls alone, in one run."""
+    from mds.benchmarks import indicators
+
+    _report(indicators.run(symbols, bars), as_json)
+
+
+@bench_app.command("snapshots")
+def bench_snapshots(
+    symbols: Annotated[int, typer.Option(help="Symbols")] = 8000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Full snapshot refresh of N symbols from the SQLite store, end to end."""
+    from mds.benchmarks import snapshots
+
+    _report(snapshots.run(symbols), as_json)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    backend: Annotated[str, typer.Option(help="postgres")] = "postgres",
+    bars: Annotated[int, typer.Option(help="1m bars to write")] = 1_000_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write N bars through the PostgreSQL store vs a raw COPY into the same schema, one run."""
+    if backend != "postgres":
+        fail("--backend: only postgres (the SQLite store has `mds bench store`)")
+    from mds.benchmarks import pg
+
+    _report(pg.ingest(bars), as_json)
+
+
+@bench_app.command("read")
+def bench_read(
+    backend: Annotated[str, typer.Option(help="postgres")] = "postgres",
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients")] = 50,
+    seconds: Annotated[float, typer.Option(help="How long to measure")] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """One symbol-day of 1m bars through the HTTP API under concurrent clients (PostgreSQL)."""
+    if backend != "postgres":
+        fail("--backend: only postgres")
+    from mds.benchmarks import pg
+
+    _report(pg.read(clients, seconds), as_json)
+
+
+@bench_app.command("store")
+def bench_store(
+    symbols: Annotated[int, typer.Option(help="Symbols")] = 100,
+    bars: Annotated[int, typer.Option(help="1m bars per symbol")] = 390,
+    as_json: JsonOpt = False,
+) -> None:
+    """SQLite PIT store throughput, and whether latest reads pay for history."""
+    from mds.benchmarks import store
+
+    _report(store.run(symbols, bars), as_json)
+
+
+@bench_app.command("enqueue")
+def bench_enqueue(
+    backend: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
+    jobs: Annotated[int, typer.Option(help="Backfill jobs to enqueue (three per symbol)")] = 24_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """A start-up gap scan's backfills through the real Backfiller: jobs/s, bytes per queued job."""
+    if backend not in ("sqlite", "postgres"):
+        fail("--backend: sqlite or postgres")
+    from mds.benchmarks import enqueue
+
+    _report(enqueue.run(backend, jobs), as_json)
