@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from mds.analysis.service import AnalysisService
 from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
@@ -37,7 +38,7 @@ from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
 from mds.services.market import MarketService
 from mds.storage.base import Store
-from mds.storage.factory import open_store
+from mds.storage.factory import analysis_store_for, open_store
 from mds.stream import Bus, InMemoryBus
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,18 @@ class Runtime:
         if self.live_lag is not None:
             self.live_lag.update_settings(settings)
         publish_cadences(self.metrics, settings)
+
+
+def analysis_service(runtime: Runtime) -> AnalysisService:
+    """The analysis service over a runtime's store, calendar, clock and market service."""
+    return AnalysisService(
+        store=runtime.store,
+        analysis=analysis_store_for(runtime.store),
+        calendar=runtime.calendar,
+        clock=runtime.clock,
+        market=runtime.market,
+        ttl_sec=runtime.settings.ANALYSIS_CACHE_TTL_SEC,
+    )
 
 
 ALL_ROLES = frozenset({"api", "worker", "scheduler"})

@@ -3,7 +3,10 @@
 Every test in ``test_store_*.py`` takes the ``store`` fixture, so it runs once per
 entry in ``BACKENDS``: a factory for an unopened store and a raw ``fetch`` for the few
 checks the protocol gives no method for. PostgreSQL entries get a fresh database per test
-(``mds_test_<uuid>``, dropped afterwards) on the server ``tests.pgserver`` finds.
+(``mds_test_<uuid>``, dropped afterwards) on the server ``tests.pgserver`` finds, cloned
+from the session's migrated template (``CREATE DATABASE ... TEMPLATE``), so a test pays for
+a copy rather than for every migration; ``PostgresStore.open()`` still runs its migration
+step, which finds nothing to do. Tests of migration itself take ``pg_empty_database``.
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ class Backend:
 
 async def _sqlite_fetch(store: Store, sql: str) -> list[tuple[Any, ...]]:
     assert isinstance(store, SqliteStore)
-    return await store._on_reader(lambda conn: conn.execute(sql).fetchall())
+    return await store.db.on_reader(lambda conn: conn.execute(sql).fetchall())
 
 
 async def _postgres_fetch(store: Store, sql: str) -> list[tuple[Any, ...]]:
     assert isinstance(store, PostgresStore)
-    return [tuple(r) for r in await store._fetch(sql)]
+    return [tuple(r) for r in await store.db.fetch(sql)]
 
 
 BACKENDS: dict[str, Backend] = {
@@ -60,13 +63,29 @@ def pg_provider() -> Iterator[PgProvider]:
     provider.close()
 
 
-@pytest.fixture
-async def pg_database(pg_provider: PgProvider) -> AsyncIterator[tuple[str, str]]:
-    """``(admin_url, url)`` of a fresh, empty database of this test's own."""
+async def _admin(pg_provider: PgProvider) -> str:
     try:
-        admin = await pg_provider.admin_url()
+        return await pg_provider.admin_url()
     except Unavailable as exc:
         skip_or_fail(str(exc))
+        raise AssertionError("unreachable") from exc
+
+
+@pytest.fixture
+async def pg_database(pg_provider: PgProvider) -> AsyncIterator[tuple[str, str]]:
+    """``(admin_url, url)`` of a fresh, already migrated database of this test's own."""
+    admin = await _admin(pg_provider)
+    url = await pg_provider.migrated_database()
+    try:
+        yield admin, url
+    finally:
+        await drop_database(admin, url)
+
+
+@pytest.fixture
+async def pg_empty_database(pg_provider: PgProvider) -> AsyncIterator[tuple[str, str]]:
+    """``(admin_url, url)`` of a fresh, empty database (no migration applied yet)."""
+    admin = await _admin(pg_provider)
     url = await create_database(admin)
     try:
         yield admin, url
@@ -84,11 +103,8 @@ async def store(backend: Backend, tmp_path: Path, pg_provider: PgProvider) -> As
     """An opened, migrated, empty store; closed after the test."""
     admin = url = ""
     if backend.postgres:
-        try:
-            admin = await pg_provider.admin_url()
-        except Unavailable as exc:
-            skip_or_fail(str(exc))
-        url = await create_database(admin)
+        admin = await _admin(pg_provider)
+        url = await pg_provider.migrated_database()
     s = backend.make(tmp_path, url)
     try:
         await s.open()

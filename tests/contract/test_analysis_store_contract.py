@@ -20,16 +20,13 @@ import pytest
 from fastapi import FastAPI
 
 from mds.analysis import indicators as ind
-from mds.analysis.pg_store import PostgresAnalysisStore
-from mds.analysis.store import (
+from mds.analysis.base import (
     TECHNICAL,
     AnalysisStore,
     CacheEntry,
     HistoryEntry,
     HistoryExists,
     RecordResult,
-    SqliteAnalysisStore,
-    analysis_store_for,
 )
 from mds.api.errors import install_error_handlers
 from mds.api.routes.analysis import router
@@ -40,8 +37,11 @@ from mds.errors import StorageError
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, open_runtime
 from mds.storage.base import Store
+from mds.storage.factory import analysis_store_for
 from mds.storage.postgres import PostgresStore
+from mds.storage.postgres.analysis import PostgresAnalysisStore
 from mds.storage.sqlite import SqliteStore
+from mds.storage.sqlite.analysis import SqliteAnalysisStore
 
 Fetch = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
@@ -76,10 +76,10 @@ def analysis(store: Store) -> AnalysisStore:
 async def _execute(store: Store, sql: str) -> None:
     """Run a writing statement outside the analysis store, as a careless admin would."""
     if isinstance(store, SqliteStore):
-        await store._transaction(lambda conn: conn.execute(sql))
+        await store.db.transaction(lambda conn: conn.execute(sql))
     else:
         assert isinstance(store, PostgresStore)
-        await store._execute(sql)
+        await store.db.execute(sql)
 
 
 def _bar(symbol: str, day: int, close: float) -> Bar:

@@ -23,12 +23,12 @@ async def test_backfills_cannot_take_the_connections_reserved_for_live_work(
 
         async def slow_backfill_read() -> None:
             with work.as_backfill():
-                await store._fetch("SELECT pg_sleep(1.5)")
+                await store.db.fetch("SELECT pg_sleep(1.5)")
 
         backlog = [asyncio.ensure_future(slow_backfill_read()) for _ in range(4)]
         await asyncio.sleep(0.3)  # two of them hold their two connections; two wait
         started = time.monotonic()
-        rows = await store._fetch("SELECT 1")
+        rows = await store.db.fetch("SELECT 1")
         live_wait = time.monotonic() - started
         assert rows[0][0] == 1
         assert live_wait < 0.5, f"a live read waited {live_wait:.2f}s behind the backlog"
@@ -48,12 +48,12 @@ async def test_without_a_reserve_backfills_may_take_the_whole_pool(pg_database: 
 
         async def slow_backfill_read() -> None:
             with work.as_backfill():
-                await store._fetch("SELECT pg_sleep(1.0)")
+                await store.db.fetch("SELECT pg_sleep(1.0)")
 
         backlog = [asyncio.ensure_future(slow_backfill_read()) for _ in range(2)]
         await asyncio.sleep(0.3)
         started = time.monotonic()
-        await store._fetch("SELECT 1")
+        await store.db.fetch("SELECT 1")
         assert time.monotonic() - started >= 0.4
         await asyncio.gather(*backlog)
     finally:

@@ -1,6 +1,8 @@
 """PostgresStore beyond the shared contract: migrations, mode, COPY writes, timeouts.
 
-Each test gets its own fresh database (``pg_database`` in conftest); never mocked.
+Each test gets its own fresh database, never mocked: ``pg_database`` (in conftest) is
+already migrated (a copy of the session's template), ``pg_empty_database`` is empty, for
+the tests of migration itself.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ def bars(n: int, *, symbols: int = 50, close: float = 100.0) -> list[Bar]:
     ]
 
 
-async def test_migrations_are_idempotent(pg_database: tuple[str, str]) -> None:
-    _, url = pg_database
+async def test_migrations_are_idempotent(pg_empty_database: tuple[str, str]) -> None:
+    _, url = pg_empty_database
     async with PostgresStore(url) as store:
         assert await store.migrate() == []
-        rows = await store._fetch("SELECT version FROM schema_migrations ORDER BY version")
+        rows = await store.db.fetch("SELECT version FROM schema_migrations ORDER BY version")
         assert [r[0] for r in rows] == ALL_VERSIONS
     # A second process opening the same database applies nothing either.
     second = PostgresStore(url)
@@ -48,13 +50,17 @@ async def test_migrations_are_idempotent(pg_database: tuple[str, str]) -> None:
         await second.close()
 
 
-async def test_two_stores_migrating_at_once_apply_each_file_once(pg_database: tuple[str, str]) -> None:
-    _, url = pg_database
+async def test_two_stores_migrating_at_once_apply_each_file_once(
+    pg_empty_database: tuple[str, str],
+) -> None:
+    _, url = pg_empty_database
     stores = [PostgresStore(url, pool_min=1, pool_max=2) for _ in range(3)]
     try:
         # open() migrates; all three race for an empty database.
         await asyncio.gather(*(s.open() for s in stores))
-        rows = await stores[0]._fetch("SELECT version, count(*) FROM schema_migrations GROUP BY 1 ORDER BY 1")
+        rows = await stores[0].db.fetch(
+            "SELECT version, count(*) FROM schema_migrations GROUP BY 1 ORDER BY 1"
+        )
         assert [(v, n) for v, n in rows] == [(v, 1) for v in ALL_VERSIONS]
         assert all([await s.migrate() == [] for s in stores])
     finally:
@@ -66,7 +72,7 @@ async def test_backend_info_reports_the_mode(pg_database: tuple[str, str]) -> No
     _, url = pg_database
     async with PostgresStore(url, pool_min=1, pool_max=3) as store:
         info = await store.backend_info()
-        available = await store._fetchrow(
+        available = await store.db.fetchrow(
             "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
         )
     assert info["backend"] == "postgresql"
@@ -100,7 +106,7 @@ async def test_bulk_write_goes_through_copy_and_counts_right(pg_database: tuple[
         print(f"mixed batch: {(len(changed) + len(extra)) / (time.perf_counter() - started):,.0f} bars/s")
         assert result == WriteResult(inserted=n // 10, revised=n // 10, unchanged=n - n // 10)
 
-        [(current, history)] = await store._fetch(
+        [(current, history)] = await store.db.fetch(
             "SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM candle_history)"
         )
         assert (current, history) == (n + n // 10, n // 10)
@@ -120,7 +126,7 @@ async def test_concurrent_revisions_of_one_bar_keep_every_revision(pg_database: 
         await asyncio.gather(
             *(store.write_bars([bar.with_(close=c)], as_of=w) for c, w in zip(closes, stamps, strict=True))
         )
-        revisions = await store._fetch(
+        revisions = await store.db.fetch(
             "SELECT revision FROM candle_history UNION ALL SELECT revision FROM candles ORDER BY 1"
         )
         assert [r[0] for r in revisions] == list(range(12))
@@ -136,7 +142,7 @@ async def test_writers_racing_with_the_same_new_bars_store_each_once(pg_database
         assert sum(r.inserted for r in results) == len(batch)
         assert sum(r.unchanged for r in results) == 3 * len(batch)
         assert all(r.revised == 0 for r in results)
-        [(current, history)] = await store._fetch(
+        [(current, history)] = await store.db.fetch(
             "SELECT (SELECT count(*) FROM candles), (SELECT count(*) FROM candle_history)"
         )
         assert (current, history) == (len(batch), 0)
@@ -146,12 +152,12 @@ async def test_statement_timeout_is_set_on_every_connection(pg_database: tuple[s
     _, url = pg_database
     async with PostgresStore(url, pool_min=2, pool_max=2, statement_timeout_ms=400) as store:
         shown = await asyncio.gather(
-            *(store._read(lambda c: c.fetchval("SHOW statement_timeout")) for _ in range(4))
+            *(store.db.read(lambda c: c.fetchval("SHOW statement_timeout")) for _ in range(4))
         )
         assert shown == ["400ms"] * 4
         started = time.perf_counter()
         with pytest.raises(StorageError, match="statement timeout"):
-            await store._write(lambda c: c.execute("SELECT pg_sleep(3)"))
+            await store.db.write(lambda c: c.execute("SELECT pg_sleep(3)"))
         # A timed-out statement is not retried as if the database were down.
         assert time.perf_counter() - started < 2
 

@@ -16,16 +16,13 @@ from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
 from tests.conftest import skip_or_fail
+from tests.helpers import utc as _ts
 from tests.pgserver import Throwaway
 from tests.pgserver import Unavailable as PgUnavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
-
-
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_postgres_down_20s_health_degrades_and_nothing_is_lost(start_mds) -> None:

@@ -9,16 +9,13 @@ import pytest
 from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
+from tests.helpers import utc as _ts
 
 pytestmark = pytest.mark.e2e
 
 CLOCK = "2025-10-08T14:00:00Z"
 SESSION_OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 SYMBOLS = ["AAPL", "MSFT", "SPY", "JPM"]  # three T0 and one T1
-
-
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _assert_matches_truth(
@@ -42,6 +39,7 @@ def _assert_matches_truth(
         assert b["as_of"] is not None
 
 
+@pytest.mark.slow  # ~12 s: a simulated session served end to end
 def test_demo_serves_gap_free_ground_truth(start_mds) -> None:
     # 2% of bars go missing from every response, so the gap check has work to do.
     mds = start_mds(

@@ -24,6 +24,7 @@ from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
 from tests.conftest import skip_or_fail
 from tests.e2e.conftest import MDS, free_port
+from tests.helpers import utc as _ts
 from tests.pgserver import PgProvider, create_database, drop_database
 from tests.pgserver import Unavailable as PgUnavailable
 from tests.redis_support import key_prefix, redis_url
@@ -55,10 +56,6 @@ class Proc:
                 self.p.kill()
                 self.p.wait()
         self._fh.close()
-
-
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _wait(predicate, timeout: float, what: str, procs: list[Proc]):  # type: ignore[no-untyped-def]

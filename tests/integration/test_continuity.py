@@ -17,14 +17,11 @@ from mds.observability.metrics import Metrics
 from mds.ops.slo import SloMonitor
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, open_runtime
+from tests.helpers import rows as values
 from tests.integration.conftest import CAL, asgi_client
 
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
-
-
-def values(bars):
-    return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
 
 
 async def test_no_trade_minutes_are_confirmed_empty_and_not_backfilled_forever(make_pipeline) -> None:

@@ -11,12 +11,9 @@ from mds.domain.records import BackfillStatus
 from mds.ingest.backfill import Dispatcher
 from mds.ingest.sweeper import Sweeper
 from mds.providers.sim.market import ground_truth
+from tests.helpers import rows as values
 
 CAL = MarketCalendar()
-
-
-def values(bars):
-    return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
 
 
 async def assert_complete(p, symbol: str, interval: Interval, start: datetime, end: datetime) -> None:

@@ -36,9 +36,16 @@ from mds.runtime import Runtime, open_runtime
 from mds.services.rollup import rollup
 from mds.storage.migrate import POSTGRES_MIGRATIONS, TIMESCALEDB_MIGRATIONS, discover
 from mds.storage.postgres import PostgresStore
-from tests.timescale_support import timescale_url  # noqa: F401  (the session fixture)
+from tests.helpers import rows as ohlcv
+from tests.timescale_support import (
+    INSTALL_TIMEOUT,
+    START_TIMEOUT,
+    timescale_url,  # noqa: F401  (the session fixture)
+)
 
-pytestmark = pytest.mark.slow
+# The first test also pays for the session's server: installing PGlite when it is not
+# cached yet (CI installs it up front) and starting it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_TIMEOUT + START_TIMEOUT + 60)]
 
 CAL = MarketCalendar()
 M1, M5, H1, D1 = Interval.M1, Interval.M5, Interval.H1, Interval.D1
@@ -82,7 +89,7 @@ async def opened(url: str) -> AsyncIterator[PostgresStore]:
 
 
 async def rows(store: PostgresStore, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in await store._fetch(sql, *args)]
+    return [tuple(r) for r in await store.db.fetch(sql, *args)]
 
 
 async def value(store: PostgresStore, sql: str, *args: Any) -> Any:
@@ -126,10 +133,6 @@ def session_bars(symbol: str, days: list[date], seed: int) -> list[Bar]:
             price = c
             ts += M1.delta
     return out
-
-
-def ohlcv(bars: list[Bar]) -> list[tuple[datetime, float, float, float, float, float]]:
-    return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
 
 
 # --------------------------------------------------------------------------- schema
@@ -288,7 +291,7 @@ async def test_continuous_aggregates_equal_the_calendar_rollup(migrated: Migrate
         for interval, view in ((M5, "candles_5m"), (H1, "candles_1h")):
             expected = ohlcv(rollup(stored, interval, CAL, LATER))
             refresh = "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)"
-            await store._execute(refresh, view, start, end)
+            await store.db.execute(refresh, view, start, end)
             got = await rows(
                 store,
                 f"SELECT ts, open, high, low, close, volume, bars FROM {view} WHERE symbol = $1 ORDER BY ts",
@@ -426,7 +429,7 @@ async def test_quote_retention_policy_drops_chunks_older_than_14_days(migrated: 
         old, recent = now - timedelta(days=30), now - timedelta(days=1)
         quotes = [Quote("TSQ", ts, 9.9, 10.1, 10.0, provider="sim") for ts in (old, recent)]
         assert await store.write_quotes(quotes) == 2
-        await store._execute("CALL run_job($1)", await job_id(store, "policy_retention", "quotes_l1"))
+        await store.db.execute("CALL run_job($1)", await job_id(store, "policy_retention", "quotes_l1"))
         left = await rows(store, "SELECT ts FROM quotes_l1 WHERE symbol = 'TSQ'")
     assert left == [(recent,)]
 
@@ -441,7 +444,7 @@ async def test_1m_expiry_job_deletes_old_1m_bars_only(migrated: Migrated) -> Non
         await store.write_bars([minute[0]._replace(close=10.25)], as_of=now + timedelta(seconds=1))
         before = await rows(store, "SELECT count(*) FROM candle_history WHERE symbol = 'TSOLD'")
         assert before == [(1,)]
-        await store._execute("CALL run_job($1)", await job_id(store, "mds_expire_1m_bars"))
+        await store.db.execute("CALL run_job($1)", await job_id(store, "mds_expire_1m_bars"))
         left = await rows(
             store, "SELECT interval, ts FROM candles WHERE symbol = 'TSOLD' ORDER BY interval, ts"
         )
@@ -456,7 +459,7 @@ async def test_compression_policy_compresses_chunks_older_than_14_days(migrated:
         old, recent = now - timedelta(days=20), now - timedelta(days=2)
         bars = [Bar("TSPOL", M1, ts, 10.0, 11.0, 9.0, 10.5, 100.0, "sim") for ts in (old, recent)]
         await store.write_bars(bars, as_of=now)
-        await store._execute("CALL run_job($1)", await job_id(store, "policy_compression", "candles"))
+        await store.db.execute("CALL run_job($1)", await job_id(store, "policy_compression", "candles"))
         states = [await chunk_compressed(store, "candles", ts) for ts in (old, recent)]
         read = await store.read_bars("TSPOL", M1, old, now)
     assert states == [True, False]

@@ -74,7 +74,7 @@ def _lookback(name: str, **params: int) -> int:
     """Bars TA-Lib needs before its first output (so ``lookback + 1`` bars for one value)."""
     from talib import abstract
 
-    fn = abstract.Function(name)
+    fn = abstract.Function(name)  # type: ignore[attr-defined]  # made at import time, unseen by mypy
     fn.set_parameters(params)
     return int(fn.lookback)
 
@@ -159,7 +159,8 @@ class BarBatch:
             day[i, t - k :] = tail[:, 0]
             for j in range(4):
                 prices[j][i, t - k :] = tail[:, j + 1]
-        return cls(list(symbols), *prices, day=day, n=ns)
+        o, h, low, c = prices
+        return cls(list(symbols), o, h, low, c, day=day, n=ns)
 
     @classmethod
     def single(
@@ -247,7 +248,8 @@ def _last_index_at_or_before(key: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     ``key`` rows are ascending (padding sorts first), so a count is a position.
     """
-    return (key <= target[:, None]).sum(axis=1) - 1
+    at: np.ndarray = (key <= target[:, None]).sum(axis=1) - 1
+    return at
 
 
 def _ref_close(batch: BarBatch, key: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -330,7 +332,9 @@ def perf_to_date(batch: BarBatch, period: str) -> np.ndarray:
     return 100.0 * (_div(batch.close[:, -1], ref) - 1.0)
 
 
-def ma_alignment(close: np.ndarray, sma21: np.ndarray, sma50: np.ndarray, sma200: np.ndarray) -> dict:
+def ma_alignment(
+    close: np.ndarray, sma21: np.ndarray, sma50: np.ndarray, sma200: np.ndarray
+) -> dict[str, Any]:
     """MA alignment flags as boolean arrays plus a validity mask per flag.
 
     Flags: ``close_gt_sma21``, ``sma21_gt_sma50``, ``sma50_gt_sma200`` (the three links of
@@ -420,7 +424,8 @@ def stage(batch: BarBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     width = w.shape[1]
 
     def ma(k: int) -> np.ndarray:
-        return w[:, width - STAGE_MA_WEEKS - k : width - k].mean(axis=1)
+        mean: np.ndarray = w[:, width - STAGE_MA_WEEKS - k : width - k].mean(axis=1)
+        return mean
 
     ma0, ma_slope, ma_prior = ma(0), ma(slope_k), ma(prior_k)
     close = batch.close[:, -1]
@@ -457,15 +462,20 @@ def td_setup(close: np.ndarray) -> np.ndarray:
     def trailing(b: np.ndarray) -> np.ndarray:
         rev = b[:, ::-1]
         run = np.argmin(rev, axis=1)  # first False from the end
-        return np.where(rev.all(axis=1), b.shape[1], run)
+        runs: np.ndarray = np.where(rev.all(axis=1), b.shape[1], run)
+        return runs
 
     def folded(run: np.ndarray) -> np.ndarray:
-        return np.where(run > 0, (run - 1) % TD_COMPLETE + 1, 0)
+        counts: np.ndarray = np.where(run > 0, (run - 1) % TD_COMPLETE + 1, 0)
+        return counts
 
-    return folded(trailing(up)) - folded(trailing(down))
+    setup: np.ndarray = folded(trailing(up)) - folded(trailing(down))
+    return setup
 
 
-def gaps(batch: BarBatch, window: int = GAP_WINDOW) -> tuple[np.ndarray, np.ndarray, list[list[dict]]]:
+def gaps(
+    batch: BarBatch, window: int = GAP_WINDOW
+) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
     """Price gaps over the last ``window`` bars.
 
     A gap up at bar t: ``open[t] > high[t-1]``; a gap down: ``open[t] < low[t-1]``
@@ -492,7 +502,7 @@ def gaps(batch: BarBatch, window: int = GAP_WINDOW) -> tuple[np.ndarray, np.ndar
     max_high_after = np.fmax.accumulate(high[:, ::-1], axis=1)[:, ::-1]
     open_up = up & ~(min_low_after <= prev_h)
     open_down = down & ~(max_high_after >= prev_l)
-    found: list[list[tuple[int, dict]]] = [[] for _ in range(s)]
+    found: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in range(s)]
     days = batch.day[:, -w:]
     for direction, mask, level in (("up", open_up, prev_h), ("down", open_down, prev_l)):
         rows, cols = np.nonzero(mask)
@@ -520,7 +530,7 @@ class Columns:
     alignment: dict[str, tuple[np.ndarray, np.ndarray]]
     gap_up: np.ndarray
     gap_down: np.ndarray
-    gap_open: list[list[dict]]
+    gap_open: list[list[dict[str, Any]]]
 
 
 def compute(batch: BarBatch, sessions: np.ndarray | None = None) -> Columns:
@@ -594,7 +604,8 @@ def _reason(field: str, n: int) -> str:
 
 
 def _iso_days(days: np.ndarray) -> list[str]:
-    return np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype(str).tolist()
+    iso: list[str] = np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype(str).tolist()
+    return iso
 
 
 def snapshots(cols: Columns) -> list[dict[str, Any]]:
@@ -620,7 +631,10 @@ def snapshots(cols: Columns) -> list[dict[str, Any]]:
     align_names = tuple(cols.alignment)
     # Row tuples are built by zip in C; only rows with a NaN are patched field by field.
     align_rows = list(
-        zip(*(np.where(known, v, None).tolist() for v, known in cols.alignment.values()), strict=True)
+        zip(
+            *(np.where(known, v, None).tolist() for v, known in cols.alignment.values()),  # type: ignore[call-overload]
+            strict=True,
+        )
     )
     float_rows = list(zip(*(lists[f] for f in float_fields), strict=True))
     up, down = cols.gap_up.tolist(), cols.gap_down.tolist()

@@ -1,6 +1,6 @@
 """AnalysisService: what the analysis routes and ``mds ta`` call.
 
-It reads bars (the Store for one symbol, the analysis store's bulk reader for many),
+It reads bars (the bar store for one symbol, the analysis store's bulk reader for many),
 runs the engine, and keeps MarketAnalysisCache and MarketAnalysisHistory.
 """
 
@@ -10,21 +10,17 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mds.analysis import indicators as ind
+from mds.analysis.base import TECHNICAL, AnalysisStore, CacheEntry, HistoryEntry
 from mds.analysis.snapshot import DEFAULT_BARS, StoreBarSource, build_snapshots, pit_cutoff, to_batch
-from mds.analysis.store import TECHNICAL, AnalysisStore, CacheEntry, HistoryEntry, analysis_store_for
 from mds.calendar import MarketCalendar
 from mds.domain.clock import Clock
 from mds.domain.models import Interval
 from mds.errors import InvalidRequest, NotFound
 from mds.serialize import iso, ohlcv_json
-from mds.services.market import MarketService
-from mds.storage.base import Store
-
-if TYPE_CHECKING:
-    from mds.runtime import Runtime
+from mds.services.market import MarketService, MarketStore
 
 _RANGE = re.compile(r"^(\d{1,4})(d|wk|mo|y)$|^ytd$|^max$")
 #: A second past "now", so a bar stamped exactly now is inside ``ts < end``.
@@ -47,7 +43,7 @@ class AnalysisService:
     def __init__(
         self,
         *,
-        store: Store,
+        store: MarketStore,
         analysis: AnalysisStore,
         calendar: MarketCalendar,
         clock: Clock,
@@ -63,17 +59,6 @@ class AnalysisService:
         self.ttl = timedelta(seconds=ttl_sec)
         self.bars = bars
         self._one = StoreBarSource(store)
-
-    @classmethod
-    def for_runtime(cls, runtime: Runtime) -> AnalysisService:
-        return cls(
-            store=runtime.store,
-            analysis=analysis_store_for(runtime.store),
-            calendar=runtime.calendar,
-            clock=runtime.clock,
-            market=runtime.market,
-            ttl_sec=runtime.settings.ANALYSIS_CACHE_TTL_SEC,
-        )
 
     async def _symbol(self, symbol: str) -> str:
         entry = await self.store.get_symbol(symbol.strip().upper())
@@ -218,12 +203,3 @@ class AnalysisService:
         if entry is None:
             raise NotFound("analysis history", f"{sym} {analysis_type} {as_of_date.isoformat()}")
         return {**entry.snapshot, "recorded_at": iso(entry.recorded_at)}
-
-
-async def ta_command(runtime: Runtime, symbol: str, *, as_of: date | None = None) -> dict[str, Any]:
-    """What ``mds ta SYMBOL [--as-of YYYY-MM-DD]`` prints: the symbol's snapshot.
-
-    Raises:
-        NotFound: The symbol is not in the active universe.
-    """
-    return await AnalysisService.for_runtime(runtime).snapshot(symbol, as_of=as_of)

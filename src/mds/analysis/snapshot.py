@@ -25,7 +25,7 @@ import numpy as np
 from mds.analysis import indicators as ind
 from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
-from mds.storage.base import Store
+from mds.storage.base import BarStore
 
 #: Daily bars read per symbol: enough for SMA200 and the 252-day window with room for
 #: EMA200 to settle (the issue asks for at least 270 when available).
@@ -39,14 +39,14 @@ class DailyBarSource(Protocol):
     async def daily_bars(
         self, symbols: Sequence[str], end: datetime, *, as_of: datetime | None, limit: int
     ) -> dict[str, np.ndarray]:
-        """See :meth:`mds.analysis.store.AnalysisStore.daily_bars`."""
+        """See :meth:`mds.analysis.base.AnalysisStore.daily_bars`."""
         ...
 
 
 class StoreBarSource:
-    """Daily bars through any :class:`Store`'s ``read_bars`` (one read per symbol)."""
+    """Daily bars through any :class:`BarStore`'s ``read_bars`` (one read per symbol)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: BarStore) -> None:
         self._store = store
 
     async def daily_bars(

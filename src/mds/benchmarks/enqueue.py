@@ -31,7 +31,7 @@ from mds.ingest.backfill import Backfiller
 from mds.ingest.gaps import Gap
 from mds.observability.metrics import Metrics
 from mds.queue.memory import InMemoryJobQueue
-from mds.storage.base import Store
+from mds.storage.base import BackfillLedger
 from mds.storage.postgres import PostgresStore
 from mds.storage.sqlite import SqliteStore
 
@@ -45,7 +45,7 @@ def _gaps(prefix: str, symbols: int) -> list[Gap]:
     return [Gap(f"{prefix}{i:05d}", Interval.M1, OPEN, OPEN + GAP, 180) for i in range(symbols)]
 
 
-async def _measure(store: Store, backend: str, jobs: int) -> dict[str, object]:
+async def _measure(store: BackfillLedger, backend: str, jobs: int) -> dict[str, object]:
     symbols = max(1, jobs // JOBS_PER_SYMBOL)
     settings = load_settings(
         {"BACKFILL_CHUNK_MINUTES": str(CHUNK_MINUTES), "BACKFILL_MAX_QUEUE_T1": str(4 * jobs + 10)}

@@ -25,8 +25,8 @@ import httpx
 import uvloop
 
 from mds.domain.models import Bar, Interval
-from mds.storage import _pg_sql as q
 from mds.storage.postgres import PostgresStore
+from mds.storage.postgres import sql as q
 
 ADMIN_URL = os.environ.get("MDS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2025, 1, 2, 14, 30, tzinfo=UTC)

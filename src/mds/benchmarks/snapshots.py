@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from mds.analysis.service import AnalysisService
-from mds.analysis.store import SqliteAnalysisStore
 from mds.calendar import get_calendar
 from mds.domain.clock import ManualClock
 from mds.domain.models import Bar, Interval, Tier
 from mds.domain.records import UniverseEntry
 from mds.services.market import MarketService
 from mds.storage.sqlite import SqliteStore
+from mds.storage.sqlite.analysis import SqliteAnalysisStore
 
 NOW = datetime(2025, 10, 8, 22, 0, tzinfo=UTC)
 

@@ -40,7 +40,7 @@ from mds.domain.records import BackfillRecord, BackfillStatus
 from mds.ingest.gaps import Gap
 from mds.observability.metrics import Metrics
 from mds.queue.base import Delivery, JobQueue
-from mds.storage.base import NewBackfill, Store
+from mds.storage.base import BackfillLedger, NewBackfill
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class Backfiller:
     def __init__(
         self,
         *,
-        store: Store,
+        store: BackfillLedger,
         queues: Mapping[Tier, JobQueue],
         settings: Settings,
         clock: Clock,

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from mds.providers.base import Provider, validate_bars
 from mds.routing.router import Router
 from mds.serialize import bar_json
 from mds.services.bar_cache import SeriesGenerations
-from mds.storage.base import Store
+from mds.storage.base import BarStore, ContinuityStore, UniverseStore
 from mds.stream import Bus
 
 if TYPE_CHECKING:
@@ -52,11 +52,15 @@ class IngestOutcome:
         return not self.gaps
 
 
+class IngestStore(BarStore, UniverseStore, ContinuityStore, Protocol):
+    """What ingesting needs: bar writes and timestamps, the cursors, "no trades" evidence."""
+
+
 class BarIngestor:
     def __init__(
         self,
         *,
-        store: Store,
+        store: IngestStore,
         router: Router,
         calendar: MarketCalendar,
         clock: Clock,

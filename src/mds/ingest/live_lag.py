@@ -46,7 +46,7 @@ from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
 from mds.observability.metrics import Metrics
-from mds.storage.base import Store
+from mds.storage.base import UniverseStore
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class LiveLagTracker:
         calendar: MarketCalendar,
         clock: Clock,
         metrics: Metrics,
-        store: Store,
+        store: UniverseStore,
         symbols_by_tier: Mapping[Tier, Sequence[str]],
         publish_every: float = 5.0,
         refresh_every: float | None = None,

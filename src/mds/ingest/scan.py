@@ -1,6 +1,6 @@
 """The full gap scan: every symbol's stored bars against the calendar's expected bars.
 
-The per-symbol work happens in the store (:meth:`mds.storage.base.Store.scan_missing`
+The per-symbol work happens in the store (:meth:`mds.storage.base.ContinuityStore.scan_missing`
 counts in SQL and returns only what is missing); this module decides which bars are
 expected and turns what is missing into :class:`mds.ingest.gaps.Gap` runs.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from mds.calendar import MarketCalendar
 from mds.domain.models import Interval, ensure_utc
 from mds.ingest.gaps import Gap, gaps_for
-from mds.storage.base import Store
+from mds.storage.base import ContinuityStore
 
 
 def closed_expected(
@@ -37,7 +37,7 @@ def closed_expected(
 
 
 async def scan_gaps(
-    store: Store,
+    store: ContinuityStore,
     calendar: MarketCalendar,
     *,
     symbols: Sequence[str],
@@ -98,7 +98,7 @@ def summarize(gaps: Sequence[Gap]) -> dict[str, Any]:
 
 
 async def coverage(
-    store: Store,
+    store: ContinuityStore,
     calendar: MarketCalendar,
     *,
     symbols: Sequence[str],

@@ -30,7 +30,7 @@ from mds.observability.metrics import Metrics
 from mds.providers.base import Provider
 from mds.queue.base import Delivery, JobQueue
 from mds.routing.router import Router
-from mds.serialize import quote_json
+from mds.serialize import iso, quote_json
 from mds.storage.base import Store
 from mds.stream import Bus
 
@@ -223,7 +223,14 @@ class Worker:
             return
         attempts = job.attempts + 1
         if attempts >= self.settings.BACKFILL_MAX_ATTEMPTS:
-            log.warning("backfill %s %s failed for good: %s", job.symbol, job.time_window, error)
+            window = job.time_window
+            log.warning(
+                "backfill %s %s..%s failed for good: %s",
+                job.symbol,
+                iso(window.start),
+                iso(window.end),
+                error,
+            )
             await self._finish(queue, delivery, job, BackfillStatus.FAILED, error, attempts)
             return
         delay = (

@@ -21,7 +21,7 @@ from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
 from mds.ingest.ingestor import AUTO_SOURCE
 from mds.observability.metrics import Metrics
-from mds.storage.base import Store
+from mds.storage.base import UniverseStore
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SloMonitor:
     def __init__(
         self,
         *,
-        store: Store,
+        store: UniverseStore,
         calendar: MarketCalendar,
         clock: Clock,
         settings: Settings,

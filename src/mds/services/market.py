@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from mds.cache import Cache
 from mds.calendar import MarketCalendar
@@ -19,7 +19,7 @@ from mds.observability.metrics import Metrics
 from mds.serialize import bars_document, iso, quote_json
 from mds.services.bar_cache import ResponseBytes, SeriesGenerations
 from mds.services.rollup import rollup
-from mds.storage.base import RollupReader, Store
+from mds.storage.base import BarStore, RollupReader, UniverseStore
 
 _PERIOD = re.compile(r"^(\d{1,4})(d|wk|mo|y)$")
 PERIODS_HELP = "Nd (trading days), Nwk, Nmo, Ny, ytd or max, e.g. 5d, 1mo, 1y"
@@ -52,11 +52,18 @@ def _source(interval: Interval) -> Interval:
     return Interval.M1 if interval.is_intraday else Interval.D1
 
 
+class MarketStore(BarStore, UniverseStore, Protocol):
+    """What the market reads need: bars and quotes, and universe entries to resolve symbols.
+
+    A store that is also a :class:`RollupReader` rolls 5m/15m/1h up in the database.
+    """
+
+
 class MarketService:
     def __init__(
         self,
         *,
-        store: Store,
+        store: MarketStore,
         calendar: MarketCalendar,
         clock: Clock,
         cache: Cache | None = None,

@@ -1,4 +1,16 @@
-"""The Store protocol: everything MDS persists, behind one small async interface.
+"""The Store protocols: everything MDS persists, behind small async interfaces.
+
+``Store`` is the union of five narrower protocols, one per kind of consumer, so each part
+of MDS is typed against what it actually calls:
+
+- :class:`BarStore`: bars (writes, point-in-time reads, revisions) and quotes; the API's
+  market service and the ingestor. :class:`RollupReader` is its optional extension.
+- :class:`UniverseStore`: the symbol universe and the ingestion cursors; lag and SLO
+  trackers, symbol lookups.
+- :class:`BackfillLedger`: the backfill jobs table; the backfiller and the DLQ routes.
+- :class:`ContinuityStore`: the full gap scan and "no trades" evidence; gap scans,
+  continuity reports and the ingestor.
+- :class:`StoreLifecycle`: open, migrate, health; whoever builds the store.
 
 Point-in-time rules every implementation keeps (DESIGN.md):
 - a stored bar is never overwritten in place;
@@ -31,7 +43,7 @@ from mds.domain.records import (
 
 
 class NewBackfill(NamedTuple):
-    """One row for :meth:`Store.create_backfills`: a range to backfill, queued at ``priority``.
+    """One row for :meth:`BackfillLedger.create_backfills`: a range to backfill, queued at ``priority``.
 
     A tuple, not a record, so thousands of them cost little while a gap scan plans them.
     """
@@ -43,13 +55,14 @@ class NewBackfill(NamedTuple):
     priority: Tier
 
 
-class Store(Protocol):
-    # lifecycle
+class StoreLifecycle(Protocol):
     async def open(self) -> None:
-        """Connect and apply pending migrations."""
+        """Connect and apply pending migrations; a second call does nothing."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections and threads; safe to call twice."""
+        ...
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the versions applied (empty when up to date)."""
@@ -67,8 +80,17 @@ class Store(Protocol):
         """
         ...
 
-    # bars
-    async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult: ...
+
+class BarStore(Protocol):
+    async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult:
+        """Store a batch in one transaction; the counts are over distinct bar keys.
+
+        ``as_of`` stamps every bar (the bars' own ``as_of`` is ignored). When one key
+        appears twice in ``bars`` the later one wins. Changed bars move their current row
+        to ``candle_history`` with ``superseded_at = as_of`` and become a new revision;
+        new bars drop the "no trades" evidence of their bar times.
+        """
+        ...
 
     async def read_bars(
         self,
@@ -80,7 +102,11 @@ class Store(Protocol):
         as_of: datetime | None = None,
         limit: int | None = None,
     ) -> list[Bar]:
-        """Bars with ``start <= ts < end`` in time order; ``limit`` keeps the newest N."""
+        """Bars with ``start <= ts < end`` in time order; ``limit`` keeps the newest N.
+
+        With ``as_of=T``: current rows learned at or before T, plus history rows that were
+        current at T (``as_of <= T < superseded_at``). Without it only current rows are read.
+        """
         ...
 
     async def bar_timestamps(
@@ -89,40 +115,91 @@ class Store(Protocol):
         """Epoch seconds of the current bars in range, ascending (cheap; for gap checks)."""
         ...
 
-    async def latest_bar(self, symbol: str, interval: Interval) -> Bar | None: ...
+    async def latest_bar(self, symbol: str, interval: Interval) -> Bar | None:
+        """The current revision of the newest bar of the series, or None."""
+        ...
 
     async def bar_revisions(self, symbol: str, interval: Interval, ts: datetime) -> list[Bar]:
         """Every revision of one bar, oldest first, each with the ``as_of`` it was learned."""
         ...
 
-    # quotes
-    async def write_quotes(self, quotes: Sequence[Quote]) -> int: ...
+    async def write_quotes(self, quotes: Sequence[Quote]) -> int:
+        """Store quotes; a second quote with the same (symbol, ts, provider) is ignored.
 
-    async def latest_quote(self, symbol: str) -> Quote | None: ...
+        Returns:
+            How many quotes were new.
+        """
+        ...
 
-    # universe
+    async def latest_quote(self, symbol: str) -> Quote | None:
+        """The newest quote of ``symbol`` (by ``ts``, then ``as_of``), or None."""
+        ...
+
+
+@runtime_checkable
+class RollupReader(Protocol):
+    """A store that rolls 1m bars up in the database (PostgreSQL's ``date_bin``).
+
+    Optional: the service rolls up on read itself where a store lacks it (SQLite), and
+    both give the same bars (services/rollup.py states the rule).
+    """
+
+    async def read_rollup(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        sessions: Sequence[tuple[datetime, datetime]],
+        *,
+        as_of: datetime | None = None,
+    ) -> list[Bar]:
+        """1m bars with ``start <= ts < end`` rolled up to ``interval``.
+
+        ``sessions``: (open, close) of every session the range touches; a bucket starts
+        at its session's open plus whole intervals. ``as_of`` reads as
+        :meth:`BarStore.read_bars` does. A bucket's status is ``final`` when all its bars
+        are; whether it has ended is the caller's to judge.
+        """
+        ...
+
+
+class UniverseStore(Protocol):
     async def upsert_universe(
         self, entries: Sequence[UniverseEntry], *, version_tag: str, source_meta: dict[str, Any]
     ) -> None:
-        """Replace the universe with ``entries`` (others become inactive) and record a version."""
+        """Replace the universe with ``entries`` (others become inactive) and record a version.
+
+        A repeated ``version_tag`` updates that version's metadata instead of failing, so
+        re-running the same universe load is harmless.
+        """
         ...
 
-    async def universe(
-        self, *, tier: Tier | None = None, active_only: bool = True
-    ) -> list[UniverseEntry]: ...
+    async def universe(self, *, tier: Tier | None = None, active_only: bool = True) -> list[UniverseEntry]:
+        """Universe entries sorted by tier, then symbol."""
+        ...
 
-    async def get_symbol(self, symbol: str) -> UniverseEntry | None: ...
+    async def get_symbol(self, symbol: str) -> UniverseEntry | None:
+        """One universe entry (active or not), or None."""
+        ...
 
-    # cursors
-    async def get_cursor(self, symbol: str, interval: Interval, source: str) -> Cursor | None: ...
+    async def get_cursor(self, symbol: str, interval: Interval, source: str) -> Cursor | None:
+        """Where ingestion of the series from ``source`` stands, or None."""
+        ...
 
     async def advance_cursor(
         self, symbol: str, interval: Interval, source: str, ts: datetime, *, now: datetime
     ) -> None:
-        """Move the cursor to ``ts`` if that is later than where it stands; never backwards."""
+        """Move the cursor to ``ts`` if that is later than where it stands; never backwards.
+
+        A stale ``ts`` leaves the cursor (and its ``updated_at``) be.
+        """
         ...
 
-    # backfill jobs (seed table backfill_jobs)
+
+class BackfillLedger(Protocol):
+    """The backfill jobs (seed table ``backfill_jobs``)."""
+
     async def create_backfill(
         self,
         symbol: str,
@@ -132,7 +209,9 @@ class Store(Protocol):
         priority: Tier,
         *,
         now: datetime,
-    ) -> BackfillRecord: ...
+    ) -> BackfillRecord:
+        """Create one queued job and return it as stored."""
+        ...
 
     async def create_backfills(self, specs: Sequence[NewBackfill], *, now: datetime) -> list[BackfillRecord]:
         """Create one queued job per spec, all in one transaction; records in ``specs`` order.
@@ -151,7 +230,13 @@ class Store(Protocol):
         now: datetime,
         attempts: int | None = None,
         last_error: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Set a job's status; ``attempts``/``last_error`` change only when given.
+
+        Raises:
+            NotFound: No job has this id.
+        """
+        ...
 
     async def update_backfill_range(
         self, job_id: int, start: datetime, end: datetime, *, now: datetime
@@ -159,7 +244,9 @@ class Store(Protocol):
         """Widen a still-queued job to [start, end) (merging); False if it is no longer queued."""
         ...
 
-    async def get_backfill(self, job_id: int) -> BackfillRecord | None: ...
+    async def get_backfill(self, job_id: int) -> BackfillRecord | None:
+        """One job, or None when no job has this id."""
+        ...
 
     async def list_backfills(
         self,
@@ -173,7 +260,7 @@ class Store(Protocol):
         ...
 
     async def backfill_stats(self) -> dict[str, Any]:
-        """Counts for the DLQ and queue views.
+        """Counts for the DLQ and queue views, from one snapshot.
 
         Returns:
             ``{"by_status": {status: n}, "by_tier": {tier: {status: n}},
@@ -214,13 +301,17 @@ class Store(Protocol):
         """
         ...
 
-    # continuity: the full gap scan and "no trades" minutes
+
+class ContinuityStore(Protocol):
+    """The full gap scan and "no trades" minutes (tables ``empty_evidence``, ``confirmed_empty``)."""
+
     async def scan_missing(
         self, interval: Interval, expected: np.ndarray, symbols: Sequence[str]
     ) -> dict[str, np.ndarray]:
         """For each symbol, the ``expected`` epochs neither stored nor confirmed empty.
 
-        ``expected`` is ascending int64 epoch seconds. Only current revisions are read.
+        ``expected`` is ascending int64 epoch seconds. Only current revisions are read,
+        all from one snapshot, without holding up writers.
 
         Returns:
             Symbol -> ascending int64 epochs still missing; only symbols with something
@@ -247,6 +338,9 @@ class Store(Protocol):
             The epochs that became confirmed empty by this call (ascending): at least
             ``needed_answers`` answers in all lacked them, from at least
             ``needed_providers`` distinct providers.
+
+        Raises:
+            ValueError: A threshold is below 1.
         """
         ...
 
@@ -271,21 +365,9 @@ class Store(Protocol):
         ...
 
 
-@runtime_checkable
-class RollupReader(Protocol):
-    """A store that rolls 1m bars up in the database (PostgreSQL's ``date_bin``).
+class Store(BarStore, UniverseStore, BackfillLedger, ContinuityStore, StoreLifecycle, Protocol):
+    """Everything MDS persists: what runtime.py builds and hands out.
 
-    Optional: the service rolls up on read itself where a store lacks it (SQLite), and
-    both give the same bars (services/rollup.py states the rule).
+    Type a consumer against the narrow protocol it uses; take ``Store`` only where one
+    object really needs most of them (the collector wires every part to one store).
     """
-
-    async def read_rollup(
-        self,
-        symbol: str,
-        interval: Interval,
-        start: datetime,
-        end: datetime,
-        sessions: Sequence[tuple[datetime, datetime]],
-        *,
-        as_of: datetime | None = None,
-    ) -> list[Bar]: ...

@@ -1,10 +1,11 @@
-"""Build the Store a ``DATABASE_URL`` names."""
+"""Build the Store a ``DATABASE_URL`` names, and the analysis store that goes with it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mds.errors import ConfigError
+from mds.analysis.base import AnalysisStore
+from mds.errors import ConfigError, StorageError
 from mds.storage.base import Store
 from mds.storage.postgres import PostgresStore
 from mds.storage.sqlite import SqliteStore
@@ -65,3 +66,21 @@ def open_store(
     except OSError as exc:
         raise ConfigError("DATABASE_URL", f"cannot create {path.parent}: {exc}") from exc
     return SqliteStore(path)
+
+
+def analysis_store_for(store: object) -> AnalysisStore:
+    """The analysis store that goes with a bar store (same database, same connections).
+
+    Raises:
+        StorageError: No analysis store exists for this kind of bar store.
+    """
+    # Imported here so a process that never analyses does not load the analysis stores.
+    if isinstance(store, SqliteStore):
+        from mds.storage.sqlite.analysis import SqliteAnalysisStore
+
+        return SqliteAnalysisStore(store)
+    if isinstance(store, PostgresStore):
+        from mds.storage.postgres.analysis import PostgresAnalysisStore
+
+        return PostgresAnalysisStore(store)
+    raise StorageError(f"no analysis store for {type(store).__name__}")

@@ -204,7 +204,7 @@ async def apply_postgres(
     """
     import asyncpg
 
-    from mds.storage._pg_sql import is_transient
+    from mds.storage.postgres.connection import is_transient
 
     if ledger not in PG_LEDGERS:
         raise ValueError(f"unknown migration ledger {ledger!r}")

@@ -1,5 +1,5 @@
 -- Analysis snapshots (seed names MarketAnalysisCache / MarketAnalysisHistory), SQLite.
--- Owned by mds.analysis.store; the bar tables are only ever read from there.
+-- Owned by mds.storage.sqlite.analysis; the bar tables are only ever read from there.
 -- as_of_date is the ISO session date the snapshot describes (its last bar's session);
 -- computed_at, expiry_timestamp and recorded_at are epoch MICROseconds UTC.
 -- raw_analysis is the whole snapshot as JSON text; the other columns are its headline

@@ -1,13 +1,13 @@
-"""PostgresAnalysisStore: :class:`~mds.analysis.store.AnalysisStore` on PostgreSQL.
+"""PostgresAnalysisStore: :class:`~mds.analysis.base.AnalysisStore` on PostgreSQL.
 
-The same contract as :class:`~mds.analysis.store.SqliteAnalysisStore`, on the tables of
-``migrations/postgres/0003_analysis.sql``, which ``PostgresStore.open()`` applies.
+The same contract as :class:`~mds.storage.sqlite.analysis.SqliteAnalysisStore`, on the
+tables of ``migrations/postgres/0003_analysis.sql``, which ``PostgresStore.open()`` applies.
 
 Decision: like its SQLite sibling it owns no connections. Every statement runs through
-the :class:`~mds.storage.postgres.PostgresStore`'s ``_read`` / ``_write`` helpers, so it
-shares the store's pool and lifetime and inherits its outage rules: a read retries once
-and a write retries through an outage, and a failure surfaces as ``StorageError`` (the
-API's 503), never as a raw asyncpg error.
+the :class:`~mds.storage.postgres.PostgresStore`'s pool (``store.db``: ``read`` /
+``write``), so it shares the store's pool and lifetime and inherits its outage rules: a
+read retries once and a write retries through an outage, and a failure surfaces as
+``StorageError`` (the API's 503), never as a raw asyncpg error.
 
 Statements are set-based: the bulk bar read is one ``LATERAL`` join over the symbol
 array per chunk, and the bulk writes ``unnest`` column arrays into one INSERT. ``jsonb``
@@ -24,16 +24,17 @@ import asyncpg
 import numpy as np
 import orjson
 
-from mds.analysis.store import (
+from mds.analysis.base import (
     CacheEntry,
     HistoryEntry,
     HistoryExists,
     RecordResult,
-    _dumps,
-    _headline,
+    headline,
+    snapshot_json,
 )
 from mds.domain.models import Interval, ensure_utc
-from mds.storage.postgres import PostgresStore
+from mds.storage.postgres.connection import Job
+from mds.storage.postgres.store import PostgresStore
 
 #: Symbols per statement in a bulk read, so one statement stays well inside the
 #: store's statement_timeout even on a cold cache.
@@ -130,7 +131,7 @@ def _history_row(e: HistoryEntry) -> tuple[Any, ...]:
         s.get("rsi_14"),
         s.get("ma_bucket"),
         s.get("stage_label"),
-        _dumps(s),
+        snapshot_json(s),
     )
 
 
@@ -140,13 +141,13 @@ def _history(row: asyncpg.Record) -> HistoryEntry:
 
 
 class PostgresAnalysisStore:
-    """:class:`~mds.analysis.store.AnalysisStore` on an open :class:`PostgresStore`.
+    """:class:`~mds.analysis.base.AnalysisStore` on an open :class:`PostgresStore`.
 
     See the module docstring for how it uses the store.
     """
 
     def __init__(self, store: PostgresStore) -> None:
-        self._store = store
+        self._db = store.db
 
     async def daily_bars(
         self, symbols: Sequence[str], end: datetime, *, as_of: datetime | None, limit: int
@@ -156,12 +157,15 @@ class PostgresAnalysisStore:
         if as_of is not None:
             sql = _AS_OF
             args.append(ensure_utc(as_of))
+
+        def fetch(chunk: list[str]) -> Job[list[asyncpg.Record]]:
+            return lambda conn: conn.fetch(sql, chunk, *args)
+
         # Keys in the caller's order: the engine lays its batch out by it.
         result: dict[str, np.ndarray] = dict.fromkeys(symbols, _EMPTY)
         unique = list(result)
         for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            rows = await self._store._read(lambda conn, c=chunk: conn.fetch(sql, c, *args))
+            rows = await self._db.read(fetch(unique[i : i + _CHUNK]))
             for sym, bars in rows:
                 if bars is not None:
                     result[sym] = np.array(bars, dtype=np.float64)
@@ -173,7 +177,7 @@ class PostgresAnalysisStore:
         # One upsert may not touch a row twice; the last entry of a key wins, as when
         # the entries are written one after the other.
         latest = {(e.symbol, e.analysis_type): e for e in entries}.values()
-        heads = [_headline(e.snapshot) for e in latest]
+        heads = [headline(e.snapshot) for e in latest]
         columns = (
             [e.symbol for e in latest],
             [e.analysis_type for e in latest],
@@ -182,14 +186,14 @@ class PostgresAnalysisStore:
             [ensure_utc(e.expires_at) for e in latest],
             [int(e.snapshot.get("bars_used") or 0) for e in latest],
             *([h[i] for h in heads] for i in range(4)),
-            [_dumps(e.snapshot) for e in latest],
+            [snapshot_json(e.snapshot) for e in latest],
         )
-        await self._store._write(lambda conn: conn.execute(_PUT_CACHE, *columns))
+        await self._db.write(lambda conn: conn.execute(_PUT_CACHE, *columns))
         return len(entries)
 
     async def get_cache(self, symbol: str, analysis_type: str, *, now: datetime) -> CacheEntry | None:
         stamp = ensure_utc(now)
-        row = await self._store._read(lambda conn: conn.fetchrow(_GET_CACHE, symbol, analysis_type, stamp))
+        row = await self._db.read(lambda conn: conn.fetchrow(_GET_CACHE, symbol, analysis_type, stamp))
         if row is None:
             return None
         computed, expires, raw = row
@@ -197,7 +201,7 @@ class PostgresAnalysisStore:
 
     async def insert_history(self, entry: HistoryEntry) -> None:
         row = _history_row(entry)
-        inserted = await self._store._write(lambda conn: conn.fetchval(_INSERT_HISTORY, *row))
+        inserted = await self._db.write(lambda conn: conn.fetchval(_INSERT_HISTORY, *row))
         if not inserted:
             raise HistoryExists(entry.symbol, entry.analysis_type, entry.as_of_date)
 
@@ -213,7 +217,7 @@ class PostgresAnalysisStore:
             first.setdefault((e.symbol, e.analysis_type, e.as_of_date), e)
         rows = [_history_row(e) for e in first.values()]
         columns = [list(col) for col in zip(*rows, strict=True)]
-        returned = await self._store._write(lambda conn: conn.fetch(_RECORD_HISTORY, *columns))
+        returned = await self._db.write(lambda conn: conn.fetch(_RECORD_HISTORY, *columns))
         new = {(r[0], r[1], r[2]) for r in returned}
         seen: set[_Key] = set()
         for e in entries:
@@ -223,13 +227,9 @@ class PostgresAnalysisStore:
         return RecordResult(written, refused)
 
     async def get_history(self, symbol: str, analysis_type: str, as_of_date: str) -> HistoryEntry | None:
-        row = await self._store._read(
-            lambda conn: conn.fetchrow(_GET_HISTORY, symbol, analysis_type, as_of_date)
-        )
+        row = await self._db.read(lambda conn: conn.fetchrow(_GET_HISTORY, symbol, analysis_type, as_of_date))
         return None if row is None else _history(row)
 
     async def list_history(self, symbol: str, analysis_type: str, start: str, end: str) -> list[HistoryEntry]:
-        rows = await self._store._read(
-            lambda conn: conn.fetch(_LIST_HISTORY, symbol, analysis_type, start, end)
-        )
+        rows = await self._db.read(lambda conn: conn.fetch(_LIST_HISTORY, symbol, analysis_type, start, end))
         return [_history(r) for r in rows]

@@ -1,4 +1,4 @@
-"""SQL text, row conversions and error classes for :class:`mds.storage.postgres.PostgresStore`.
+"""SQL text and row conversions for :class:`mds.storage.postgres.PostgresStore`.
 
 Every time column is ``timestamptz`` (see ``migrations/postgres/0001_initial.sql``); asyncpg
 hands them back as aware UTC datetimes, so only the protocol's epoch-second results are
@@ -8,9 +8,7 @@ parameters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 
@@ -19,26 +17,6 @@ from mds.domain.records import BackfillRecord, BackfillStatus
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
-
-# Failures worth retrying: the server or the network went away, the server is starting
-# or shutting down, or a transaction lost a deadlock/serialization race (it was rolled
-# back whole, so running it again is safe). A statement timeout (QueryCanceledError) is
-# not among them: the same statement would time out again.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.TransactionRollbackError,
-    asyncpg.InterfaceError,  # e.g. "connection is closed" on a pooled connection
-    OSError,  # ConnectionRefusedError, ConnectionResetError, TimeoutError
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT)
-
 
 # A bar row as candles holds it, in the order of every COPY record and of BAR_COLS.
 BAR_COLUMNS = (
@@ -260,7 +238,7 @@ def rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def bar(row: Sequence[Any]) -> Bar:
+def bar(row: asyncpg.Record) -> Bar:
     sym, interval, ts, o, h, lo, c, v, provider, as_of, status, adjusted, _rev = row
     return Bar(
         symbol=sym,
@@ -283,7 +261,7 @@ def job_key(rec: BackfillRecord) -> tuple[str, str, datetime, datetime, str]:
     return (rec.symbol, rec.interval.value, rec.start, rec.end, rec.priority.value)
 
 
-def job(row: Sequence[Any]) -> BackfillRecord:
+def job(row: asyncpg.Record) -> BackfillRecord:
     jid, sym, interval, start, end, prio, status, attempts, err, created, updated = row
     return BackfillRecord(
         id=jid,

@@ -1,7 +1,8 @@
 """Continuity on SQLite: the full gap scan and "no trades" evidence.
 
-Plain functions on a ``sqlite3.Connection``; :class:`mds.storage.sqlite.SqliteStore` runs
-them on its reader or writer thread. Lists of symbols and epochs go in as one JSON
+:class:`SqliteContinuity` is the :class:`~mds.storage.base.ContinuityStore` part of the
+store; the work is done by plain functions on a ``sqlite3.Connection`` that it runs on
+the reader or writer thread, one hop each. Lists of symbols and epochs go in as one JSON
 parameter read by ``json_each`` (bound, never formatted into SQL), so there is no limit
 on bound variables and the reader connection, which is ``query_only`` and may not create
 temp tables, can run the scan.
@@ -11,12 +12,18 @@ Hand-written: no library knows MDS's notion of an expected bar or of a confirmed
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+
+from mds.domain.models import Interval
+from mds.storage.sqlite import sql as q
+from mds.storage.sqlite.connection import SqliteConnections
 
 # How many symbols one counting query takes; bounds each JSON parameter and result set.
 _COUNT_CHUNK = 2000
@@ -100,7 +107,7 @@ def _epochs(text: str | None) -> np.ndarray:
     return np.fromstring(text, dtype=np.int64, sep=",")
 
 
-def scan_missing(
+def _scan_missing(
     conn: sqlite3.Connection, interval: str, expected: np.ndarray, symbols: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Expected epochs neither stored in ``candles`` nor confirmed empty, per short symbol.
@@ -141,7 +148,7 @@ def scan_missing(
     return {sym: out[sym] for sym in syms if sym in out}
 
 
-def record_empty_evidence(
+def _record_empty_evidence(
     conn: sqlite3.Connection,
     symbol: str,
     interval: str,
@@ -184,7 +191,9 @@ def record_empty_evidence(
     return sorted(set(ready) - already)
 
 
-def clear_empty_evidence(conn: sqlite3.Connection, symbol: str, interval: str, epochs: Sequence[int]) -> None:
+def _clear_empty_evidence(
+    conn: sqlite3.Connection, symbol: str, interval: str, epochs: Sequence[int]
+) -> None:
     """Forget evidence and confirmation for these bar times."""
     params = {"sym": symbol, "iv": interval, "eps": json.dumps(sorted({int(e) for e in epochs}))}
     for table in ("empty_evidence", "confirmed_empty"):
@@ -194,3 +203,80 @@ def clear_empty_evidence(conn: sqlite3.Connection, symbol: str, interval: str, e
             " AND ts IN (SELECT value FROM json_each(:eps))",
             params,
         )
+
+
+class SqliteContinuity:
+    """The :class:`~mds.storage.base.ContinuityStore` part of :class:`~mds.storage.sqlite.SqliteStore`.
+
+    The gap scan reads on the reader connection (one snapshot), so writers are not held up.
+    """
+
+    db: SqliteConnections
+
+    async def scan_missing(
+        self, interval: Interval, expected: np.ndarray, symbols: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        fn = functools.partial(
+            _scan_missing,
+            interval=Interval(interval).value,
+            expected=expected,
+            symbols=list(symbols),
+        )
+        return await self.db.on_reader(fn)
+
+    async def record_empty_evidence(
+        self,
+        symbol: str,
+        interval: Interval,
+        epochs: Sequence[int],
+        provider: str,
+        *,
+        now: datetime,
+        needed_answers: int,
+        needed_providers: int,
+    ) -> list[int]:
+        if needed_answers < 1 or needed_providers < 1:
+            raise ValueError("needed_answers and needed_providers must be at least 1")
+        fn = functools.partial(
+            _record_empty_evidence,
+            symbol=symbol,
+            interval=Interval(interval).value,
+            epochs=list(epochs),
+            provider=provider,
+            now_us=q.micros(now),
+            needed_answers=needed_answers,
+            needed_providers=needed_providers,
+        )
+        return await self.db.transaction(fn)
+
+    async def clear_empty_evidence(self, symbol: str, interval: Interval, epochs: Sequence[int]) -> None:
+        fn = functools.partial(
+            _clear_empty_evidence,
+            symbol=symbol,
+            interval=Interval(interval).value,
+            epochs=list(epochs),
+        )
+        await self.db.transaction(fn)
+
+    async def confirmed_empty(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[int]:
+        params = (symbol, Interval(interval).value, q.secs(start), q.secs(end))
+        sql = f"SELECT ts FROM confirmed_empty WHERE {q.RANGE} ORDER BY ts"
+        rows = await self.db.on_reader(lambda conn: conn.execute(sql, params).fetchall())
+        return [r[0] for r in rows]
+
+    async def count_confirmed_empty(
+        self,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        symbols: Sequence[str] | None = None,
+    ) -> int:
+        sql = "SELECT count(*) FROM confirmed_empty WHERE interval = ? AND ts >= ? AND ts < ?"
+        params: list[Any] = [Interval(interval).value, q.secs(start), q.secs(end)]
+        if symbols is not None:
+            sql += " AND symbol IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(dict.fromkeys(symbols))))
+        row = await self.db.on_reader(lambda conn: conn.execute(sql, params).fetchone())
+        return int(row[0])

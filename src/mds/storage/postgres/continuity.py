@@ -1,7 +1,8 @@
 """Continuity on PostgreSQL: the full gap scan and "no trades" evidence.
 
-Plain coroutines on an asyncpg connection; :class:`mds.storage.postgres.PostgresStore` runs
-them inside its read or write wrappers. Lists of symbols and bar times go in as array
+:class:`PostgresContinuity` is the :class:`~mds.storage.base.ContinuityStore` part of
+the store; the work is done by plain coroutines on an asyncpg connection that it runs
+under the pool's read or write rules. Lists of symbols and bar times go in as array
 parameters (``= ANY($n)``; PostgreSQL hashes large arrays), so there is no limit on how
 many. Epoch seconds are the protocol's unit; the tables hold ``timestamptz``.
 
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import numpy as np
 
-from mds.storage._pg_sql import from_secs, secs
+from mds.domain.models import Interval, ensure_utc
+from mds.storage.postgres.connection import PostgresPool
+from mds.storage.postgres.sql import RANGE, from_secs, secs
 
 _IN_SCAN = (
     "symbol = ANY($1::text[]) AND interval = $2 AND ts >= $3 AND ts <= $4 AND ts = ANY($5::timestamptz[])"
@@ -72,7 +76,7 @@ def _times(epochs: Sequence[int]) -> list[datetime]:
     return [from_secs(e) for e in sorted({int(e) for e in epochs})]
 
 
-async def scan_missing(
+async def _scan_missing(
     conn: asyncpg.Connection, interval: str, expected: np.ndarray, symbols: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Expected epochs neither stored in ``candles`` nor confirmed empty, per short symbol.
@@ -103,7 +107,7 @@ async def scan_missing(
     return {sym: out[sym] for sym in syms if sym in out}
 
 
-async def record_empty_evidence(
+async def _record_empty_evidence(
     conn: asyncpg.Connection,
     symbol: str,
     interval: str,
@@ -151,7 +155,7 @@ async def record_empty_evidence(
     return sorted(set(ready) - already)
 
 
-async def clear_empty_evidence(
+async def _clear_empty_evidence(
     conn: asyncpg.Connection, symbol: str, interval: str, epochs: Sequence[int]
 ) -> None:
     """Forget evidence and confirmation for these bar times (one transaction)."""
@@ -159,3 +163,72 @@ async def clear_empty_evidence(
     async with conn.transaction():
         for sql in CLEAR:
             await conn.execute(sql, symbol, interval, times)
+
+
+class PostgresContinuity:
+    """The :class:`~mds.storage.base.ContinuityStore` part of :class:`~mds.storage.postgres.PostgresStore`.
+
+    The gap scan runs in one repeatable-read, read-only transaction (one snapshot).
+    """
+
+    db: PostgresPool
+
+    async def scan_missing(
+        self, interval: Interval, expected: np.ndarray, symbols: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        iv = Interval(interval).value
+        return await self.db.read(lambda conn: _scan_missing(conn, iv, expected, list(symbols)))
+
+    async def record_empty_evidence(
+        self,
+        symbol: str,
+        interval: Interval,
+        epochs: Sequence[int],
+        provider: str,
+        *,
+        now: datetime,
+        needed_answers: int,
+        needed_providers: int,
+    ) -> list[int]:
+        if needed_answers < 1 or needed_providers < 1:
+            raise ValueError("needed_answers and needed_providers must be at least 1")
+        iv, stamp, eps = Interval(interval).value, ensure_utc(now), list(epochs)
+        return await self.db.write(
+            lambda conn: _record_empty_evidence(
+                conn,
+                symbol,
+                iv,
+                eps,
+                provider,
+                now=stamp,
+                needed_answers=needed_answers,
+                needed_providers=needed_providers,
+            )
+        )
+
+    async def clear_empty_evidence(self, symbol: str, interval: Interval, epochs: Sequence[int]) -> None:
+        iv, eps = Interval(interval).value, list(epochs)
+        await self.db.write(lambda conn: _clear_empty_evidence(conn, symbol, iv, eps))
+
+    async def confirmed_empty(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[int]:
+        sql = f"SELECT extract(epoch FROM ts)::bigint FROM confirmed_empty WHERE {RANGE} ORDER BY ts"
+        rows = await self.db.fetch(sql, symbol, Interval(interval).value, ensure_utc(start), ensure_utc(end))
+        return [r[0] for r in rows]
+
+    async def count_confirmed_empty(
+        self,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        symbols: Sequence[str] | None = None,
+    ) -> int:
+        sql = "SELECT count(*) FROM confirmed_empty WHERE interval = $1 AND ts >= $2 AND ts < $3"
+        args: list[Any] = [Interval(interval).value, ensure_utc(start), ensure_utc(end)]
+        if symbols is not None:
+            sql += " AND symbol = ANY($4::text[])"
+            args.append(list(dict.fromkeys(symbols)))
+        row = await self.db.fetchrow(sql, *args)
+        assert row is not None
+        return int(row[0])
