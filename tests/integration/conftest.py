@@ -17,8 +17,8 @@ from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Interval, Tier
-from mds.ingest.backfill import Dispatcher
 from mds.ingest.collector import Collector
+from mds.ingest.dispatch import Dispatcher
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
 from mds.providers.registry import build_providers

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from mds.calendar import MarketCalendar
 from mds.domain.models import BarStatus, Interval, Tier
 from mds.domain.records import BackfillStatus
-from mds.ingest.backfill import Dispatcher
+from mds.ingest.dispatch import Dispatcher
 from mds.ingest.sweeper import Sweeper
 from mds.providers.sim.market import ground_truth
 from tests.helpers import rows as values

@@ -19,7 +19,8 @@ from mds.domain.clock import ManualClock
 from mds.domain.jobs import parse_job
 from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillStatus
-from mds.ingest.backfill import Backfiller, Dispatcher
+from mds.ingest.backfill import Backfiller
+from mds.ingest.dispatch import Dispatcher
 from mds.observability.metrics import Metrics
 from mds.ops.leader import LeaderLock
 from mds.providers.sim.market import ground_truth

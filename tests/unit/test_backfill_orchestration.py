@@ -18,7 +18,8 @@ from mds.domain.jobs import QuotesFetchJob
 from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillRecord, BackfillStatus
 from mds.ingest import backfill as backfill_module
-from mds.ingest.backfill import QUEUED_JOB_BYTES, Backfiller, Dispatcher, subtract
+from mds.ingest.backfill import QUEUED_JOB_BYTES, Backfiller, subtract
+from mds.ingest.dispatch import Dispatcher
 from mds.ingest.gaps import Gap
 from mds.observability.metrics import Metrics
 from mds.queue.base import Delivery

@@ -19,7 +19,8 @@ from mds.calendar import MarketCalendar
 from mds.config import load_settings
 from mds.domain.clock import SimulatedClock
 from mds.domain.models import Interval, Tier
-from mds.ingest.backfill import Backfiller, Dispatcher
+from mds.ingest.backfill import Backfiller
+from mds.ingest.dispatch import Dispatcher
 from mds.ingest.ingestor import BarIngestor
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics

@@ -18,7 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mds.config import Settings
 from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillStatus
-from mds.ingest.backfill import Backfiller, Dispatcher
+from mds.ingest.backfill import Backfiller
+from mds.ingest.dispatch import Dispatcher
 from mds.ingest.ingestor import BarIngestor
 from mds.ingest.worker import Worker
 from mds.queue.memory import InMemoryJobQueue

@@ -16,19 +16,19 @@ batch, so a start-up scan of thousands of symbols is not thousands of round trip
 queued job is held compactly (a slotted index entry here, the job's JSON in the
 in-process queue): ``backfill_queue_bytes`` estimates what the backlog holds.
 
-The ``Dispatcher`` hands jobs to workers with strict priority (no T1 job starts while a
-T0 job waits), per-tier concurrency and a global dispatch rate, so a backlog drains T0
-first and never crowds out live ingestion, which has its own queue and workers.
+``mds.ingest.dispatch`` hands the queued jobs to workers.
+
+One module although long: the merge, the cap and the active-job index must agree on what is
+queued, in one process and across processes; the index is the backfiller's memory of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -39,7 +39,7 @@ from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillRecord, BackfillStatus
 from mds.ingest.gaps import Gap
 from mds.observability.metrics import Metrics
-from mds.queue.base import Delivery, JobQueue
+from mds.queue.base import JobQueue
 from mds.storage.base import BackfillLedger, NewBackfill
 
 log = logging.getLogger(__name__)
@@ -484,78 +484,3 @@ class Backfiller:
         if now - self._age_published >= 1.0 or not self._active:
             self._age_published = now
             self.metrics.backfill_oldest_age_seconds.set(self.oldest_age_seconds())
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
-
-
-class Dispatcher:
-    """Strict tier priority, per-tier concurrency, a global dispatch rate (clock time)."""
-
-    def __init__(self, backfiller: Backfiller, handler: Handler, settings: Settings, clock: Clock) -> None:
-        self.backfiller = backfiller
-        self.handler = handler
-        self.settings = settings
-        self.clock = clock
-        self.running: dict[Tier, int] = {t: 0 for t in Tier}
-        self._next_at: datetime | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def run(self) -> None:
-        try:
-            while True:
-                delivery = await self._next()
-                if delivery is None:
-                    self.backfiller.wakeup.clear()
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
-                    # lands as the wait completes, and this loop then never stops.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.2):
-                            await self.backfiller.wakeup.wait()
-                    continue
-                await self._pace()
-                tier = delivery.job.priority
-                self.running[tier] += 1
-                task = asyncio.get_running_loop().create_task(self._run_one(delivery, tier))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        finally:
-            for t in self._tasks:
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _next(self) -> Delivery | None:
-        for tier in Tier:
-            queue = self.backfiller.queues[tier]
-            # Jobs of this tier still to run: queued or waiting out a retry delay, in this
-            # process (its index) or any other (the queue's backlog).
-            waiting = max(self.backfiller.queued(tier), await queue.backlog())
-            if self.running[tier] >= self.settings.backfill_concurrency(tier):
-                if waiting > 0:
-                    return None  # strict priority: lower tiers wait while this one is full
-                continue
-            # get() rather than depth(): a queue may hold retries that only become due now.
-            delivery = await queue.get(timeout=0)
-            if delivery is not None:
-                return delivery
-            if self.backfiller.queued(tier) > 0 or await queue.backlog() > 0:
-                return None  # this tier's retries come back soon; lower tiers wait for them
-        return None
-
-    async def _pace(self) -> None:
-        rate = self.settings.BACKFILL_DISPATCH_RATE_PER_SEC
-        now = self.clock.now()
-        if self._next_at is not None and now < self._next_at:
-            await self.clock.sleep((self._next_at - now).total_seconds())
-            now = self.clock.now()
-        base = now if self._next_at is None or self._next_at < now else self._next_at
-        self._next_at = base + timedelta(seconds=1.0 / rate)
-
-    async def _run_one(self, delivery: Delivery, tier: Tier) -> None:
-        try:
-            await self.handler(delivery)
-        except Exception:  # a bug in one job must not stop the dispatcher
-            log.exception("backfill job %s crashed", delivery.job.job_id)
-        finally:
-            self.running[tier] -= 1
-            self.backfiller.wakeup.set()

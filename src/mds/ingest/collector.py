@@ -20,7 +20,8 @@ from mds.calendar import MarketCalendar
 from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
-from mds.ingest.backfill import Backfiller, Dispatcher, EnqueueResult
+from mds.ingest.backfill import Backfiller, EnqueueResult
+from mds.ingest.dispatch import Dispatcher
 from mds.ingest.handoff import GapHandoff
 from mds.ingest.ingestor import BarIngestor
 from mds.ingest.live_lag import LiveLagTracker

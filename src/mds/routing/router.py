@@ -12,6 +12,10 @@ policy order (ties cannot arise: the policy is the tie-break), with an allowed
 is recorded and the next provider is tried within the same call. Any other exception
 from a provider (an adapter bug) is recorded as its BadPayload, with the traceback
 logged; only cancellation passes through.
+
+One module although long: the order, the breaker's half-open probe, the rate-limit pauses
+and the health samples are read and written by the same call path, under one lock-free
+event-loop discipline; split, each part would need the others' private state.
 """
 
 from __future__ import annotations
