@@ -4,9 +4,10 @@ Every test in ``test_store_*.py`` takes the ``store`` fixture, so it runs once p
 entry in ``BACKENDS``: a factory for an unopened store and a raw ``fetch`` for the few
 checks the protocol gives no method for. PostgreSQL entries get a fresh database per test
 (``mds_test_<uuid>``, dropped afterwards) on the server ``tests.pgserver`` finds, cloned
-from the session's migrated template (``CREATE DATABASE ... TEMPLATE``), so a test pays for
-a copy rather than for every migration; ``PostgresStore.open()`` still runs its migration
-step, which finds nothing to do. Tests of migration itself take ``pg_empty_database``.
+from a migrated template (``CREATE DATABASE ... TEMPLATE``) while the previous test ran, so
+a test pays neither for the migrations nor for waiting on the copy; ``PostgresStore.open()``
+still runs its migration step, which finds nothing to do. Tests of migration itself take
+``pg_empty_database``.
 """
 
 from __future__ import annotations

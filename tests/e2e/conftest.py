@@ -17,6 +17,16 @@ import httpx
 import pytest
 
 MDS = str(Path(sys.executable).with_name("mds"))
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is marked e2e, whether its module says so or not, so
+    ``-m "not e2e"`` (``make test-fast``) leaves out all of them."""
+    # A conftest's collection hook sees the whole session's items: pick this directory's.
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 def free_port() -> int:

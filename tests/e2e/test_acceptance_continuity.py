@@ -110,6 +110,8 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+# Past the test's own WALL_LIMIT, so that its message (time stopped moving) is what a hang shows.
+@pytest.mark.timeout(WALL_LIMIT + 60)
 async def test_session_with_outages_drains_to_ground_truth(tmp_path: Path) -> None:
     universe = _universe(tmp_path / "universe.csv")
     env = {

@@ -53,7 +53,7 @@ async def test_time_stands_still_while_an_executor_job_is_in_flight(executor: st
         seen.append(clock.now())
 
     async def store_call() -> datetime:
-        # As SqliteStore._hop does: the loop's run_in_executor on a dedicated executor.
+        # As SqliteConnections._hop does: the loop's run_in_executor on a dedicated executor.
         await asyncio.get_running_loop().run_in_executor(pool, slow_query)
         return clock.now()
 
