@@ -1,7 +1,8 @@
-"""Tiny builders every test tree uses: aware UTC datetimes and bar rows to compare."""
+"""Tiny builders every test tree uses: aware UTC datetimes, bar rows to compare, free ports."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import overload
@@ -42,3 +43,10 @@ def utc(
 def rows(bars: Iterable[Bar]) -> list[Row]:
     """``(ts, open, high, low, close, volume)`` of each bar: what two sources must agree on."""
     return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -52,7 +52,6 @@ import inspect
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -64,6 +63,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from tests.helpers import free_port
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEMPLATE_PREFIX = "mds_tpl_"
 # Templates of another fingerprint older than this are dropped when a template is built.
@@ -72,12 +73,6 @@ STALE_TEMPLATE_SECONDS = 24 * 3600
 
 class Unavailable(Exception):
     """No PostgreSQL server could be found or started; the message says why."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_database(url: str, name: str) -> str:

@@ -13,7 +13,6 @@ import atexit
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.conftest import skip_or_fail
+from tests.helpers import free_port
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -34,12 +34,6 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pings(url: str, timeout: float = 0.5) -> bool:

@@ -600,7 +600,7 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     if env_file is not None:
-        env = {**_read_env_file(Path(env_file)), **env}
+        env = {**read_env_file(Path(env_file)), **env}
     unknown = unknown_settings(env)
     if unknown:
         raise ConfigError(unknown[0], "is not a setting MDS knows (a typo?)")
@@ -619,7 +619,7 @@ def load_settings(
         _ENVIRON.reset(token)
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
     if not path.exists():
         raise ConfigError("MDS_ENV_FILE", f"{path} does not exist")
     out: dict[str, str] = {}

@@ -94,9 +94,9 @@ async def _sqlite(jobs: int) -> dict[str, object]:
 
 
 async def _postgres(jobs: int) -> dict[str, object]:
-    from mds.benchmarks.pg import _create_db, _drop_db
+    from mds.benchmarks.pg import create_db, drop_db
 
-    url = await _create_db()
+    url = await create_db()
     try:
         store = PostgresStore(url, pool_max=4)
         await store.open()
@@ -105,7 +105,7 @@ async def _postgres(jobs: int) -> dict[str, object]:
         finally:
             await store.close()
     finally:
-        await _drop_db(url)
+        await drop_db(url)
 
 
 def run(backend: str = "sqlite", jobs: int = 24_000) -> dict[str, object]:

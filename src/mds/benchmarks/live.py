@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from mds.benchmarks.startup import _free_port, _rss_mb
+from mds.benchmarks.startup import free_port, rss_mb
 from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.models import Interval
@@ -221,7 +221,7 @@ def _due(now: float, next_at: float, every: float) -> tuple[bool, float]:
 
 def _rss(pid: int) -> float | None:
     with contextlib.suppress(OSError):
-        return _rss_mb(pid)[0]
+        return rss_mb(pid)[0]
     return None
 
 
@@ -248,7 +248,7 @@ def run(
     env = _server_env(workdir, workdir / "universe.csv", latency_ms)
     db_path = workdir / "live.db"
     log_path = workdir / "serve.log"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     mds = str(Path(sys.executable).with_name("mds"))
     iso = start.isoformat().replace("+00:00", "Z")

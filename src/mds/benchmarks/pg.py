@@ -32,7 +32,7 @@ ADMIN_URL = os.environ.get("MDS_BENCH_DATABASE_URL", "postgresql://postgres@127.
 T0 = datetime(2025, 1, 2, 14, 30, tzinfo=UTC)
 
 
-async def _create_db() -> str:
+async def create_db() -> str:
     name = f"mds_bench_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(ADMIN_URL)
     try:
@@ -43,7 +43,7 @@ async def _create_db() -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def _drop_db(url: str) -> None:
+async def drop_db(url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
     conn = await asyncpg.connect(ADMIN_URL)
     try:
@@ -75,7 +75,7 @@ def _bars(n: int, symbols: int = 100) -> list[Bar]:
 
 
 async def _ingest(n: int, batch: int) -> dict[str, object]:
-    url = await _create_db()
+    url = await create_db()
     try:
         store = PostgresStore(url, pool_max=4)
         await store.open()
@@ -125,7 +125,7 @@ async def _ingest(n: int, batch: int) -> dict[str, object]:
         finally:
             await conn.close()
     finally:
-        await _drop_db(url)
+        await drop_db(url)
     return {
         "benchmark": "ingest",
         "backend": "postgres",
@@ -210,7 +210,7 @@ async def _measure(base: str, clients: int, seconds: float) -> dict[str, object]
 
 def read(clients: int = 50, seconds: float = 10.0) -> dict[str, object]:
     """`mds serve --demo` on a fresh PostgreSQL database, then 50 clients read one symbol-day."""
-    url = asyncio.run(_create_db())
+    url = asyncio.run(create_db())
     workdir = Path(tempfile.mkdtemp(prefix="mds-bench-read-"))
     port = 18000 + os.getpid() % 1000
     mds = str(Path(sys.executable).with_name("mds"))
@@ -236,4 +236,4 @@ def read(clients: int = 50, seconds: float = 10.0) -> dict[str, object]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        asyncio.run(_drop_db(url))
+        asyncio.run(drop_db(url))

@@ -16,14 +16,14 @@ from pathlib import Path
 import httpx
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
 
 
-def _rss_mb(pid: int) -> tuple[float, float]:
+def rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident set size in MiB, from /proc."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -46,7 +46,7 @@ def _queue_depth(client: httpx.Client, url: str) -> float | None:
 def run(timeout: float = 120.0, clock: str | None = "2025-10-08T14:00:00Z") -> dict[str, object]:
     mds = str(Path(sys.executable).with_name("mds"))
     workdir = Path(tempfile.mkdtemp(prefix="mds-bench-"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [mds, "serve", "--demo", "--port", str(port)]
     if clock:
@@ -68,7 +68,7 @@ def run(timeout: float = 120.0, clock: str | None = "2025-10-08T14:00:00Z") -> d
                             drained = time.perf_counter() - t0
                             break
                 time.sleep(0.05)
-            rss, peak = _rss_mb(proc.pid)
+            rss, peak = rss_mb(proc.pid)
             bars = None
             if drained is not None:
                 r = client.get(url + "/stocks/AAPL/history", params={"period": "1y"})

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mds.config import Settings, _read_env_file, load_settings
+from mds.config import Settings, load_settings, read_env_file
 from mds.providers.registry import policy_names
 
 RESTART_ONLY = (
@@ -42,7 +42,7 @@ def effective_environ(
 ) -> dict[str, str]:
     """What settings are read from: the process environment over the env file (re-read now)
     over mode defaults (the demo's sim policies)."""
-    file_env = _read_env_file(env_file) if env_file is not None else {}
+    file_env = read_env_file(env_file) if env_file is not None else {}
     return {**(defaults or {}), **file_env, **base}
 
 

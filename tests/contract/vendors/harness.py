@@ -32,6 +32,7 @@ from mds.config import load_settings
 from mds.domain.models import Bar, Interval
 from mds.providers.http import HttpProvider
 from mds.providers.ratelimit import RateLimiter
+from tests.helpers import free_port
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vendors"
 MDS = str(Path(sys.executable).with_name("mds"))
@@ -60,13 +61,6 @@ def vendor(
     """``cls`` with its test keys, a private rate limiter, and requests sent to ``base_url``."""
     settings = load_settings({**KEYS[cls.name], f"{cls.name.upper()}_BASE_URL": base_url})
     return cls(settings=settings, calendar=CALENDAR, limiter=RateLimiter(), client=client)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def fixture(vendor: str, name: str) -> bytes:
