@@ -21,6 +21,8 @@ from mds.errors import InvalidRequest
 from mds.runtime import analysis_service
 
 router = APIRouter(tags=["analysis"])
+#: The analysis routes that change state: guarded by the ``admin`` role in :mod:`mds.api.app`.
+admin_router = APIRouter(tags=["admin"])
 
 
 async def get_analysis(request: Request) -> AnalysisService:
@@ -130,13 +132,13 @@ async def ta(
     return await analysis.snapshot(symbol, as_of=parse_as_of("as_of", as_of))
 
 
-@router.post("/api/v1/market-data/admin/indicators/refresh-index", response_model=RefreshOut)
+@admin_router.post("/api/v1/market-data/admin/indicators/refresh-index", response_model=RefreshOut)
 async def refresh_index(analysis: AnalysisDep, body: RefreshIn | None = Body(default=None)) -> dict[str, Any]:
     """Recompute and cache the snapshots of the universe (or of the given symbols)."""
     return await analysis.refresh(body.symbols if body else None)
 
 
-@router.post("/api/v1/market-data/admin/history/record", response_model=RecordOut)
+@admin_router.post("/api/v1/market-data/admin/history/record", response_model=RecordOut)
 async def record_history(analysis: AnalysisDep, body: RecordIn | None = Body(default=None)) -> dict[str, Any]:
     """Record the day's snapshots into the immutable history; existing keys are refused."""
     body = body or RecordIn()
