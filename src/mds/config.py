@@ -51,6 +51,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from mds.constants import LIVE_JOBS_KEY, backfill_jobs_key
 from mds.domain.models import Capability, Tier
 from mds.errors import ConfigError
+from mds.redact import redact
 
 #: Every provider MDS can route to. ``yfinance`` is the seeds' name for Yahoo.
 ProviderName = Literal[
@@ -101,6 +102,8 @@ _FAMILIES = (
     "BARS_RESPONSE_CACHE_",
     "LIVE_",
     "MDS_",
+    "AUTH_",
+    "CORS_",
     *(f"{v}_" for v in (*_VENDORS, "ALPHA_VANTAGE", "TWELVE_DATA")),
 )
 #: Variables under those prefixes that belong to the test harness, not the service.
@@ -148,6 +151,30 @@ ProviderList = Annotated[ProviderOrder | None, NoDecode, BeforeValidator(_split_
 #: A vendor endpoint override; empty means unset (the vendor's documented URL).
 VendorUrl = Annotated[Annotated[str, Field(pattern=r"^https?://")] | None, BeforeValidator(_blank_is_unset)]
 DatabaseUrl = Annotated[str, Field(pattern=r"^(sqlite:///|postgresql://|postgres://)")]
+
+
+def _rate_limit_text(v: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a rate such as 20/minute or 5/second") from None
+    return v
+
+
+def _split_origins(v: Any) -> Any:
+    if isinstance(v, str):
+        return [o.strip().rstrip("/") for o in v.split(",") if o.strip()]
+    return v
+
+
+#: A `limits` rate string such as ``20/minute`` (``;`` joins several).
+RateLimitText = Annotated[str, AfterValidator(_rate_limit_text)]
+#: Comma-separated origins such as ``https://tools.example.com``; ``*`` allows any.
+OriginList = Annotated[
+    list[Annotated[str, Field(pattern=r"^(\*|https?://[^/\s]+)$")]], NoDecode, BeforeValidator(_split_origins)
+]
 #: A share of a whole: 0 <= s <= 1.
 Share = Annotated[float, Field(ge=0, le=1)]
 
@@ -442,6 +469,23 @@ class Settings(BaseSettings):
     MDS_HOST: str = Field(default="127.0.0.1", description="Bind address of the API")
     MDS_PORT: PositiveInt = Field(default=8001, description="Port of the API")
 
+    # Access (README "Access"): /ops/* and admin routes always need a key of their role.
+    AUTH_READ_REQUIRED: bool = Field(
+        default=False, description="Market data, analysis and stats reads need a `read` key"
+    )
+    AUTH_METRICS_REQUIRED: bool = Field(default=False, description="/metrics needs a `read` key")
+    AUTH_CACHE_SEC: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=5.0, description="Seconds a checked key is trusted before the store is asked again"
+    )
+    AUTH_FAILURE_LIMIT: RateLimitText = Field(
+        default="20/minute",
+        description="Failed authentications allowed per client address (a `limits` rate, e.g. 20/minute)",
+    )
+    CORS_ALLOW_ORIGINS: OriginList = Field(
+        default_factory=list,
+        description="Origins allowed cross-origin requests, comma-separated (empty: CORS off)",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -529,8 +573,12 @@ class Settings(BaseSettings):
         return None if rest == ":memory:" else Path(rest)
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as a dict, secrets shown as set/unset only (for /ops/config and logs)."""
-        out = self.model_dump(mode="json")
+        """Settings as a dict, secrets shown as set/unset only (for /ops/config and logs).
+
+        URL settings keep their shape with the password hidden (``redis://:***@host``):
+        DATABASE_URL, RLC_REDIS_URL and RATE_LIMIT_STORAGE_URI carry it in their userinfo.
+        """
+        out = {k: redact(v) if isinstance(v, str) else v for k, v in self.model_dump(mode="json").items()}
         for name in _SECRETS:
             out[name] = "set" if getattr(self, name) is not None else None
         return out
@@ -585,7 +633,9 @@ def _refusal(exc: ValidationError) -> ConfigError:
     message = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
     if setting not in _SECRETS and isinstance(value, str | int | float):
-        message += f" (got {value!r})"
+        # A mistyped URL setting still carries its password: quote it hidden.
+        shown = redact(value) if isinstance(value, str) else value
+        message += f" (got {shown!r})"
     return ConfigError(setting, message)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from mds.access.authenticator import Authenticator
 from mds.analysis.service import AnalysisService
 from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
@@ -58,6 +59,7 @@ class Runtime:
     live_queue: JobQueue
     backfill_queues: dict[Tier, JobQueue]
     market: MarketService
+    auth: Authenticator
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -81,6 +83,7 @@ class Runtime:
             self.collector.update_settings(settings)
         if self.live_lag is not None:
             self.live_lag.update_settings(settings)
+        self.auth.configure(cache_seconds=settings.AUTH_CACHE_SEC, failure_limit=settings.AUTH_FAILURE_LIMIT)
         publish_cadences(self.metrics, settings)
 
 
@@ -247,6 +250,12 @@ async def open_runtime(
             live_queue=live_queue,
             backfill_queues=backfill_queues,
             market=market,
+            auth=Authenticator(
+                store,
+                metrics,
+                cache_seconds=settings.AUTH_CACHE_SEC,
+                failure_limit=settings.AUTH_FAILURE_LIMIT,
+            ),
             demo=demo,
             started_at=clock.now(),
             collector=collector,

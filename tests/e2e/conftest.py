@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,12 +37,21 @@ class MdsProcess:
     url: str
     log_path: Path
     log_file: IO[bytes]
+    #: An admin key in the process's store: get() and post() send it.
+    key: str = ""
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key} if self.key else {}
+
     def get(self, path: str, **params: object) -> httpx.Response:
-        return httpx.get(self.url + path, params=params, timeout=10)
+        return httpx.get(self.url + path, params=params, headers=self.headers, timeout=10)
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.post(self.url + path, headers=self.headers, timeout=10, **kwargs)  # type: ignore[arg-type]
 
     def wait_until(self, predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout
@@ -75,6 +85,21 @@ def _clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def create_key(env: dict[str, str], cwd: Path, *, role: str = "admin", name: str | None = None) -> str:
+    """``mds keys create`` against the store ``env`` names; the printed key."""
+    name = name or f"e2e-{role}-{secrets.token_hex(4)}"
+    done = subprocess.run(
+        [MDS, "keys", "create", "--role", role, "--name", name],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 @pytest.fixture
 def start_mds(tmp_path: Path) -> Iterator:
     started: list[MdsProcess] = []
@@ -84,6 +109,7 @@ def start_mds(tmp_path: Path) -> Iterator:
         log_path = tmp_path / f"mds-{port}.log"
         log_file = log_path.open("wb")
         full_env = _clean_env({"DATABASE_URL": f"sqlite:///{tmp_path}/mds.db", **(env or {})})
+        key = create_key(full_env, tmp_path)
         proc = subprocess.Popen(
             [MDS, *args, "--port", str(port)],
             cwd=tmp_path,
@@ -91,7 +117,7 @@ def start_mds(tmp_path: Path) -> Iterator:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-        p = MdsProcess(proc, f"http://127.0.0.1:{port}", log_path, log_file)
+        p = MdsProcess(proc, f"http://127.0.0.1:{port}", log_path, log_file, key)
         started.append(p)
         p.wait_until(lambda: p.get("/health").status_code == 200, 30, "/health")
         return p

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -16,9 +15,9 @@ def test_reload_refuses_bad_config_and_applies_good(start_mds, tmp_path: Path) -
     mds = start_mds(["serve", "--demo", "--clock", "2025-10-08T14:00:00Z", "--env-file", str(env_file)])
 
     env_file.write_text("CADENCE_T1__bars_1m=-5\n")
-    r = httpx.post(mds.url + "/ops/validate")
+    r = mds.post("/ops/validate")
     assert r.status_code == 422 and r.json()["field"] == "CADENCE_T1__bars_1m"
-    r = httpx.post(mds.url + "/ops/reload")
+    r = mds.post("/ops/reload")
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["field"] == "CADENCE_T1__bars_1m" and "unchanged" in r.json()["detail"]
@@ -26,7 +25,7 @@ def test_reload_refuses_bad_config_and_applies_good(start_mds, tmp_path: Path) -
     assert mds.get("/health").json()["status"] == "ok"
 
     env_file.write_text("CADENCE_T1__bars_1m=120\nPOLICY_BARS_1M=sim_backup,sim\nMDS_PORT=9999\n")
-    r = httpx.post(mds.url + "/ops/reload")
+    r = mds.post("/ops/reload")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ok"] and "CADENCE_T1" in body["changed"] and "POLICY_BARS_1M" in body["changed"]

@@ -23,7 +23,7 @@ from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
 from tests.conftest import skip_or_fail
-from tests.e2e.conftest import MDS, free_port
+from tests.e2e.conftest import MDS, create_key, free_port
 from tests.helpers import utc as _ts
 from tests.pgserver import PgProvider, create_database, drop_database
 from tests.pgserver import Unavailable as PgUnavailable
@@ -112,6 +112,7 @@ def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path, 
     }
     clock = ["--demo", "--clock", "2025-10-08T14:00:00Z", "--speed", "60", "--clock-anchor", f"{anchor}"]
     api_ports = [free_port(), free_port()]
+    headers = {"X-API-Key": create_key(env, tmp_path, role="ops")}
     procs: list[Proc] = []
     try:
         procs.append(
@@ -136,7 +137,7 @@ def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path, 
         apis = [f"http://127.0.0.1:{p}" for p in api_ports]
 
         def cursor(api: str, symbol: str) -> datetime | None:
-            r = httpx.get(f"{api}/ops/cursor/{symbol}/1m/auto", timeout=5)
+            r = httpx.get(f"{api}/ops/cursor/{symbol}/1m/auto", headers=headers, timeout=5)
             return _ts(r.json()["last_ts"]) if r.status_code == 200 else None
 
         _wait(

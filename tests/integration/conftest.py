@@ -4,6 +4,7 @@ SQLite) and the HTTP API in-process."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from mds.access.admin import issue_key
+from mds.access.keys import Role
 from mds.api.app import create_app
 from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
@@ -155,8 +158,17 @@ async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
 
 
 @asynccontextmanager
-async def asgi_client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the API in-process, over the runtime ``rt`` (not reopened)."""
+async def asgi_client(rt: Runtime, *, role: Role | None = Role.ADMIN) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the API in-process, over the runtime ``rt`` (not reopened).
+
+    It sends a fresh key of ``role`` (admin by default, so every route answers); None sends none.
+    """
+    headers = {}
+    if role is not None:
+        key, _ = await issue_key(
+            rt.store, f"test-{role.value}-{secrets.token_hex(4)}", role, now=rt.clock.now()
+        )
+        headers["X-API-Key"] = key
 
     @asynccontextmanager
     async def same_runtime() -> AsyncIterator[Runtime]:
@@ -165,5 +177,5 @@ async def asgi_client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(same_runtime)
     app.state.runtime = rt
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://mds", headers=headers) as client:
         yield client

@@ -14,13 +14,10 @@ import httpx
 import numpy as np
 import pytest
 import talib
-from fastapi import FastAPI
 
 from mds.analysis import indicators as ind
 from mds.analysis.base import TECHNICAL, HistoryEntry, HistoryExists
 from mds.analysis.snapshot import to_day_number
-from mds.api.errors import install_error_handlers
-from mds.api.routes.analysis import router
 from mds.calendar import get_calendar
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
@@ -29,6 +26,7 @@ from mds.errors import StorageError
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, analysis_service, open_runtime
 from mds.storage.sqlite.analysis import SqliteAnalysisStore
+from tests.integration.conftest import asgi_client
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
@@ -77,12 +75,7 @@ async def rt(tmp_path) -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(router)
-    app.state.runtime = rt
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://mds") as c:
+    async with asgi_client(rt) as c:
         yield c
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRouter
 
 from mds import __version__
+from mds.api.auth import ADMIN, OPS, READ, Guard, install_auth
+from mds.api.cors import ConfiguredCors
 from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
+from mds.api.problems import problem_responses
 from mds.api.routes import analysis, dlq, ops, root, stats, stocks
 from mds.runtime import Runtime
 
@@ -35,13 +39,28 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
         description="Provider-independent, gap-safe, point-in-time-correct market data.",
     )
     install_error_handlers(app)
-    routers = (
-        (root.router,)
-        if service_only
-        else (root.router, stats.router, ops.router, dlq.router, stocks.router, analysis.router)
-    )
-    for r in routers:
-        app.include_router(r)
+    install_auth(app)
+    app.include_router(root.router)
     if not service_only:
+        for router, guard in _GUARDED:
+            _include_guarded(app, router, guard)
         app.add_middleware(KeptBarsFastPath)
+    # Outermost: a preflight is answered before anything else looks at the request.
+    app.add_middleware(ConfiguredCors)
     return app
+
+
+#: Every router but the service one (``/``, ``/health``, ``/metrics``) and the guard its
+#: routes need: a new router must be listed here, so none is born unguarded.
+_GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
+    (stats.router, READ),
+    (stocks.router, READ),
+    (analysis.router, READ),
+    (ops.router, OPS),
+    (dlq.router, OPS),
+    (analysis.admin_router, ADMIN),
+)
+
+
+def _include_guarded(app: FastAPI, router: APIRouter, guard: Guard) -> None:
+    app.include_router(router, dependencies=[Depends(guard)], responses=problem_responses(401, 403, 429))

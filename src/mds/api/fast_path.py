@@ -7,6 +7,8 @@ request on the test machine). This middleware answers exactly those requests fro
 kept bytes and hands everything else to FastAPI unchanged: a miss, an open range, a
 repeated or malformed parameter (FastAPI then gives the problem+json answer), any error.
 The answer is the same bytes the route would send, so nothing about the API changes.
+With ``AUTH_READ_REQUIRED`` it answers only keys the authenticator checked recently; any
+other request (no key, a new or bad key) goes the full way, which checks and refuses.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mds.access.keys import Role
+from mds.api.auth import presented_key
 from mds.api.params import parse_interval, parse_ts
 from mds.domain.models import Interval
 
@@ -62,6 +67,10 @@ class KeptBarsFastPath:
             return None  # the defaults follow the clock: an open range
         runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
         if runtime is None:
+            return None
+        if runtime.settings.AUTH_READ_REQUIRED and (
+            runtime.auth.cached(presented_key(Headers(scope=scope)), Role.READ) is None
+        ):
             return None
         try:
             interval = parse_interval("interval", params.get("interval", "1m"), allowed=_INTRADAY_INTERVALS)

@@ -2,12 +2,13 @@
 
 | module | commands |
 |---|---|
-| ``apps`` | the Typer app and its groups (``config``, ``sim``, ``bench``) |
+| ``apps`` | the Typer app and its groups (``config``, ``keys``, ``sim``, ``bench``) |
 | ``common`` | settings loading, failing with a message, parsing times and intervals |
 | ``serve`` | ``serve``, ``api``, ``worker``, ``scheduler`` (shared options declared once) |
 | ``config`` | ``config validate``, ``config show`` |
 | ``data`` | ``migrate``, ``fetch``, ``providers``, ``gaps`` |
 | ``backfill`` / ``backfill_run`` | ``backfill`` and its foreground run with a progress bar |
+| ``keys`` | ``keys create``, ``keys list``, ``keys revoke`` |
 | ``ta`` | ``ta`` |
 | ``sim`` | ``sim bars``, ``sim-server`` |
 | ``bench`` | ``bench ...`` |
@@ -16,7 +17,7 @@
 from __future__ import annotations
 
 # Importing a command module attaches its commands to the app, in --help order.
-from mds.cli import serve, data, backfill, ta, sim, config, bench  # noqa: F401  # isort: skip
+from mds.cli import serve, data, backfill, ta, sim, config, keys, bench  # noqa: F401  # isort: skip
 from mds.cli.apps import app
 
 __all__ = ["app"]

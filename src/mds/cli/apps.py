@@ -14,6 +14,8 @@ sim_app = typer.Typer(help="The offline sim market.", no_args_is_help=True)
 bench_app = typer.Typer(
     help="Benchmarks; each prints one line of results (--json: one JSON line).", no_args_is_help=True
 )
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")

@@ -22,6 +22,7 @@ from mds.cli.apps import app
 from mds.cli.common import EnvFile, demo_defaults, env_file_path, fail, parse_time, settings
 
 if TYPE_CHECKING:
+    from mds.config import Settings
     from mds.domain.clock import Clock
 
 DemoOpt = Annotated[bool, typer.Option(help="Serve the offline sim market (providers sim, sim_backup)")]
@@ -125,6 +126,8 @@ def run_service(
     )
     if s.sqlite_path is not None:
         s.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    if opts.demo and roles == ALL_ROLES:  # `mds serve --demo`: one process, no race for the key
+        _demo_key(s)
 
     api = create_app(
         lambda: open_runtime(
@@ -146,6 +149,31 @@ def run_service(
         log_level=s.LOG_LEVEL.lower(),
         access_log=False,
     )
+
+
+def _demo_key(s: Settings) -> None:
+    """Make sure the demo database has an admin key, so the README's /ops examples work."""
+    import asyncio
+
+    from mds.access.admin import ensure_demo_key
+    from mds.domain.clock import SystemClock
+    from mds.storage.factory import open_store
+
+    directory = s.sqlite_path.parent if s.sqlite_path is not None else Path("var")
+
+    async def run() -> tuple[str | None, Path]:
+        store = open_store(s.DATABASE_URL)
+        await store.open()
+        try:
+            return await ensure_demo_key(store, directory, now=SystemClock().now())
+        finally:
+            await store.close()
+
+    key, path = asyncio.run(run())
+    if key is not None:
+        typer.echo(f"demo admin API key (shown once; also in {path}, mode 0600):\n  {key}")
+    else:
+        typer.echo(f"demo admin API key: in {path}")
 
 
 @app.command()

@@ -176,6 +176,14 @@ class Metrics:
             ["provider"],
             registry=r,
         )
+        # Access
+        self.auth_failures_total = Counter(
+            "auth_failures_total",
+            "Refused requests to guarded routes by reason: missing, invalid, revoked, forbidden "
+            "(a key of too low a role) or rate_limited (too many failures from one address)",
+            ["reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,6 +1,6 @@
 """The Store protocols: everything MDS persists, behind small async interfaces.
 
-``Store`` is the union of five narrower protocols, one per kind of consumer, so each part
+``Store`` is the union of six narrower protocols, one per kind of consumer, so each part
 of MDS is typed against what it actually calls:
 
 - :class:`BarStore`: bars (writes, point-in-time reads, revisions) and quotes; the API's
@@ -10,6 +10,7 @@ of MDS is typed against what it actually calls:
 - :class:`BackfillLedger`: the backfill jobs table; the backfiller and the DLQ routes.
 - :class:`ContinuityStore`: the full gap scan and "no trades" evidence; gap scans,
   continuity reports and the ingestor.
+- :class:`KeyStore`: API keys (hashed) and their roles; the authenticator and ``mds keys``.
 - :class:`StoreLifecycle`: open, migrate, health; whoever builds the store.
 
 Point-in-time rules every implementation keeps (DESIGN.md):
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from mds.access.keys import ApiKey
 from mds.domain.models import Bar, Interval, Quote, Tier
 from mds.domain.records import (
     BackfillRecord,
@@ -365,7 +367,31 @@ class ContinuityStore(Protocol):
         ...
 
 
-class Store(BarStore, UniverseStore, BackfillLedger, ContinuityStore, StoreLifecycle, Protocol):
+class KeyStore(Protocol):
+    """API keys: only their hashes are stored; a revoked key keeps its row."""
+
+    async def create_api_key(self, key: ApiKey, *, key_hash: str) -> None:
+        """Store a new active key.
+
+        Raises:
+            Conflict: An active key already has this name (kind ``api key``).
+        """
+        ...
+
+    async def api_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """Keys by name, then creation time."""
+        ...
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not; None if no key has it."""
+        ...
+
+    async def revoke_api_key(self, name: str, *, now: datetime) -> ApiKey | None:
+        """Revoke the active key called ``name``; None if there is none."""
+        ...
+
+
+class Store(BarStore, UniverseStore, BackfillLedger, ContinuityStore, KeyStore, StoreLifecycle, Protocol):
     """Everything MDS persists: what runtime.py builds and hands out.
 
     Type a consumer against the narrow protocol it uses; take ``Store`` only where one

@@ -32,6 +32,7 @@ from mds.storage.postgres import sql as q
 from mds.storage.postgres.bars import PostgresBars
 from mds.storage.postgres.connection import PostgresPool
 from mds.storage.postgres.continuity import PostgresContinuity
+from mds.storage.postgres.keys import PostgresKeys
 from mds.storage.postgres.ledger import PostgresLedger
 from mds.storage.postgres.universe import PostgresUniverse
 
@@ -43,7 +44,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.execute(q.STAGE_DDL)
 
 
-class PostgresStore(PostgresBars, PostgresUniverse, PostgresLedger, PostgresContinuity):
+class PostgresStore(PostgresBars, PostgresUniverse, PostgresLedger, PostgresContinuity, PostgresKeys):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 
     Args:

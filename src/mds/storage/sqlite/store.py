@@ -20,11 +20,12 @@ from mds.storage.sqlite import sql as q
 from mds.storage.sqlite.bars import SqliteBars
 from mds.storage.sqlite.connection import SqliteConnections
 from mds.storage.sqlite.continuity import SqliteContinuity
+from mds.storage.sqlite.keys import SqliteKeys
 from mds.storage.sqlite.ledger import SqliteLedger
 from mds.storage.sqlite.universe import SqliteUniverse
 
 
-class SqliteStore(SqliteBars, SqliteUniverse, SqliteLedger, SqliteContinuity):
+class SqliteStore(SqliteBars, SqliteUniverse, SqliteLedger, SqliteContinuity, SqliteKeys):
     """The Store protocol on a SQLite file (or ``":memory:"``).
 
     Args:
