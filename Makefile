@@ -49,6 +49,7 @@ bench: venv
 	$(BIN)/mds bench snapshots --json
 	$(BIN)/mds bench ingest --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --json
+	$(BIN)/mds bench read --backend postgres --auth --json
 
 # Both checks run, so one report shows lint errors and unformatted files alike.
 lint: venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -16,7 +17,10 @@ from typing import IO
 import httpx
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.helpers import free_port
+from tests.pgserver import PgProvider, create_database, drop_database
+from tests.pgserver import Unavailable as PgUnavailable
 
 MDS = str(Path(sys.executable).with_name("mds"))
 HERE = Path(__file__).resolve().parent
@@ -79,7 +83,7 @@ class MdsProcess:
         self.log_file.close()
 
 
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "POLICY_", "DATABASE_URL"))}
     env.update(extra)
     return env
@@ -108,7 +112,7 @@ def start_mds(tmp_path: Path) -> Iterator:
         port = free_port()
         log_path = tmp_path / f"mds-{port}.log"
         log_file = log_path.open("wb")
-        full_env = _clean_env({"DATABASE_URL": f"sqlite:///{tmp_path}/mds.db", **(env or {})})
+        full_env = clean_env({"DATABASE_URL": f"sqlite:///{tmp_path}/mds.db", **(env or {})})
         key = create_key(full_env, tmp_path)
         proc = subprocess.Popen(
             [MDS, *args, "--port", str(port)],
@@ -125,3 +129,41 @@ def start_mds(tmp_path: Path) -> Iterator:
     yield start
     for p in started:
         p.stop()
+
+
+class Proc:
+    """An mds process of any role, its output in ``log`` (its cwd is the log's folder)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._fh = log.open("wb")
+        self.p = subprocess.Popen(
+            [MDS, *args], env=env, stdout=self._fh, stderr=subprocess.STDOUT, cwd=log.parent
+        )
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._fh.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A store shared by several processes: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+        return
+    provider = PgProvider()
+    try:
+        admin = asyncio.run(provider.admin_url())
+    except PgUnavailable as exc:
+        skip_or_fail(str(exc))
+    url = asyncio.run(create_database(admin))
+    yield url
+    asyncio.run(drop_database(admin, url))
+    provider.close()

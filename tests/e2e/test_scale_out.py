@@ -7,10 +7,8 @@ by minute, with nothing missing and nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +20,8 @@ import redis
 from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
-from tests.conftest import skip_or_fail
-from tests.e2e.conftest import MDS, create_key, free_port
+from tests.e2e.conftest import Proc, create_key, free_port
 from tests.helpers import utc as _ts
-from tests.pgserver import PgProvider, create_database, drop_database
-from tests.pgserver import Unavailable as PgUnavailable
 from tests.redis_support import key_prefix, redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -37,25 +32,6 @@ OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 # machine took over 5 s). Bars from half an hour later are inside the window however slow.
 LOOKBACK_START = datetime(2025, 10, 7, 14, 30, tzinfo=UTC)
 SYMBOLS = ["AAPL", "MSFT", "SPY", "JPM"]
-
-
-class Proc:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._fh = log.open("wb")
-        self.p = subprocess.Popen(
-            [MDS, *args], env=env, stdout=self._fh, stderr=subprocess.STDOUT, cwd=log.parent
-        )
-
-    def stop(self, sig: int = signal.SIGINT) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self._fh.close()
 
 
 def _wait(predicate, timeout: float, what: str, procs: list[Proc]):  # type: ignore[no-untyped-def]
@@ -74,22 +50,6 @@ def _wait(predicate, timeout: float, what: str, procs: list[Proc]):  # type: ign
         time.sleep(0.3)
     logs = "\n".join(f"--- {pr.log.name}\n{pr.log.read_text()[-1500:]}" for pr in procs)
     raise AssertionError(f"timed out waiting for {what} (last {last!r})\n{logs}")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/shared.db"
-        return
-    provider = PgProvider()
-    try:
-        admin = asyncio.run(provider.admin_url())
-    except PgUnavailable as exc:
-        skip_or_fail(str(exc))
-    url = asyncio.run(create_database(admin))
-    yield url
-    asyncio.run(drop_database(admin, url))
-    provider.close()
 
 
 def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path, database_url: str) -> None:

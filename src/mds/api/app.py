@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.routing import APIRouter
+from fastapi.routing import APIRoute, APIRouter
 
 from mds import __version__
 from mds.api.auth import ADMIN, OPS, READ, Guard, install_auth
 from mds.api.cors import ConfiguredCors
+from mds.api.docs import install_docs
 from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
-from mds.api.problems import problem_responses
+from mds.api.problems import install_openapi, problem_responses
 from mds.api.routes import analysis, dlq, ops, root, stats, stocks
 from mds.runtime import Runtime
 
@@ -37,13 +38,19 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
         version=__version__,
         lifespan=lifespan,
         description="Provider-independent, gap-safe, point-in-time-correct market data.",
+        docs_url=None,  # install_docs serves /docs and /redoc from vendored assets, not a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
-    install_auth(app)
+    install_docs(app)
+    install_openapi(app)
     app.include_router(root.router)
-    if not service_only:
+    if service_only:
+        install_auth(app)
+    else:
         for router, guard in _GUARDED:
             _include_guarded(app, router, guard)
+        install_auth(app, optional=_open_by_default())
         app.add_middleware(KeptBarsFastPath)
     # Outermost: a preflight is answered before anything else looks at the request.
     app.add_middleware(ConfiguredCors)
@@ -60,6 +67,18 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (dlq.router, OPS),
     (analysis.admin_router, ADMIN),
 )
+
+
+def _open_by_default() -> list[tuple[str, str]]:
+    """(method, path) of the routes whose guard AUTH_READ_REQUIRED=false turns off."""
+    return [
+        (method, route.path)
+        for router, guard in _GUARDED
+        if guard is READ
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    ]
 
 
 def _include_guarded(app: FastAPI, router: APIRouter, guard: Guard) -> None:

@@ -8,7 +8,7 @@ unguarded by forgetting a parameter. The key is read from ``Authorization: Beare
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
@@ -63,8 +63,6 @@ def require(role: Role, *, only_if: Callable[[Settings], bool] | None = None) ->
         principal: Principal = await runtime.auth.authorize(key, role, client=client_address(request))
         return principal
 
-    guard.optional = only_if is not None  # type: ignore[attr-defined]
-    guard.role = role  # type: ignore[attr-defined]
     return guard
 
 
@@ -82,8 +80,9 @@ OPS = require(Role.OPS)
 ADMIN = require(Role.ADMIN)
 
 
-def install_auth(app: FastAPI) -> None:
-    """Refusals as problem+json; OpenAPI says which guards a deployment may leave open."""
+def install_auth(app: FastAPI, *, optional: Iterable[tuple[str, str]] = ()) -> None:
+    """Refusals as problem+json; OpenAPI marks ``optional`` operations (method, path) as
+    answering without a key too, since a setting may leave their guard off."""
 
     @app.exception_handler(AccessDenied)
     async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
@@ -96,28 +95,17 @@ def install_auth(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
 
     generate = app.openapi
+    marked = list(optional)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()
-        _mark_optional_security(app, schema)
+        # The empty requirement ({}) is OpenAPI's way of saying "no key is also accepted".
+        for method, path in marked:
+            op = schema.get("paths", {}).get(path, {}).get(method.lower())
+            if op is not None and {} not in op.setdefault("security", []):
+                op["security"].append({})
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _mark_optional_security(app: FastAPI, schema: dict[str, Any]) -> None:
-    # A guard that a setting may turn off: add the empty requirement ({}), OpenAPI's way of
-    # saying "no key is also accepted" (with AUTH_READ_REQUIRED=false, the default).
-    from fastapi.routing import APIRoute
-
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        if not any(getattr(d.call, "optional", False) for d in route.dependant.dependencies):
-            continue
-        for method in route.methods or ():
-            op = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
-            if op is not None and {} not in op.setdefault("security", []):
-                op["security"].append({})

@@ -142,9 +142,9 @@ def ingest(bars: int = 1_000_000, batch: int = 50_000) -> dict[str, object]:
     return asyncio.run(_ingest(bars, batch))
 
 
-async def _wait_until_served(base: str, path: str, bars: int) -> bytes:
+async def _wait_until_served(base: str, path: str, bars: int, headers: dict[str, str]) -> bytes:
     """Poll until the symbol-day is stored and the service's own backfill has drained."""
-    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as c:
         for _ in range(600):
             with contextlib.suppress(httpx.HTTPError):  # not up yet: poll again
                 r = await c.get(path)
@@ -181,12 +181,13 @@ async def _client(
         writer.close()
 
 
-async def _measure(base: str, clients: int, seconds: float) -> dict[str, object]:
+async def _measure(base: str, clients: int, seconds: float, headers: dict[str, str]) -> dict[str, object]:
     path = "/stocks/AAPL/intraday?start=2025-10-08T13:30:00Z&end=2025-10-08T20:00:00Z"
-    expected = await _wait_until_served(base, path, 390)
+    expected = await _wait_until_served(base, path, 390, headers)
     parts = urlsplit(base)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
     latencies: list[float] = []
     # A short warm-up, not counted.
     await asyncio.gather(
@@ -200,6 +201,7 @@ async def _measure(base: str, clients: int, seconds: float) -> dict[str, object]
     return {
         "benchmark": "read",
         "backend": "postgres",
+        "auth": bool(headers),
         "clients": clients,
         "requests": len(latencies),
         "p50_ms": round(statistics.median(latencies), 2),
@@ -208,8 +210,20 @@ async def _measure(base: str, clients: int, seconds: float) -> dict[str, object]
     }
 
 
-def read(clients: int = 50, seconds: float = 10.0) -> dict[str, object]:
-    """`mds serve --demo` on a fresh PostgreSQL database, then 50 clients read one symbol-day."""
+def _demo_key(path: Path) -> str:
+    """The admin key `mds serve --demo` writes before it starts serving."""
+    for _ in range(600):
+        if path.exists():
+            return path.read_text().strip()
+        time.sleep(0.1)
+    raise RuntimeError(f"{path} never appeared")
+
+
+def read(clients: int = 50, seconds: float = 10.0, *, auth: bool = False) -> dict[str, object]:
+    """`mds serve --demo` on a fresh PostgreSQL database, then 50 clients read one symbol-day.
+
+    ``auth``: with AUTH_READ_REQUIRED=true, every request sending the demo's admin key.
+    """
     url = asyncio.run(create_db())
     workdir = Path(tempfile.mkdtemp(prefix="mds-bench-read-"))
     port = 18000 + os.getpid() % 1000
@@ -219,6 +233,7 @@ def read(clients: int = 50, seconds: float = 10.0) -> dict[str, object]:
         "DATABASE_URL": url,
         "BACKFILL_LOOKBACK_DAYS_1D": "0",
         "BACKFILL_LOOKBACK_DAYS_1M": "1",
+        "AUTH_READ_REQUIRED": "true" if auth else "false",
     }
     proc = subprocess.Popen(
         [mds, "serve", "--demo", "--clock", "2025-10-08T20:30:00Z", "--port", str(port)],
@@ -229,7 +244,8 @@ def read(clients: int = 50, seconds: float = 10.0) -> dict[str, object]:
     )
     try:
         # uvloop, as the server runs: the default loop costs the client more CPU per request.
-        return uvloop.run(_measure(f"http://127.0.0.1:{port}", clients, seconds))
+        headers = {"X-API-Key": _demo_key(workdir / "var" / "demo-admin.key")} if auth else {}
+        return uvloop.run(_measure(f"http://127.0.0.1:{port}", clients, seconds, headers))
     finally:
         proc.send_signal(signal.SIGINT)
         try:

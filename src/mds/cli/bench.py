@@ -130,6 +130,7 @@ def bench_read(
     backend: Annotated[str, typer.Option(help="postgres")] = "postgres",
     clients: Annotated[int, typer.Option(help="Concurrent HTTP clients")] = 50,
     seconds: Annotated[float, typer.Option(help="How long to measure")] = 10.0,
+    auth: Annotated[bool, typer.Option(help="AUTH_READ_REQUIRED=true; every request sends a key")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """One symbol-day of 1m bars through the HTTP API under concurrent clients (PostgreSQL)."""
@@ -137,7 +138,7 @@ def bench_read(
         fail("--backend: only postgres")
     from mds.benchmarks import pg
 
-    _report(pg.read(clients, seconds), as_json)
+    _report(pg.read(clients, seconds, auth=auth), as_json)
 
 
 @bench_app.command("store")

@@ -1,0 +1,125 @@
+"""Roles, keys and the authenticator's rules (cache, failures, metrics) on a real SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mds.access.admin import ensure_demo_key, issue_key
+from mds.access.authenticator import Authenticator, Forbidden, TooManyFailures, Unauthenticated
+from mds.access.keys import Role, hash_key, new_key
+from mds.observability.metrics import Metrics
+from mds.storage.sqlite import SqliteStore
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def test_admin_includes_ops_includes_read() -> None:
+    allowed = {(have, need) for have in Role for need in Role if have.allows(need)}
+    assert allowed == {
+        (Role.READ, Role.READ),
+        (Role.OPS, Role.READ),
+        (Role.OPS, Role.OPS),
+        (Role.ADMIN, Role.READ),
+        (Role.ADMIN, Role.OPS),
+        (Role.ADMIN, Role.ADMIN),
+    }
+
+
+def test_keys_are_random_and_hashes_are_stable() -> None:
+    keys = {new_key() for _ in range(100)}
+    assert len(keys) == 100 and all(k.startswith("mds_") and len(k) == 47 for k in keys)
+    k = next(iter(keys))
+    assert hash_key(k) == hash_key(k) != hash_key(k + " ") and k not in hash_key(k)
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    async with SqliteStore(tmp_path / "keys.db") as s:
+        yield s
+
+
+def _failures(metrics: Metrics) -> dict[str, float]:
+    return {
+        s.labels["reason"]: s.value
+        for m in metrics.registry.collect()
+        for s in m.samples
+        if s.name == "auth_failures_total"
+    }
+
+
+async def test_each_refusal_has_its_reason(store: SqliteStore) -> None:
+    metrics = Metrics()
+    auth = Authenticator(store, metrics, cache_seconds=5, failure_limit="100/minute")
+    read, _ = await issue_key(store, "reader", Role.READ, now=T0)
+    gone, _ = await issue_key(store, "gone", Role.ADMIN, now=T0)
+    await store.revoke_api_key("gone", now=T0)
+    for key, need, error in (
+        (None, Role.READ, Unauthenticated),
+        ("", Role.READ, Unauthenticated),
+        ("mds_unknown", Role.READ, Unauthenticated),
+        (gone, Role.READ, Unauthenticated),
+        (read, Role.OPS, Forbidden),
+    ):
+        with pytest.raises(error):
+            await auth.authorize(key, need, client="c")
+    principal = await auth.authorize(read, Role.READ, client="c")
+    assert (principal.name, principal.role) == ("reader", Role.READ)
+    assert _failures(metrics) == {"missing": 2, "invalid": 1, "revoked": 1, "forbidden": 1}
+
+
+async def test_cached_answers_only_checked_keys_of_enough_role(store: SqliteStore) -> None:
+    auth = Authenticator(store, Metrics(), cache_seconds=5, failure_limit="100/minute")
+    ops, _ = await issue_key(store, "ops", Role.OPS, now=T0)
+    assert auth.cached(ops, Role.READ) is None  # not checked yet
+    await auth.authorize(ops, Role.OPS, client="c")
+    assert auth.cached(ops, Role.READ) is not None and auth.cached(ops, Role.ADMIN) is None
+    assert auth.cached("mds_other", Role.READ) is None and auth.cached(None, Role.READ) is None
+
+
+async def test_zero_cache_seconds_sees_revocation_at_once(store: SqliteStore) -> None:
+    auth = Authenticator(store, Metrics(), cache_seconds=0, failure_limit="100/minute")
+    key, _ = await issue_key(store, "k", Role.OPS, now=T0)
+    await auth.authorize(key, Role.OPS, client="c")
+    await store.revoke_api_key("k", now=T0)
+    with pytest.raises(Unauthenticated):
+        await auth.authorize(key, Role.OPS, client="c")
+
+
+async def test_failures_are_limited_per_client_and_reload_changes_the_limit(store: SqliteStore) -> None:
+    auth = Authenticator(store, Metrics(), cache_seconds=5, failure_limit="2/minute")
+    good, _ = await issue_key(store, "good", Role.READ, now=T0)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            await auth.authorize("mds_guess", Role.READ, client="attacker")
+    with pytest.raises(TooManyFailures) as caught:
+        await auth.authorize(good, Role.READ, client="attacker")
+    assert 1 <= caught.value.retry_after <= 60
+    assert (await auth.authorize(good, Role.READ, client="someone-else")).name == "good"
+    # Missing keys and wrong roles are not guesses: they do not spend the budget.
+    for _ in range(5):
+        with pytest.raises(Forbidden):
+            await auth.authorize(good, Role.ADMIN, client="browser")
+        with pytest.raises(Unauthenticated):
+            await auth.authorize(None, Role.READ, client="browser")
+    assert (await auth.authorize(good, Role.READ, client="browser")).name == "good"
+    auth.configure(cache_seconds=5, failure_limit="100/minute")
+    assert (await auth.authorize(good, Role.READ, client="attacker")).name == "good"
+
+
+async def test_demo_key_is_made_once_and_replaced_when_the_file_is_stale(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    key, path = await ensure_demo_key(store, tmp_path / "var", now=T0)
+    assert key is not None and path.read_text() == key + "\n" and (path.stat().st_mode & 0o777) == 0o600
+    again, _ = await ensure_demo_key(store, tmp_path / "var", now=T0)
+    assert again is None  # the file's key still works: kept
+    path.write_text("mds_lost\n")
+    path.chmod(0o644)
+    fresh, _ = await ensure_demo_key(store, tmp_path / "var", now=T0)
+    assert fresh is not None and fresh != key and (path.stat().st_mode & 0o777) == 0o600
+    active = await store.api_keys()
+    assert [(k.name, k.role) for k in active] == [("demo-admin", Role.ADMIN)]
+    assert (await store.api_key_by_hash(hash_key(key))).revoked_at is not None  # type: ignore[union-attr]
