@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 @app.command()
 def migrate(env_file: EnvFile = None) -> None:
     """Apply pending schema migrations to DATABASE_URL."""
+    from mds.redact import redact
     from mds.storage.factory import open_store
 
     s = settings(env_file)
@@ -36,7 +37,7 @@ def migrate(env_file: EnvFile = None) -> None:
             await store.close()
 
     asyncio.run(run())
-    typer.echo(f"migrations up to date ({s.DATABASE_URL})")
+    typer.echo(f"migrations up to date ({redact(s.DATABASE_URL)})")
 
 
 @app.command()

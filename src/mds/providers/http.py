@@ -13,7 +13,7 @@ holds) leaves the adapter as ``BadPayload``, never as a ``ValueError``.
 from __future__ import annotations
 
 import functools
-import re
+import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,11 +45,10 @@ from mds.errors import (
 )
 from mds.providers.base import validate_bars
 from mds.providers.ratelimit import RateLimiter, parse_limits
+from mds.redact import hide, redact
 from mds.routing.timing import transport
 
 T = TypeVar("T")
-
-_SECRET_PARAMS = re.compile(r"(?i)(api[_-]?key|apikey|token|secret|key)=[^&]*")
 
 #: What Python raises on vendor data of the wrong shape: a missing key or row, a wrong
 #: type, an unparsable number or date, and a time past what ``datetime`` holds
@@ -80,9 +79,26 @@ class Page(Generic[T]):
     next: RequestSpec | None = None
 
 
-def redact(text: str) -> str:
-    """Hide key-like query parameters so keys never reach logs or error messages."""
-    return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+class _RedactUrls(logging.Filter):
+    """Hide key-like query parameters in what the ``httpx`` logger writes.
+
+    httpx logs every response at INFO as ``HTTP Request: GET <full URL> ...``, and some
+    vendors (FMP, Alpha Vantage) take the key as a query parameter: without this, any log
+    level below WARNING writes the key once per call. The record's arguments are
+    rewritten, not dropped, so the request lines stay useful when debugging a vendor.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(str(a)) if isinstance(a, str | httpx.URL) else a for a in record.args)
+        return True
+
+
+def _redact_httpx_log() -> None:
+    # Installed by the first adapter built (not at import), once per process.
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactUrls) for f in httpx_log.filters):
+        httpx_log.addFilter(_RedactUrls())
 
 
 _P = ParamSpec("_P")
@@ -156,6 +172,7 @@ class HttpProvider:
         self.limits: list[RateLimitItem] = parse_limits(specs)
         self._client = client or httpx.AsyncClient(timeout=settings.PROVIDER_TIMEOUT_SEC)
         self._owns_client = client is None
+        _redact_httpx_log()
 
     # -- configuration -------------------------------------------------------------
     @property
@@ -168,17 +185,9 @@ class HttpProvider:
 
     def hide_keys_in(self, exc: ProviderError) -> None:
         """Replace this provider's configured secrets in ``exc``'s message, in place."""
-        secrets = [k for k in (self.key(s) for s in self.key_settings) if len(k) >= 4]
-        if not secrets:
-            return
-
-        def hide(text: str) -> str:
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            return text
-
-        exc.message = hide(exc.message)
-        exc.args = tuple(hide(a) if isinstance(a, str) else a for a in exc.args)
+        secrets = [self.key(s) for s in self.key_settings]
+        exc.message = hide(exc.message, secrets)
+        exc.args = tuple(hide(a, secrets) if isinstance(a, str) else a for a in exc.args)
 
     # -- hooks each vendor implements (pure) ---------------------------------------
     def bars_request(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> RequestSpec:

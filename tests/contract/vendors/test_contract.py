@@ -7,16 +7,20 @@ cover the HTTP layer: status codes, transport failures and the key kept out of e
 
 from __future__ import annotations
 
+import secrets
+import traceback
 from dataclasses import replace
 from datetime import date
 
 import httpx
 import pytest
 
+from mds.config import load_settings
 from mds.domain.models import Bar, Interval
 from mds.errors import BadPayload, NoData, ProviderError, Unavailable
 from mds.providers.base import validate_bars
 from mds.providers.http import HttpProvider
+from mds.providers.ratelimit import RateLimiter
 from tests.contract.vendors.cases import CASES, GARBAGE, Answer, Bars, VendorCase
 from tests.contract.vendors.harness import CALENDAR, KEY, KEYS, SECRET, Answering, Canned, vendor
 from tests.helpers import utc
@@ -161,6 +165,42 @@ def test_malformed_body_echoing_the_key_does_not_leak_it(case: VendorCase) -> No
     with pytest.raises(BadPayload) as info:
         parse(case, b'{"error": "bad request for key ' + secrets[0].encode() + b'"', case.first_edt)
     assert all(secret not in str(info.value) for secret in secrets)
+
+
+def _raised_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or while handling."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [(case, status) for case in CASES if KEYS[case.name] for status in (401, 500)],
+    ids=lambda v: v.name if isinstance(v, VendorCase) else str(v),
+)
+async def test_no_part_of_a_key_quoted_back_survives_in_the_error(case: VendorCase, status: int) -> None:
+    # Long random keys, quoted back by the vendor whole, or cut by the adapter's length
+    # limits on quoted bodies (120, 200, 300 characters) halfway through. Nothing of them
+    # may show in what a log or a caller sees: str, repr, a formatted traceback, or any
+    # exception in the chain behind the error.
+    keys = {setting: f"{setting[:3].lower()}{secrets.token_hex(14)}" for setting in KEYS[case.name]}
+    settings = load_settings({**keys, f"{case.name.upper()}_BASE_URL": "http://vendor.test"})
+    # A cut at a limit leaves the first 12 characters of the first key ("x" * pad + 10).
+    for pad in (0, *(limit - 22 for limit in (120, 200, 300))):
+        body = ("x" * pad + " you sent " + " ".join(keys.values())).encode()
+        server = Answering(Canned(status, body))
+        async with server.client() as client:
+            p = case.cls(settings=settings, calendar=CALENDAR, limiter=RateLimiter(), client=client)
+            with pytest.raises(ProviderError) as info:
+                await p.fetch_bars(SYMBOL, case.first_edt.interval, case.first_edt.start, case.first_edt.end)
+        shown = [str(info.value), repr(info.value), "".join(traceback.format_exception(info.value))]
+        shown += [f"{e!s} {e!r}" for e in _raised_chain(info.value)]
+        for key in keys.values():
+            assert not any(key[:8] in text for text in shown), (pad, shown)
 
 
 @EACH_VENDOR
