@@ -162,7 +162,9 @@ async def test_batch_reports_unknown_symbols_apart(api) -> None:
         ),
         ("post", "/stocks/batch", {"json": {"symbols": ["AAPL; DROP TABLE"]}}, 422, "symbols[0]"),
         ("get", "/ops/cursor/AAPL/9m/auto", {}, 422, "interval"),
-        ("get", "/ops/cursor/AAPL/1m/nobody", {}, 404, None),
+        # Sources are an enum (auto or a provider name); a known source without a cursor is 404.
+        ("get", "/ops/cursor/AAPL/1m/nobody", {}, 422, "source"),
+        ("get", "/ops/cursor/AAPL/1m/yahoo", {}, 404, None),
         ("get", "/no/such/route", {}, 404, None),
     ],
 )

@@ -1,7 +1,8 @@
 """Domain errors → application/problem+json (RFC 9457), always naming the bad field.
 
 Nothing a client sends may produce a 500: validation errors are 422, unknown things 404,
-and an unexpected bug answers a problem document without leaking internals.
+an unsupported method 405 with ``Allow``, and an unexpected bug answers a problem document
+without leaking internals. :mod:`mds.api.problems` declares these answers in OpenAPI.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
+from mds.api.params import PATTERN_HELP
+from mds.api.problems import problem
 from mds.errors import (
     ConfigError,
     Conflict,
@@ -26,13 +30,6 @@ from mds.errors import (
 
 log = logging.getLogger(__name__)
 
-PROBLEM = "application/problem+json"
-
-
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
 
 def _field_name(loc: tuple[Any, ...]) -> str:
     # ("query", "start") -> "start"; ("body", "symbols", 3) -> "symbols[3]"
@@ -43,12 +40,27 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def _message(error: Any) -> str:
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in PATTERN_HELP:
+        return f"{error.get('input')!r} is not {PATTERN_HELP[pattern]}"
+    return str(error.get("msg", "invalid"))
+
+
+def _allowed_methods(request: Request, allow: str) -> list[str]:
+    """Every method some route serves at this path (paths may be shared by several routes)."""
+    methods = {m.strip().upper() for m in allow.split(",") if m.strip()}
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-            for e in exc.errors()
+            {"field": _field_name(tuple(e.get("loc", ()))), "message": _message(e)} for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return problem(
@@ -97,7 +109,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8 JSON);
+            # malformed JSON text is already a 422 (RequestValidationError), so is this.
+            message = "could not be decoded as UTF-8 JSON"
+            return problem(
+                422,
+                "Invalid request",
+                f"body: {message}",
+                field="body",
+                errors=[{"field": "body", "message": message}],
+            )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110 requires Allow on a 405; Starlette names only the first route it matched.
+            headers["Allow"] = ", ".join(_allowed_methods(request, headers.get("Allow", "")))
+        response = problem(exc.status_code, str(exc.detail), str(exc.detail))
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -8,21 +8,25 @@ own, so it needs no shutdown).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mds.analysis.base import TECHNICAL
 from mds.analysis.service import AnalysisService
-from mds.api.params import parse_interval, parse_ts
+from mds.api.models import SnapshotOut
+from mds.api.params import DATE_OR_TIME_PATTERN, DATE_PATTERN, PeriodQuery, SymbolQuery, parse_ts
+from mds.api.problems import problem_responses
 from mds.domain.jobs import Symbol
+from mds.domain.models import Interval
 from mds.errors import InvalidRequest
 from mds.runtime import analysis_service
 
-router = APIRouter(tags=["analysis"])
+_ANSWERS = problem_responses(404, 422, 500, 503)
+router = APIRouter(tags=["analysis"], responses=_ANSWERS)
 #: The analysis routes that change state: guarded by the ``admin`` role in :mod:`mds.api.app`.
-admin_router = APIRouter(tags=["admin"])
+admin_router = APIRouter(tags=["admin"], responses=_ANSWERS)
 
 
 async def get_analysis(request: Request) -> AnalysisService:
@@ -70,8 +74,11 @@ class RecordIn(BaseModel):
     symbols: list[Symbol] | None = Field(
         default=None, min_length=1, max_length=20_000, description="Tickers; default: the active universe"
     )
-    as_of: date | None = Field(
-        default=None, description="Record the point-in-time snapshot of this date instead of today's"
+    # A string with a pattern, not a date: pydantic would also take a number as a date.
+    as_of: str | None = Field(
+        default=None,
+        pattern=DATE_PATTERN,
+        description="Record the point-in-time snapshot of this date (YYYY-MM-DD) instead of today's",
     )
     analysis_type: str = Field(
         default=TECHNICAL, pattern=r"^[a-z][a-z0-9_]{0,31}$", description="History key's analysis type"
@@ -96,34 +103,64 @@ class AtrOut(BaseModel):
     atr_dist_sma50: float | None = Field(description="(close - SMA50) / ATR14, in ATRs")
     sma_50: float | None = Field(description="50-session simple moving average")
     atr_pct_rank: float | None = Field(description="Percent of the last 252 ATR% values at or below today's")
-    regime: str | None = Field(description="LOW (<20), NORMAL, HIGH (>=80) or EXTREME (100) by atr_pct_rank")
+    regime: Literal["LOW", "NORMAL", "HIGH", "EXTREME"] | None = Field(
+        description="LOW (<20), NORMAL, HIGH (>=80) or EXTREME (100) by atr_pct_rank"
+    )
     reasons: dict[str, str] = Field(description="Why a null field is null")
 
 
-@router.get("/api/v1/market/prices")
+class Ohlcv(BaseModel):
+    ts: str = Field(description="UTC ISO-8601 open time of the bar's interval")
+    open: float = Field(description="Opening price")
+    high: float = Field(description="Highest price")
+    low: float = Field(description="Lowest price")
+    close: float = Field(description="Closing price")
+    volume: float = Field(description="Volume traded")
+
+
+class PricesOut(BaseModel):
+    symbol: str = Field(description="Ticker")
+    interval: Interval = Field(description="Bar interval")
+    range: str = Field(description="The range asked for")
+    start: str = Field(description="Inclusive start of the bars read (UTC)")
+    end: str = Field(description="Exclusive end of the bars read (UTC)")
+    count: int = Field(description="Number of bars")
+    bars: list[Ohlcv] = Field(description="Bars in time order")
+
+
+@router.get("/api/v1/market/prices", response_model=PricesOut, operation_id="getPrices")
 async def prices(
     analysis: AnalysisDep,
-    symbol: str = Query(description="Ticker, e.g. SPY"),
-    range: str = Query("200d", description="Nd (trading days), Nwk, Nmo, Ny, ytd or max"),  # noqa: A002
-    interval: str = Query("1d", description="1d, or 1m/5m/15m/1h for ranges up to 31 days"),
+    symbol: SymbolQuery,
+    range: PeriodQuery = "200d",  # noqa: A002
+    interval: Annotated[
+        Interval, Query(description="1d, or an intraday interval (then at most the last 31 days)")
+    ] = Interval.D1,
 ) -> dict[str, Any]:
-    """OHLCV bars of one symbol over a range."""
-    return await analysis.prices(symbol, range, parse_interval("interval", interval))
+    """OHLCV bars of one symbol over a range ending now."""
+    return await analysis.prices(symbol, range, interval)
 
 
-@router.get("/api/v1/market/atr", response_model=AtrOut)
-async def atr(analysis: AnalysisDep, symbol: str = Query(description="Ticker")) -> dict[str, Any]:
+@router.get("/api/v1/market/atr", response_model=AtrOut, operation_id="getAtr")
+async def atr(analysis: AnalysisDep, symbol: SymbolQuery) -> dict[str, Any]:
     """ATR(14), ATR%, distance from SMA50 and the volatility regime."""
     return await analysis.atr(symbol)
 
 
-@router.get("/api/v1/market/ta")
+# exclude_unset: a snapshot carries computed_at or computed_as_of, never both as null.
+@router.get(
+    "/api/v1/market/ta", response_model=SnapshotOut, response_model_exclude_unset=True, operation_id="getTa"
+)
 async def ta(
     analysis: AnalysisDep,
-    symbol: str = Query(description="Ticker"),
-    as_of: str | None = Query(
-        None, description="YYYY-MM-DD (end of that day) or an ISO time: only bars MDS knew then"
-    ),
+    symbol: SymbolQuery,
+    as_of: Annotated[
+        str | None,
+        Query(
+            pattern=DATE_OR_TIME_PATTERN,
+            description="YYYY-MM-DD (end of that day) or an ISO time with a zone: only bars MDS knew then",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """The technical snapshot: RSI, MAs, MACD, ADX, performance, bucket, stage, TD, gaps.
 
@@ -132,14 +169,21 @@ async def ta(
     return await analysis.snapshot(symbol, as_of=parse_as_of("as_of", as_of))
 
 
-@admin_router.post("/api/v1/market-data/admin/indicators/refresh-index", response_model=RefreshOut)
+@admin_router.post(
+    "/api/v1/market-data/admin/indicators/refresh-index",
+    response_model=RefreshOut,
+    operation_id="refreshIndex",
+)
 async def refresh_index(analysis: AnalysisDep, body: RefreshIn | None = Body(default=None)) -> dict[str, Any]:
     """Recompute and cache the snapshots of the universe (or of the given symbols)."""
     return await analysis.refresh(body.symbols if body else None)
 
 
-@admin_router.post("/api/v1/market-data/admin/history/record", response_model=RecordOut)
+@admin_router.post(
+    "/api/v1/market-data/admin/history/record", response_model=RecordOut, operation_id="recordHistory"
+)
 async def record_history(analysis: AnalysisDep, body: RecordIn | None = Body(default=None)) -> dict[str, Any]:
     """Record the day's snapshots into the immutable history; existing keys are refused."""
     body = body or RecordIn()
-    return await analysis.record_history(body.symbols, as_of=body.as_of, analysis_type=body.analysis_type)
+    as_of = date.fromisoformat(body.as_of) if body.as_of else None  # the pattern admits real dates only
+    return await analysis.record_history(body.symbols, as_of=as_of, analysis_type=body.analysis_type)

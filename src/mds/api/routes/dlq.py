@@ -3,16 +3,78 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
-from mds.domain.models import Tier
+from mds.api.problems import problem_responses
+from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillRecord, BackfillStatus
-from mds.errors import InvalidRequest, NotFound
+from mds.errors import NotFound
 from mds.serialize import iso
 
-router = APIRouter(prefix="/ops/dlq", tags=["dlq"])
+router = APIRouter(prefix="/ops/dlq", tags=["dlq"], responses=problem_responses(500, 503))
+#: Job ids and row offsets are 64-bit integers in both stores; a larger one cannot exist.
+_INT64_MAX = 2**63 - 1
+#: A purge horizon beyond a century reaches before any job could have been made.
+_MAX_PURGE_DAYS = 36_500
+
+TierQuery = Annotated[Tier | None, Query(description="Only this tier")]
+
+
+class BackfillJob(BaseModel):
+    id: int = Field(description="Job id")
+    symbol: str = Field(description="Ticker")
+    interval: Interval = Field(description="Bar interval")
+    start: str = Field(description="Inclusive start of the window (UTC)")
+    end: str = Field(description="Exclusive end of the window (UTC)")
+    priority: Tier = Field(description="Queue tier")
+    status: BackfillStatus = Field(description="failed while in the DLQ, queued once requeued")
+    attempts: int = Field(description="Attempts so far")
+    last_error: str | None = Field(description="Why the last attempt failed")
+    created_at: str = Field(description="When the job was created (UTC)")
+    updated_at: str = Field(description="When the job last changed (UTC)")
+
+
+class FailedPage(BaseModel):
+    jobs: list[BackfillJob] = Field(description="Failed jobs, one page")
+    limit: int = Field(description="Page size asked for")
+    offset: int = Field(description="Rows skipped")
+
+
+class RequeueOut(BaseModel):
+    ok: bool = Field(description="Always true")
+    job: BackfillJob = Field(description="The job, queued again")
+
+
+class RequeueAllOut(BaseModel):
+    ok: bool = Field(description="Always true")
+    requeued: int = Field(description="Jobs queued again")
+    ids: list[int] = Field(description="Their ids")
+
+
+class QueueState(BaseModel):
+    queued: dict[Tier, int] = Field(description="Jobs waiting in this process's queue, per tier")
+    active: dict[Tier, int] = Field(description="Jobs running, per tier")
+    oldest_age_seconds: float = Field(description="Age of the oldest waiting job, seconds")
+
+
+class DlqStats(BaseModel):
+    by_status: dict[BackfillStatus, int] = Field(description="Jobs per status")
+    by_tier: dict[Tier, dict[BackfillStatus, int]] = Field(description="Jobs per tier and status")
+    oldest_queued_created_at: str | None = Field(description="Creation time of the oldest queued job (UTC)")
+    failed_total: int = Field(description="Jobs in the DLQ")
+    queue: QueueState | None = Field(
+        default=None, description="The in-process queue (only where this process runs a collector)"
+    )
+
+
+class PurgeOut(BaseModel):
+    ok: bool = Field(description="Always true")
+    purged: int = Field(description="Failed jobs deleted")
+    older_than: str = Field(description="Cut-off: jobs last updated before this time were purged (UTC)")
 
 
 def _job(r: BackfillRecord) -> dict[str, object]:
@@ -31,30 +93,45 @@ def _job(r: BackfillRecord) -> dict[str, object]:
     }
 
 
-def _tier(value: str | None) -> Tier | None:
-    if value is None:
-        return None
-    try:
-        return Tier(value.upper())
-    except ValueError:
-        raise InvalidRequest("tier", f"unknown tier {value!r}; use T0, T1 or T2") from None
-
-
-@router.get("/backfills")
+@router.get(
+    "/backfills",
+    response_model=FailedPage,
+    responses={
+        **problem_responses(422),
+        200: {
+            "links": {
+                "requeue": {
+                    "operationId": "requeueFailedBackfill",
+                    "parameters": {"job_id": "$response.body#/jobs/0/id"},
+                }
+            }
+        },
+    },
+    operation_id="listFailedBackfills",
+)
 async def failed_backfills(
     runtime: RuntimeDep,
-    limit: int = Query(100, ge=1, le=1000, description="Page size"),
-    offset: int = Query(0, ge=0, description="Rows to skip"),
-    tier: str | None = Query(None, description="Only this tier"),
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
+    offset: Annotated[int, Query(ge=0, le=_INT64_MAX, description="Rows to skip")] = 0,
+    tier: TierQuery = None,
 ) -> dict[str, object]:
+    """Failed backfill jobs (the DLQ), oldest first."""
     rows = await runtime.store.list_backfills(
-        status=BackfillStatus.FAILED, tier=_tier(tier), limit=limit, offset=offset
+        status=BackfillStatus.FAILED, tier=tier, limit=limit, offset=offset
     )
     return {"jobs": [_job(r) for r in rows], "limit": limit, "offset": offset}
 
 
-@router.post("/backfills/requeue/{job_id}")
-async def requeue(job_id: int, runtime: RuntimeDep) -> dict[str, object]:
+@router.post(
+    "/backfills/requeue/{job_id}",
+    response_model=RequeueOut,
+    responses=problem_responses(404, 422),
+    operation_id="requeueFailedBackfill",
+)
+async def requeue(
+    job_id: Annotated[int, Path(ge=1, le=_INT64_MAX, description="Id of a failed job")], runtime: RuntimeDep
+) -> dict[str, object]:
+    """Queue one failed job again (404 unless it is in the DLQ)."""
     rec = await runtime.store.requeue_backfill(job_id, now=runtime.clock.now())
     if rec is None:
         raise NotFound("failed backfill job", str(job_id))
@@ -63,19 +140,27 @@ async def requeue(job_id: int, runtime: RuntimeDep) -> dict[str, object]:
     return {"ok": True, "job": _job(rec)}
 
 
-@router.post("/backfills/requeue-all")
-async def requeue_all(
-    runtime: RuntimeDep, tier: str | None = Query(None, description="Only this tier")
-) -> dict[str, object]:
-    recs = await runtime.store.requeue_failed(tier=_tier(tier), now=runtime.clock.now())
+@router.post(
+    "/backfills/requeue-all",
+    response_model=RequeueAllOut,
+    responses=problem_responses(422),
+    operation_id="requeueAllFailedBackfills",
+)
+async def requeue_all(runtime: RuntimeDep, tier: TierQuery = None) -> dict[str, object]:
+    """Queue every failed job (of one tier) again."""
+    recs = await runtime.store.requeue_failed(tier=tier, now=runtime.clock.now())
     if runtime.collector is not None:
         for rec in recs:
             await runtime.collector.backfiller.requeue(rec)
     return {"ok": True, "requeued": len(recs), "ids": [r.id for r in recs]}
 
 
-@router.get("/stats")
+# exclude_unset: "queue" is left out, not null, where this process runs no collector.
+@router.get(
+    "/stats", response_model=DlqStats, response_model_exclude_unset=True, operation_id="getBackfillStats"
+)
 async def stats(runtime: RuntimeDep) -> dict[str, object]:
+    """Backfill jobs per status and tier, and this process's queue."""
     s = await runtime.store.backfill_stats()
     oldest = s.get("oldest_queued_created_at")
     out: dict[str, object] = {**s, "oldest_queued_created_at": iso(oldest) if oldest else None}
@@ -89,10 +174,24 @@ async def stats(runtime: RuntimeDep) -> dict[str, object]:
     return out
 
 
-@router.delete("/backfills/purge")
+@router.delete(
+    "/backfills/purge",
+    response_model=PurgeOut,
+    responses=problem_responses(422),
+    operation_id="purgeFailedBackfills",
+)
 async def purge(
-    runtime: RuntimeDep, days: int = Query(30, ge=0, description="Purge failed jobs older than this")
+    runtime: RuntimeDep,
+    days: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=_MAX_PURGE_DAYS,
+            description="Purge failed jobs last updated more than this many days ago",
+        ),
+    ] = 30,
 ) -> dict[str, object]:
+    """Delete failed jobs older than ``days``."""
     cutoff = runtime.clock.now() - timedelta(days=days)
     n = await runtime.store.purge_backfills(status=BackfillStatus.FAILED, older_than=cutoff)
     return {"ok": True, "purged": n, "older_than": iso(cutoff)}

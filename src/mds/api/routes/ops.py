@@ -2,27 +2,87 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
-from mds.api.errors import problem
-from mds.api.models import BackfillIn
-from mds.api.params import parse_interval, parse_ts
+from mds.api.models import BackfillIn, BackfillOut
+from mds.api.params import TIME_PATTERN, CoverageInterval, SourceName, SymbolPath, parse_ts
+from mds.api.problems import PROBLEM, problem, problem_responses
 from mds.domain.models import Interval, Tier
 from mds.errors import ConfigError, InvalidRequest, NotFound
 from mds.ingest.scan import coverage
 from mds.ops.reload import plan_reload
+from mds.runtime import Runtime
 from mds.serialize import iso
+from mds.services.market import MAX_INTRADAY_RANGE
 
-router = APIRouter(prefix="/ops", tags=["ops"])
+router = APIRouter(prefix="/ops", tags=["ops"], responses=problem_responses(500, 503))
 
 
-@router.get("/cursor/{symbol}/{interval}/{source}")
-async def cursor(symbol: str, interval: str, source: str, runtime: RuntimeDep) -> dict[str, object]:
-    iv = parse_interval("interval", interval)
+class CursorOut(BaseModel):
+    symbol: str = Field(description="Ticker")
+    interval: Interval = Field(description="Bar interval")
+    source: str = Field(description="auto (over every provider) or the provider's name")
+    last_ts: str = Field(description="Open time of the newest bar ingested (UTC)")
+    updated_at: str = Field(description="When the cursor last moved (UTC)")
+    lag_seconds: float = Field(description="Service-clock seconds since that bar ended")
+
+
+class ValidateOut(BaseModel):
+    ok: bool = Field(description="Always true (an invalid configuration is a 422 problem)")
+    changed: list[str] = Field(description="Settings a reload would change")
+    restart_required: list[str] = Field(description="Of those, the ones that apply only after a restart")
+
+
+class ReloadOut(ValidateOut):
+    policy_version: str = Field(description="Version tag of the routing policies now in force")
+
+
+class TierCoverage(BaseModel):
+    symbols: int = Field(description="Active symbols in the tier")
+    symbols_complete: int = Field(description="Symbols with no missing bar")
+    expected_bars: int = Field(description="Closed bars the calendar expects")
+    stored_bars: int = Field(description="Of those, stored")
+    missing_bars: int = Field(description="Of those, neither stored nor confirmed empty")
+    confirmed_empty_bars: int = Field(description="Of those, confirmed as no trades by the providers")
+    coverage_pct: float = Field(description="100 * (stored + confirmed empty) / expected")
+
+
+class CoverageOut(BaseModel):
+    interval: CoverageInterval = Field(description="Bar interval")
+    start: str = Field(description="Inclusive start of the window (UTC)")
+    end: str = Field(description="Exclusive end of the window (UTC)")
+    tiers: dict[Tier, TierCoverage] = Field(description="Per tier")
+
+
+_REFUSED_CONFIG: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "The configuration a reload would load is invalid; `field` names the setting,"
+        " `policy_version` is the one still in force",
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+}
+
+
+@router.get(
+    "/cursor/{symbol}/{interval}/{source}",
+    response_model=CursorOut,
+    responses=problem_responses(404, 422),
+    operation_id="getCursor",
+)
+async def cursor(
+    symbol: SymbolPath,
+    interval: Annotated[Interval, Path(description="Bar interval")],
+    source: Annotated[SourceName, Path(description="auto (over every provider) or a provider's name")],
+    runtime: RuntimeDep,
+) -> dict[str, object]:
+    """Where ingestion of one series stands, and how far it trails the clock."""
+    iv = interval
     entry = await runtime.market.require_symbol(symbol)
     c = await runtime.store.get_cursor(entry.symbol, iv, source)
     if c is None:
@@ -39,8 +99,19 @@ async def cursor(symbol: str, interval: str, source: str, runtime: RuntimeDep) -
     }
 
 
-@router.post("/backfill", status_code=202)
+@router.post(
+    "/backfill",
+    status_code=202,
+    response_model=BackfillOut,
+    responses=problem_responses(409, 422),
+    operation_id="queueBackfill",
+)
 async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
+    """Queue a manual backfill of one series over ``start <= ts < end``.
+
+    The window is split into jobs, minus what active jobs already cover; 409 if all of it
+    is covered, 503 if the tier's queue is full.
+    """
     try:
         entry = await runtime.market.require_symbol(body.symbol)
     except NotFound:
@@ -57,6 +128,10 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
         )
     if runtime.collector is None:
         raise InvalidRequest("symbol", "this process runs no collector; send backfills to a worker")
+    # Jobs are stored to the second: a fraction would leave slivers of a second between
+    # them and the jobs already covering the window (empty once stored, refused by the
+    # queue). Bars are stamped on whole seconds, so widening to them loses nothing.
+    start, end = start.replace(microsecond=0), _ceil_second(end)
     tier = body.priority or entry.tier
     result = await runtime.collector.backfiller.enqueue(entry.symbol, body.interval, start, end, tier)
     if not result.created and not result.merged_into:
@@ -86,7 +161,13 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.post("/validate")
+def _ceil_second(ts: datetime) -> datetime:
+    return ts.replace(microsecond=0) + timedelta(seconds=1) if ts.microsecond else ts
+
+
+@router.post(
+    "/validate", response_model=ValidateOut, responses=_REFUSED_CONFIG, operation_id="validateConfig"
+)
 async def validate(runtime: RuntimeDep) -> JSONResponse:
     """Validate the configuration a reload would load now, without applying it."""
     try:
@@ -96,7 +177,7 @@ async def validate(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"ok": True, "changed": report.changed, "restart_required": report.restart_required})
 
 
-@router.post("/reload")
+@router.post("/reload", response_model=ReloadOut, responses=_REFUSED_CONFIG, operation_id="reloadConfig")
 async def reload(runtime: RuntimeDep) -> JSONResponse:
     """Re-read and validate the configuration; apply it, or keep the last good one."""
     try:
@@ -115,33 +196,42 @@ async def reload(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-def _refused(exc: ConfigError, runtime) -> JSONResponse:  # type: ignore[no-untyped-def]
-    return JSONResponse(
-        {
-            "type": "about:blank",
-            "title": "Invalid configuration",
-            "status": 422,
-            "detail": f"{exc.setting}: {exc.message}; the running configuration is unchanged",
-            "field": exc.setting,
-            "policy_version": runtime.policy_version,
-        },
-        status_code=422,
-        media_type="application/problem+json",
+def _refused(exc: ConfigError, runtime: Runtime) -> JSONResponse:
+    return problem(
+        422,
+        "Invalid configuration",
+        f"{exc.setting}: {exc.message}; the running configuration is unchanged",
+        field=exc.setting,
+        policy_version=runtime.policy_version,
     )
 
 
-@router.get("/coverage")
+@router.get(
+    "/coverage", response_model=CoverageOut, responses=problem_responses(422), operation_id="getCoverage"
+)
 async def coverage_view(
     runtime: RuntimeDep,
-    interval: str = "1m",
-    start: str | None = None,
-    end: str | None = None,
+    interval: Annotated[CoverageInterval, Query(description="Bar interval")] = "1m",
+    start: Annotated[
+        str | None,
+        Query(
+            pattern=TIME_PATTERN,
+            description="Inclusive start, ISO-8601 with a zone; default: the latest session's open",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            pattern=TIME_PATTERN,
+            description="Exclusive end, ISO-8601 with a zone; default: now. For 1m, at most 31 days after start",
+        ),
+    ] = None,
 ) -> dict[str, object]:
     """Per tier: expected closed bars, stored, missing, and confirmed empty (no trades) apart.
 
     The default window is the latest session, from its open to now.
     """
-    iv = parse_interval("interval", interval, allowed=(Interval.M1, Interval.D1))
+    iv = Interval(interval)
     now = runtime.clock.now()
     start_ts = parse_ts("start", start)
     end_ts = parse_ts("end", end) or now
@@ -150,6 +240,9 @@ async def coverage_view(
         start_ts = sessions[-1].open if sessions else now - timedelta(days=1)
     if start_ts >= end_ts:
         raise InvalidRequest("start", "start must be before end")
+    if iv is Interval.M1 and end_ts - start_ts > MAX_INTRADAY_RANGE:
+        # Counting is per bar: years of 1m bars block the event loop for tens of seconds.
+        raise InvalidRequest("end", f"1m coverage windows are limited to {MAX_INTRADAY_RANGE.days} days")
     universe = await runtime.store.universe()
     tiers = {}
     for tier in Tier:

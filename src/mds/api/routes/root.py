@@ -4,17 +4,71 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from mds import __version__
 from mds.api.deps import RuntimeDep
+from mds.api.problems import problem_responses
 from mds.errors import StorageError
+from mds.routing.breaker import BreakerState
 from mds.serialize import iso
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], responses=problem_responses(500))
+_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@router.get("/")
+class RootOut(BaseModel):
+    service: str = Field(description="Always 'mds'")
+    version: str = Field(description="MDS version")
+    mode: str = Field(description="'demo (sim data)' or 'live'")
+    now: str = Field(description="The service clock's time (UTC ISO-8601); a demo clock may run fast")
+    endpoints: list[str] = Field(description="The main endpoints, for a human starting out")
+
+
+class StoreInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    backend: str = Field(description="sqlite, postgresql, or unknown when the store cannot answer")
+    timescaledb: bool | None = Field(default=None, description="Whether TimescaleDB hypertables are used")
+    mode: str | None = Field(default=None, description="embedded (SQLite), plain or timescaledb (PostgreSQL)")
+    rollups: str | None = Field(default=None, description="Where 5m/15m/1h bars are rolled up")
+    server_version: str | None = Field(default=None, description="Database server version")
+
+
+class EventLoopLag(BaseModel):
+    lag_p99_ms: float = Field(description="99th percentile of how late the event loop woke, ms")
+    lag_max_ms: float = Field(description="Worst lateness in the window, ms")
+    window_s: float = Field(description="Window length, seconds")
+    samples: int = Field(description="Samples in the window")
+
+
+class TierLag(BaseModel):
+    max_s: float = Field(description="Worst live lag of the tier's series, seconds")
+    p95_s: float = Field(description="95th percentile live lag, seconds")
+    symbols: int = Field(description="Series tracked")
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="ok, or degraded (the store or every provider is unusable)")
+    checks: dict[str, str] = Field(description="Per check (store, providers): ok, or what is wrong")
+    mode: str = Field(description="demo or live")
+    store: StoreInfo = Field(description="The store backend and its mode")
+    queue_backend: str = Field(description="memory or redis")
+    roles: list[str] = Field(description="What this process runs: api, worker, scheduler")
+    clock: str = Field(description="The service clock's time (UTC ISO-8601)")
+    clock_speed: float = Field(description="Service clock speed (1.0 = real time)")
+    startup_backfill_queued: bool = Field(
+        description="Whether the start-up gap check has queued its backfills"
+    )
+    providers: dict[str, BreakerState] = Field(description="Circuit-breaker state per provider")
+    event_loop: EventLoopLag | None = Field(description="Event-loop lateness (real ms), if measured here")
+    live_lag: dict[str, TierLag] = Field(
+        description="Live lag per tier as last published (empty if not tracked here)"
+    )
+
+
+@router.get("/", response_model=RootOut, operation_id="getServiceInfo")
 async def root(runtime: RuntimeDep) -> dict[str, object]:
+    """What this service is, its clock, and where to start."""
     return {
         "service": "mds",
         "version": __version__,
@@ -37,8 +91,17 @@ async def root(runtime: RuntimeDep) -> dict[str, object]:
     }
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    operation_id="getHealth",
+    responses={
+        # A probe's answer, not a problem with the request: the same document, status 503.
+        503: {"model": HealthOut, "description": "Degraded: the store cannot answer (same document)"}
+    },
+)
 async def health(runtime: RuntimeDep) -> JSONResponse:
+    """Liveness and readiness: 200 while the store answers, 503 (same body) when it does not."""
     checks: dict[str, str] = {}
     try:
         await runtime.store.ping()
@@ -72,10 +135,18 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if checks["store"] == "ok" else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    operation_id="getMetrics",
+    responses={
+        200: {"content": {_PROMETHEUS: {"schema": {"type": "string"}}}, "description": "Prometheus text"}
+    },
+)
 async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics in the text exposition format."""
     if runtime.collector is not None:
         b = runtime.collector.backfiller
         runtime.metrics.backfill_queue_depth.set(b.queued())
         runtime.metrics.backfill_oldest_age_seconds.set(b.oldest_age_seconds())
-    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(runtime.metrics.render(), media_type=_PROMETHEUS)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from mds.api.deps import MarketDep, RuntimeDep
 from mds.api.models import BarsOut, BatchIn, BatchOut, PriceOut
-from mds.api.params import parse_interval, parse_ts
+from mds.api.params import TIME_PATTERN, IntradayInterval, PeriodQuery, SymbolPath, parse_ts
+from mds.api.problems import problem_responses
 from mds.domain.models import Interval
 from mds.serialize import bars_document
 
-router = APIRouter(prefix="/stocks", tags=["stocks"])
+router = APIRouter(prefix="/stocks", tags=["stocks"], responses=problem_responses(422, 500, 503))
+_SYMBOL_READ = problem_responses(404)
+# OpenAPI links: what a client (or a stateful test) may call next with this answer's symbol.
+_SYMBOL = "$response.body#/symbol"
+_PRICE_LINKS = {
+    "history": {"operationId": "getHistory", "parameters": {"symbol": _SYMBOL}},
+    "intraday": {"operationId": "getIntraday", "parameters": {"symbol": _SYMBOL}},
+    "ta": {"operationId": "getTa", "parameters": {"symbol": _SYMBOL}},
+    "atr": {"operationId": "getAtr", "parameters": {"symbol": _SYMBOL}},
+}
 
 
 def _json(body: bytes) -> Response:
@@ -21,35 +32,60 @@ def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/{symbol}/price", response_model=PriceOut)
-async def price(symbol: str, market: MarketDep) -> PriceOut:
+@router.get(
+    "/{symbol}/price",
+    response_model=PriceOut,
+    responses={**_SYMBOL_READ, 200: {"links": _PRICE_LINKS}},
+    operation_id="getPrice",
+)
+async def price(symbol: SymbolPath, market: MarketDep) -> PriceOut:
+    """The newest price MDS knows: a fresh quote, else the last 1m bar, else the last daily bar."""
     return PriceOut(**await market.price(symbol))
 
 
-@router.get("/{symbol}/history", response_model=BarsOut)
+@router.get("/{symbol}/history", response_model=BarsOut, responses=_SYMBOL_READ, operation_id="getHistory")
 async def history(
-    symbol: str,
+    symbol: SymbolPath,
     market: MarketDep,
-    period: str = Query("1mo", description="Nd (trading days), Nwk, Nmo, Ny, ytd, max"),
-    interval: str = Query("1d", description="1d, or an intraday interval for periods up to 31 days"),
+    period: PeriodQuery = "1mo",
+    interval: Annotated[
+        Interval, Query(description="1d, or an intraday interval (then at most the last 31 days)")
+    ] = Interval.D1,
 ) -> Response:
-    r = await market.history(symbol, period, parse_interval("interval", interval))
+    """Bars of one symbol over a period ending now."""
+    r = await market.history(symbol, period, interval)
     return _json(bars_document(r.symbol, r.interval.value, r.start, r.end, None, r.bars))
 
 
-@router.get("/{symbol}/intraday", response_model=BarsOut)
+@router.get("/{symbol}/intraday", response_model=BarsOut, responses=_SYMBOL_READ, operation_id="getIntraday")
 async def intraday(
-    symbol: str,
+    symbol: SymbolPath,
     market: MarketDep,
     runtime: RuntimeDep,
-    interval: str = Query("1m", description="1m, 5m, 15m or 1h"),
-    start: str | None = Query(
-        None, description="Inclusive start (ISO-8601 with zone); default: the latest session's open"
-    ),
-    end: str | None = Query(None, description="Exclusive end (ISO-8601 with zone); default: now"),
-    as_of: str | None = Query(None, description="Read what MDS knew at this time (point in time)"),
+    interval: Annotated[
+        IntradayInterval, Query(description="Bar interval (5m/15m/1h are rolled up from 1m)")
+    ] = "1m",
+    start: Annotated[
+        str | None,
+        Query(
+            pattern=TIME_PATTERN,
+            description="Inclusive start, ISO-8601 with a zone; default: the latest session's open",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            pattern=TIME_PATTERN,
+            description="Exclusive end, ISO-8601 with a zone; default: now. At most 31 days after start",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="Read what MDS knew at this time (point in time)"),
+    ] = None,
 ) -> Response:
-    iv = parse_interval("interval", interval, allowed=(Interval.M1, Interval.M5, Interval.M15, Interval.H1))
+    """Intraday bars in ``start <= ts < end``, optionally as MDS knew them at ``as_of``."""
+    iv = Interval(interval)
     now = runtime.clock.now()
     start_ts = parse_ts("start", start)
     end_ts = parse_ts("end", end) or now + timedelta(seconds=1)
@@ -60,6 +96,7 @@ async def intraday(
     return _json(await market.bars_json(symbol, iv, start_ts, end_ts, as_of=as_of_ts))
 
 
-@router.post("/batch", response_model=BatchOut)
+@router.post("/batch", response_model=BatchOut, operation_id="getBatchPrices")
 async def batch(body: BatchIn, market: MarketDep) -> BatchOut:
+    """The latest price of up to 1000 symbols; a symbol without one is listed in ``errors``."""
     return BatchOut(**await market.batch(body.symbols))
