@@ -29,7 +29,6 @@ from mds.analysis.base import (
     RecordResult,
 )
 from mds.api.errors import install_error_handlers
-from mds.api.routes.analysis import router
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Bar, Interval
@@ -42,6 +41,7 @@ from mds.storage.postgres import PostgresStore
 from mds.storage.postgres.analysis import PostgresAnalysisStore
 from mds.storage.sqlite import SqliteStore
 from mds.storage.sqlite.analysis import SqliteAnalysisStore
+from tests.integration.conftest import asgi_client
 
 Fetch = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
@@ -306,12 +306,7 @@ async def _ta_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient
             [last.with_(close=bumped, high=max(last.high, bumped))],
             as_of=datetime(2025, 10, 7, 23, 0, tzinfo=UTC),
         )
-        app = FastAPI()
-        install_error_handlers(app)
-        app.include_router(router)
-        app.state.runtime = rt
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
+        async with asgi_client(rt) as client:  # the whole app, with an admin key
             yield client, rt
 
 

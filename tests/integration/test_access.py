@@ -277,3 +277,23 @@ async def test_cors_is_off_by_default_and_follows_the_allow_list(guarded) -> Non
         assert (
             r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://tools.example.com"
         )
+
+
+async def test_metrics_need_a_read_key_only_when_auth_metrics_required(guarded) -> None:
+    rt, keys = guarded
+    async with _client(rt) as client:
+        assert (await client.get("/metrics")).status_code == 200  # Prometheus scrapes without a key
+        rt.apply_settings(load_settings({**rt.environ, "AUTH_METRICS_REQUIRED": "true"}))
+        assert _is_problem(await client.get("/metrics"), 401)
+        r = await client.get("/metrics", headers={"X-API-Key": keys[Role.READ]})
+        assert r.status_code == 200 and "auth_failures_total" in r.text
+        assert (await client.get("/health")).status_code == 200  # probes stay open
+    # Worker and scheduler processes serve /metrics behind the same guard.
+    service = create_app(lambda: None, service_only=True)  # type: ignore[arg-type, return-value]
+    service.state.runtime = rt
+    transport = httpx.ASGITransport(app=service, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mds") as client:
+        assert _is_problem(await client.get("/metrics"), 401)
+        assert (await client.get("/metrics", headers={"X-API-Key": keys[Role.READ]})).status_code == 200
+    security = service.openapi()["paths"]["/metrics"]["get"]["security"]
+    assert {} in security and {"BearerKey": []} in security

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute, APIRouter
 
 from mds import __version__
-from mds.api.auth import ADMIN, OPS, READ, Guard, install_auth
+from mds.api.auth import ADMIN, METRICS, OPS, READ, Guard, install_auth
 from mds.api.cors import ConfiguredCors
 from mds.api.docs import install_docs
 from mds.api.errors import install_error_handlers
@@ -44,21 +44,22 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
     install_error_handlers(app)
     install_docs(app)
     install_openapi(app)
-    app.include_router(root.router)
-    if service_only:
-        install_auth(app)
-    else:
-        for router, guard in _GUARDED:
-            _include_guarded(app, router, guard)
-        install_auth(app, optional=_open_by_default())
+    app.include_router(root.router)  # `/` and `/health`: always open (probes)
+    guarded = _SERVICE if service_only else (*_SERVICE, *_GUARDED)
+    for router, guard in guarded:
+        _include_guarded(app, router, guard)
+    install_auth(app, optional=_open_by_default(guarded))
+    if not service_only:
         app.add_middleware(KeptBarsFastPath)
     # Outermost: a preflight is answered before anything else looks at the request.
     app.add_middleware(ConfiguredCors)
     return app
 
 
-#: Every router but the service one (``/``, ``/health``, ``/metrics``) and the guard its
-#: routes need: a new router must be listed here, so none is born unguarded.
+#: What worker and scheduler processes serve besides ``/`` and ``/health``.
+_SERVICE: tuple[tuple[APIRouter, Guard], ...] = ((root.metrics_router, METRICS),)
+#: Every other router and the guard its routes need: a new router must be listed here, so
+#: none is born unguarded.
 _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (stats.router, READ),
     (stocks.router, READ),
@@ -69,12 +70,12 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
 )
 
 
-def _open_by_default() -> list[tuple[str, str]]:
-    """(method, path) of the routes whose guard AUTH_READ_REQUIRED=false turns off."""
+def _open_by_default(guarded: tuple[tuple[APIRouter, Guard], ...]) -> list[tuple[str, str]]:
+    """(method, path) of the routes whose guard a setting turns off (the default)."""
     return [
         (method, route.path)
-        for router, guard in _GUARDED
-        if guard is READ
+        for router, guard in guarded
+        if guard in (READ, METRICS)
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

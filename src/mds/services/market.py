@@ -212,9 +212,10 @@ class MarketService:
     async def history(self, symbol: str, period: str, interval: Interval = Interval.D1) -> BarsResult:
         now = self.clock.now()
         start = self.period_start(period, now)
-        if interval.is_intraday:
-            start = max(start, now - MAX_INTRADAY_RANGE)
-        return await self.bars(symbol, interval, start, now + timedelta(seconds=1))
+        end = now + timedelta(seconds=1)
+        if interval.is_intraday:  # a longer period is cut to the newest MAX_INTRADAY_RANGE
+            start = max(start, end - MAX_INTRADAY_RANGE)
+        return await self.bars(symbol, interval, start, end)
 
     def period_start(self, period: str, now: datetime) -> datetime:
         p = period.strip().lower()

@@ -14,6 +14,8 @@ from mds.routing.breaker import BreakerState
 from mds.serialize import iso
 
 router = APIRouter(tags=["service"], responses=problem_responses(500))
+#: /metrics alone: guarded by a read key when AUTH_METRICS_REQUIRED (see mds.api.app).
+metrics_router = APIRouter(tags=["service"], responses=problem_responses(500))
 _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -135,7 +137,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if checks["store"] == "ok" else 503)
 
 
-@router.get(
+@metrics_router.get(
     "/metrics",
     response_class=Response,
     operation_id="getMetrics",
