@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,13 +71,14 @@ async def test_each_refusal_has_its_reason(store: SqliteStore) -> None:
     assert _failures(metrics) == {"missing": 2, "invalid": 1, "revoked": 1, "forbidden": 1}
 
 
-async def test_cached_answers_only_checked_keys_of_enough_role(store: SqliteStore) -> None:
+async def test_admits_only_recently_checked_keys_of_enough_role(store: SqliteStore) -> None:
     auth = Authenticator(store, Metrics(), cache_seconds=5, failure_limit="100/minute")
     ops, _ = await issue_key(store, "ops", Role.OPS, now=T0)
-    assert auth.cached(ops, Role.READ) is None  # not checked yet
+    raw = ops.encode()
+    assert not auth.admits(raw, Role.READ)  # not checked yet
     await auth.authorize(ops, Role.OPS, client="c")
-    assert auth.cached(ops, Role.READ) is not None and auth.cached(ops, Role.ADMIN) is None
-    assert auth.cached("mds_other", Role.READ) is None and auth.cached(None, Role.READ) is None
+    assert auth.admits(raw, Role.READ) and auth.admits(raw, Role.OPS) and not auth.admits(raw, Role.ADMIN)
+    assert not auth.admits(b"mds_other", Role.READ) and not auth.admits(None, Role.READ)
 
 
 async def test_zero_cache_seconds_sees_revocation_at_once(store: SqliteStore) -> None:
@@ -123,3 +125,52 @@ async def test_demo_key_is_made_once_and_replaced_when_the_file_is_stale(
     active = await store.api_keys()
     assert [(k.name, k.role) for k in active] == [("demo-admin", Role.ADMIN)]
     assert (await store.api_key_by_hash(hash_key(key))).revoked_at is not None  # type: ignore[union-attr]
+
+
+class CountingKeys:
+    """The store's key lookups, counted (the authenticator must not ask more than it needs)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    async def api_key_by_hash(self, key_hash: str):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        await asyncio.sleep(0.01)  # a round trip, so concurrent requests overlap
+        return await self.store.api_key_by_hash(key_hash)
+
+
+async def test_concurrent_requests_share_one_store_read(store: SqliteStore) -> None:
+    keys = CountingKeys(store)
+    auth = Authenticator(keys, Metrics(), cache_seconds=5, failure_limit="100/minute")  # type: ignore[arg-type]
+    key, _ = await issue_key(store, "busy", Role.READ, now=T0)
+    got = await asyncio.gather(*(auth.authorize(key, Role.READ, client="c") for _ in range(50)))
+    assert {p.name for p in got} == {"busy"} and keys.reads == 1
+
+
+async def test_a_key_in_use_is_reread_before_it_lapses_and_revocation_still_lands(store: SqliteStore) -> None:
+    now = [100.0]
+    keys = CountingKeys(store)
+    auth = Authenticator(
+        keys,  # type: ignore[arg-type]
+        Metrics(),
+        cache_seconds=4,
+        failure_limit="100/minute",
+        monotonic=lambda: now[0],
+    )
+    key, _ = await issue_key(store, "steady", Role.READ, now=T0)
+    raw = key.encode()
+    await auth.authorize(key, Role.READ, client="c")
+    now[0] = 101.0
+    assert auth.admits(raw, Role.READ) and keys.reads == 1  # fresh: no re-read
+    now[0] = 102.5  # past half its life: admitted, and re-read in the background
+    assert auth.admits(raw, Role.READ)
+    await asyncio.sleep(0.05)
+    assert keys.reads == 2
+    now[0] = 105.0  # past the first read's lapse (104), inside the re-read's (106.5)
+    assert auth.admits(raw, Role.READ)
+    await store.revoke_api_key("steady", now=T0)
+    now[0] = 106.6  # the re-read's trust has lapsed: the full path asks the store, which refuses
+    assert not auth.admits(raw, Role.READ)
+    with pytest.raises(Unauthenticated):
+        await auth.authorize(key, Role.READ, client="c")

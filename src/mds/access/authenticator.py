@@ -1,8 +1,11 @@
 """Checking a presented API key against the store, per request, cheaply.
 
-A checked key is trusted for ``cache_seconds`` (``AUTH_CACHE_SEC``) of real time, so a
-request costs a dictionary lookup, not a store round trip, and a key revoked in any
-process stops working in every process within that time. Unknown keys are never cached
+A checked key is trusted for ``cache_seconds`` (``AUTH_CACHE_SEC``) of real time, counted
+from when the store was asked, so a request costs a dictionary lookup, not a store round
+trip, and a key revoked in any process stops working in every process within that time.
+A key in use is re-read in the background once half that time has passed (one read at a
+time per key), so under steady traffic its entry never lapses: otherwise every request in
+flight at the moment it lapsed would queue on the store at once, every AUTH_CACHE_SEC. Unknown keys are never cached
 (the cache stays as small as the key table); instead every failed key counts against
 the client's address, and an address over ``failure_limit`` is refused before its key
 is even looked at, so keys cannot be guessed at request speed. The failure limit is per
@@ -12,7 +15,10 @@ leaves a 256-bit key unguessable.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import parse
@@ -86,11 +92,17 @@ class Authenticator:
         *,
         cache_seconds: float,
         failure_limit: str,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
+        #: Real seconds for the cache (never a simulated market clock); tests may replace it.
+        self.monotonic = monotonic
         self.metrics = metrics
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[ApiKey, float]] = {}
+        # digest -> (the stored key, trusted until, re-read after), in ``monotonic`` seconds
+        self._cache: dict[str, tuple[ApiKey, float, float]] = {}
+        self._reading: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._refreshes: set[asyncio.Task[ApiKey | None]] = set()
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._limit = parse(failure_limit)
 
@@ -99,18 +111,22 @@ class Authenticator:
         self.cache_seconds = cache_seconds
         self._limit = parse(failure_limit)
 
-    def cached(self, key: str | None, required: Role) -> Principal | None:
-        """The principal if ``key`` was checked recently and allows ``required``; never refuses.
+    def admits(self, raw_key: bytes | None, required: Role) -> bool:
+        """Whether ``raw_key`` (a header's bytes) was checked recently and allows ``required``.
 
-        For paths that must not wait (the kept-bars fast path): None means "ask :meth:`authorize`".
+        Never refuses, counts or waits: for the kept-bars fast path, where False means "take
+        the full path", which calls :meth:`authorize`. Kept to a hash and a lookup.
         """
-        if not key:
-            return None
-        entry = self._cache.get(hash_key(key))
-        if entry is None or entry[1] < time.monotonic():
-            return None
-        stored = entry[0]
-        return Principal(stored.name, stored.role) if stored.active and stored.role.allows(required) else None
+        if not raw_key:
+            return False
+        digest = hashlib.sha256(raw_key).hexdigest()
+        entry = self._cache.get(digest)
+        if entry is None:
+            return False
+        now = self.monotonic()
+        if entry[2] <= now:
+            self._refresh(digest)
+        return entry[1] >= now and entry[0].revoked_at is None and entry[0].role.allows(required)
 
     async def authorize(self, key: str | None, required: Role, *, client: str) -> Principal:
         """Check ``key`` for a route needing ``required``.
@@ -123,24 +139,59 @@ class Authenticator:
         if not key:
             raise self._refuse(Unauthenticated("missing"))
         digest = hash_key(key)
-        now = time.monotonic()
+        now = self.monotonic()
         entry = self._cache.get(digest)
         stored: ApiKey | None
         if entry is not None and entry[1] >= now:
             stored = entry[0]
+            if entry[2] <= now:
+                self._refresh(digest)
         else:
             if not self._limiter.test(self._limit, client):
                 reset, _ = self._limiter.get_window_stats(self._limit, client)
                 raise self._refuse(TooManyFailures(max(1.0, reset - time.time())))
-            stored = await self.keys.api_key_by_hash(digest)
-            if stored is not None:
-                self._cache[digest] = (stored, now + self.cache_seconds)
+            stored = await self._read(digest)
         if stored is None or not stored.active:
             self._limiter.hit(self._limit, client)
             raise self._refuse(Unauthenticated("invalid" if stored is None else "revoked"))
         if not stored.role.allows(required):
             raise self._refuse(Forbidden(required))
         return Principal(stored.name, stored.role)
+
+    async def _read(self, digest: str) -> ApiKey | None:
+        """The stored key, cached; concurrent reads of one key share one store query."""
+        pending = self._reading.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ApiKey | None] = asyncio.get_running_loop().create_future()
+        self._reading[digest] = future
+        asked = self.monotonic()  # trust counts from here, before the store answers
+        try:
+            stored = await self.keys.api_key_by_hash(digest)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: only the waiters, if any, re-raise it
+            raise
+        finally:
+            del self._reading[digest]
+        if stored is None:
+            self._cache.pop(digest, None)
+        else:
+            self._cache[digest] = (stored, asked + self.cache_seconds, asked + self.cache_seconds / 2)
+        future.set_result(stored)
+        return stored
+
+    def _refresh(self, digest: str) -> None:
+        if digest in self._reading:
+            return
+        task = asyncio.get_running_loop().create_task(self._read(digest))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Task[ApiKey | None]) -> None:
+        self._refreshes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved; a failed re-read leaves the entry to lapse at its time
 
     def _refuse(self, exc: AccessDenied) -> AccessDenied:
         self.metrics.auth_failures_total.labels(reason=exc.reason).inc()
