@@ -160,6 +160,9 @@ def test_every_guarded_route_is_listed() -> None:
         security = schema["paths"][call.path][call.method.lower()]["security"]
         assert {"BearerKey": []} in security and {"ApiKeyHeader": []} in security
         assert ({} in security) is (call.role is Role.READ), call.path
+        operation = schema["paths"][call.path][call.method.lower()]
+        assert operation["x-required-role"] == call.role.value
+        assert f"`{call.role.value}` role" in operation["description"]
 
 
 async def test_each_route_refuses_missing_and_lower_keys_and_admits_its_role(guarded) -> None:

@@ -48,7 +48,7 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
     guarded = _SERVICE if service_only else (*_SERVICE, *_GUARDED)
     for router, guard in guarded:
         _include_guarded(app, router, guard)
-    install_auth(app, optional=_open_by_default(guarded))
+    install_auth(app, _operations(guarded))
     if not service_only:
         app.add_middleware(KeptBarsFastPath)
     # Outermost: a preflight is answered before anything else looks at the request.
@@ -70,12 +70,11 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
 )
 
 
-def _open_by_default(guarded: tuple[tuple[APIRouter, Guard], ...]) -> list[tuple[str, str]]:
-    """(method, path) of the routes whose guard a setting turns off (the default)."""
+def _operations(guarded: tuple[tuple[APIRouter, Guard], ...]) -> list[tuple[str, str, Guard]]:
+    """(method, path, guard) of every guarded route, for the OpenAPI document."""
     return [
-        (method, route.path)
+        (method, route.path, guard)
         for router, guard in guarded
-        if guard in (READ, METRICS)
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

@@ -8,7 +8,8 @@ unguarded by forgetting a parameter. The key is read from ``Authorization: Beare
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
@@ -19,7 +20,6 @@ from starlette.datastructures import Headers
 from mds.access.authenticator import AccessDenied, Principal, TooManyFailures
 from mds.access.keys import Role
 from mds.api.problems import PROBLEM
-from mds.config import Settings
 
 _bearer = HTTPBearer(
     auto_error=False, scheme_name="BearerKey", description="An MDS API key: `Authorization: Bearer <key>`"
@@ -27,8 +27,6 @@ _bearer = HTTPBearer(
 _header = APIKeyHeader(
     name="X-API-Key", auto_error=False, scheme_name="ApiKeyHeader", description="An MDS API key"
 )
-
-Guard = Callable[..., Awaitable[Principal | None]]
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -44,45 +42,45 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def require(role: Role, *, only_if: Callable[[Settings], bool] | None = None) -> Guard:
+@dataclass(frozen=True)
+class Guard:
     """A dependency admitting keys of ``role`` or higher.
 
-    ``only_if``: the guard applies only when this returns True for the running settings
-    (read per request, so a reload turns it on or off).
+    ``only_if``: the boolean setting that turns the guard on (read per request, so a
+    reload turns it on or off); None means always on.
     """
 
-    async def guard(
+    role: Role
+    only_if: str | None = None
+
+    async def __call__(
+        self,
         request: Request,
         bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
         header: str | None = Security(_header),
     ) -> Principal | None:
         runtime = request.app.state.runtime
-        if only_if is not None and not only_if(runtime.settings):
+        if self.only_if is not None and not getattr(runtime.settings, self.only_if):
             return None
         key = header or (bearer.credentials if bearer else None)
-        principal: Principal = await runtime.auth.authorize(key, role, client=client_address(request))
+        principal: Principal = await runtime.auth.authorize(key, self.role, client=client_address(request))
         return principal
 
-    return guard
+    def describe(self) -> str:
+        needs = f"Needs an API key with the `{self.role.value}` role or higher"
+        return f"{needs} when `{self.only_if}=true`." if self.only_if else f"{needs}."
 
 
-def reads_guarded(settings: Settings) -> bool:
-    return settings.AUTH_READ_REQUIRED
+READ = Guard(Role.READ, only_if="AUTH_READ_REQUIRED")
+METRICS = Guard(Role.READ, only_if="AUTH_METRICS_REQUIRED")
+OPS = Guard(Role.OPS)
+ADMIN = Guard(Role.ADMIN)
 
 
-def metrics_guarded(settings: Settings) -> bool:
-    return settings.AUTH_METRICS_REQUIRED
-
-
-READ = require(Role.READ, only_if=reads_guarded)
-METRICS = require(Role.READ, only_if=metrics_guarded)
-OPS = require(Role.OPS)
-ADMIN = require(Role.ADMIN)
-
-
-def install_auth(app: FastAPI, *, optional: Iterable[tuple[str, str]] = ()) -> None:
-    """Refusals as problem+json; OpenAPI marks ``optional`` operations (method, path) as
-    answering without a key too, since a setting may leave their guard off."""
+def install_auth(app: FastAPI, guarded: Iterable[tuple[str, str, Guard]] = ()) -> None:
+    """Refusals as problem+json; each guarded operation (method, path, guard) says in
+    OpenAPI which role it needs (``x-required-role`` and its description) and, when a
+    setting may leave its guard off, that no key is also accepted."""
 
     @app.exception_handler(AccessDenied)
     async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
@@ -95,17 +93,20 @@ def install_auth(app: FastAPI, *, optional: Iterable[tuple[str, str]] = ()) -> N
         return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
 
     generate = app.openapi
-    marked = list(optional)
+    marked = list(guarded)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()
-        # The empty requirement ({}) is OpenAPI's way of saying "no key is also accepted".
-        for method, path in marked:
+        for method, path, guard in marked:
             op = schema.get("paths", {}).get(path, {}).get(method.lower())
-            if op is not None and {} not in op.setdefault("security", []):
-                op["security"].append({})
+            if op is None:
+                continue
+            op["x-required-role"] = guard.role.value
+            op["description"] = (op.get("description", "") + "\n\n" + guard.describe()).strip()
+            if guard.only_if is not None and {} not in op.setdefault("security", []):
+                op["security"].append({})  # OpenAPI's "no key is also accepted"
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -64,9 +64,18 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {
             "description": MEANINGS.get(status) or HTTPStatus(status).phrase,
             "content": {PROBLEM: {"schema": {"$ref": _REF}}},
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
         }
         for status in statuses
     }
+
+
+#: Headers some problems carry, declared so generated clients can read them.
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": '`Bearer realm="mds"`', "schema": {"type": "string"}}},
+    405: {"Allow": {"description": "The methods this path answers", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+}
 
 
 def install_openapi(app: FastAPI) -> None:
