@@ -14,13 +14,16 @@ from mds.domain.records import BackfillStatus
 from mds.serialize import iso
 
 
-class BarOut(BaseModel):
+class Ohlcv(BaseModel):
     ts: str = Field(description="UTC ISO-8601 open time of the bar's interval")
     open: float = Field(description="Opening price")
     high: float = Field(description="Highest price")
     low: float = Field(description="Lowest price")
     close: float = Field(description="Closing price")
     volume: float = Field(description="Volume traded")
+
+
+class BarOut(Ohlcv):
     provider: str = Field(description="Who delivered the bar ('+'-joined for rollups)")
     status: BarStatus = Field(description="provisional while open or revisable, final after")
     as_of: str | None = Field(description="When MDS learned this revision (UTC ISO-8601)")

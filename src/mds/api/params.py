@@ -82,6 +82,21 @@ PeriodQuery = Annotated[
     ),
 ]
 
+StartQuery = Annotated[
+    str | None,
+    Query(
+        pattern=TIME_PATTERN,
+        description="Inclusive start, ISO-8601 with a zone; default: the latest session's open",
+    ),
+]
+EndQuery = Annotated[
+    str | None,
+    Query(
+        pattern=TIME_PATTERN,
+        description="Exclusive end, ISO-8601 with a zone; default: now. 1m to 1h bars: at most 31 days after start",
+    ),
+]
+
 
 def parse_ts(field: str, value: str | None) -> datetime | None:
     """``value`` (matching :data:`TIME_PATTERN`) as an aware UTC datetime; None for None."""

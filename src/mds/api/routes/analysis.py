@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mds.analysis.base import TECHNICAL
 from mds.analysis.service import AnalysisService
-from mds.api.models import SnapshotOut
+from mds.api.models import Ohlcv, SnapshotOut
 from mds.api.params import DATE_OR_TIME_PATTERN, DATE_PATTERN, PeriodQuery, SymbolQuery, parse_ts
 from mds.api.problems import problem_responses
 from mds.domain.jobs import Symbol
@@ -107,15 +107,6 @@ class AtrOut(BaseModel):
         description="LOW (<20), NORMAL, HIGH (>=80) or EXTREME (100) by atr_pct_rank"
     )
     reasons: dict[str, str] = Field(description="Why a null field is null")
-
-
-class Ohlcv(BaseModel):
-    ts: str = Field(description="UTC ISO-8601 open time of the bar's interval")
-    open: float = Field(description="Opening price")
-    high: float = Field(description="Highest price")
-    low: float = Field(description="Lowest price")
-    close: float = Field(description="Closing price")
-    volume: float = Field(description="Volume traded")
 
 
 class PricesOut(BaseModel):

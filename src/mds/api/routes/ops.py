@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
 from mds.api.models import BackfillIn, BackfillOut
-from mds.api.params import TIME_PATTERN, CoverageInterval, SourceName, SymbolPath, parse_ts
+from mds.api.params import (
+    CoverageInterval,
+    EndQuery,
+    SourceName,
+    StartQuery,
+    SymbolPath,
+    parse_ts,
+)
 from mds.api.problems import PROBLEM, problem, problem_responses
 from mds.domain.models import Interval, Tier
 from mds.errors import ConfigError, InvalidRequest, NotFound
@@ -212,20 +219,8 @@ def _refused(exc: ConfigError, runtime: Runtime) -> JSONResponse:
 async def coverage_view(
     runtime: RuntimeDep,
     interval: Annotated[CoverageInterval, Query(description="Bar interval")] = "1m",
-    start: Annotated[
-        str | None,
-        Query(
-            pattern=TIME_PATTERN,
-            description="Inclusive start, ISO-8601 with a zone; default: the latest session's open",
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        Query(
-            pattern=TIME_PATTERN,
-            description="Exclusive end, ISO-8601 with a zone; default: now. For 1m, at most 31 days after start",
-        ),
-    ] = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
 ) -> dict[str, object]:
     """Per tier: expected closed bars, stored, missing, and confirmed empty (no trades) apart.
 

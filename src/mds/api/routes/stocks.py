@@ -9,7 +9,15 @@ from fastapi import APIRouter, Query, Response
 
 from mds.api.deps import MarketDep, RuntimeDep
 from mds.api.models import BarsOut, BatchIn, BatchOut, PriceOut
-from mds.api.params import TIME_PATTERN, IntradayInterval, PeriodQuery, SymbolPath, parse_ts
+from mds.api.params import (
+    TIME_PATTERN,
+    EndQuery,
+    IntradayInterval,
+    PeriodQuery,
+    StartQuery,
+    SymbolPath,
+    parse_ts,
+)
 from mds.api.problems import problem_responses
 from mds.domain.models import Interval
 from mds.serialize import bars_document
@@ -65,20 +73,8 @@ async def intraday(
     interval: Annotated[
         IntradayInterval, Query(description="Bar interval (5m/15m/1h are rolled up from 1m)")
     ] = "1m",
-    start: Annotated[
-        str | None,
-        Query(
-            pattern=TIME_PATTERN,
-            description="Inclusive start, ISO-8601 with a zone; default: the latest session's open",
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        Query(
-            pattern=TIME_PATTERN,
-            description="Exclusive end, ISO-8601 with a zone; default: now. At most 31 days after start",
-        ),
-    ] = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
     as_of: Annotated[
         str | None,
         Query(pattern=TIME_PATTERN, description="Read what MDS knew at this time (point in time)"),
