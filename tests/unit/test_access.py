@@ -11,6 +11,7 @@ import pytest
 from mds.access.admin import ensure_demo_key, issue_key
 from mds.access.authenticator import Authenticator, Forbidden, TooManyFailures, Unauthenticated
 from mds.access.keys import Role, hash_key, new_key
+from mds.errors import StorageError
 from mds.observability.metrics import Metrics
 from mds.storage.sqlite import SqliteStore
 
@@ -174,3 +175,18 @@ async def test_a_key_in_use_is_reread_before_it_lapses_and_revocation_still_land
     assert not auth.admits(raw, Role.READ)
     with pytest.raises(Unauthenticated):
         await auth.authorize(key, Role.READ, client="c")
+
+
+class FailingKeys:
+    async def api_key_by_hash(self, key_hash: str):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.01)
+        raise StorageError("store down")
+
+
+async def test_a_store_failure_reaches_every_waiting_request_and_is_not_cached() -> None:
+    auth = Authenticator(FailingKeys(), Metrics(), cache_seconds=5, failure_limit="100/minute")  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(auth.authorize("mds_some_key", Role.READ, client="c") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, StorageError) for r in results)
+    assert not auth.admits(b"mds_some_key", Role.READ)

@@ -168,7 +168,10 @@ class Authenticator:
         asked = self.monotonic()  # trust counts from here, before the store answers
         try:
             stored = await self.keys.api_key_by_hash(digest)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()  # waiters see a cancelled read and may ask again
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: only the waiters, if any, re-raise it
             raise
