@@ -417,6 +417,10 @@ class Settings(BaseSettings):
         default=120,
         description="Bars kept per symbol for resuming clients; used by streaming, not yet active",
     )
+    WS_REPLAY_MAX_MESSAGES: PositiveInt = Field(
+        default=5000,
+        description="Stream messages kept per symbol for resuming clients; used by streaming, not yet active",
+    )
     WS_REPLAY_TTL_SEC: PositiveInt = Field(
         default=4 * 3600,
         description="Idle seconds before a replay buffer expires; used by streaming, not yet active",

@@ -26,6 +26,11 @@ Bus topics (Redis pub/sub channels under ``mds:bus:``)
     ``bars:<SYMBOL>:<interval>``          each stored bar
     ``quotes:<SYMBOL>``                   each fetched quote
 
+Stream replay log (Redis keys under ``mds:wslog:``; :mod:`mds.stream.log_redis`)
+    ``{<SYMBOL>}:epoch``                  the identity of the symbol's history (random)
+    ``{<SYMBOL>}:offset``                 the last offset handed out (INCR)
+    ``{<SYMBOL>}:entries``                the newest entries, oldest first (LIST)
+
 Rate limits (moving windows of the ``limits`` library under ``mds:ratelimit``)
     ``<provider>`` and ``<provider>:backfill``   a vendor's whole budget and backfill's share
 """
@@ -94,6 +99,25 @@ def bar_topic(symbol: str, interval: str) -> str:
 
 def quote_topic(symbol: str) -> str:
     return f"quotes:{symbol}"
+
+
+# Stream replay log ----------------------------------------------------------------------
+
+STREAM_LOG_PREFIX = "mds:wslog:"
+
+
+# The braces are a Redis Cluster hash tag: a symbol's keys share a slot, so one script
+# may touch all three.
+def stream_log_epoch_key(symbol: str) -> str:
+    return f"{{{symbol}}}:epoch"
+
+
+def stream_log_offset_key(symbol: str) -> str:
+    return f"{{{symbol}}}:offset"
+
+
+def stream_log_entries_key(symbol: str) -> str:
+    return f"{{{symbol}}}:entries"
 
 
 # Rate limits -----------------------------------------------------------------------------
