@@ -190,3 +190,13 @@ async def test_a_store_failure_reaches_every_waiting_request_and_is_not_cached()
     )
     assert all(isinstance(r, StorageError) for r in results)
     assert not auth.admits(b"mds_some_key", Role.READ)
+
+
+def test_the_key_is_x_api_key_else_a_bearer_token() -> None:
+    from mds.api.auth import raw_key
+
+    both = [(b"authorization", b"Bearer mds_b"), (b"x-api-key", b" mds_x ")]
+    assert raw_key(both) == raw_key(list(reversed(both))) == b"mds_x"
+    assert raw_key([(b"authorization", b"bearer  mds_b ")]) == b"mds_b"
+    assert raw_key([(b"authorization", b"Basic dXNlcjpwdw==")]) is None
+    assert raw_key([(b"x-api-key", b"  ")]) is None and raw_key([]) is None

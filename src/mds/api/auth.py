@@ -29,13 +29,22 @@ _header = APIKeyHeader(
 )
 
 
+def raw_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The key a request carries, as sent: ``X-API-Key``, else an ``Authorization: Bearer``
+    token. ``headers`` are ASGI's (names lowercased), read as they are for the fast path."""
+    bearer = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            return bytes(value).strip() or None
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            bearer = bytes(value[7:]).strip() or None
+    return bearer
+
+
 def presented_key(headers: Headers) -> str | None:
-    """The key a request carries: ``X-API-Key``, else an ``Authorization: Bearer`` token."""
-    key = headers.get("x-api-key")
-    if key:
-        return key.strip()
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    """:func:`raw_key` as text (latin-1, as Starlette decodes headers)."""
+    raw = raw_key(headers.raw)
+    return raw.decode("latin-1") if raw is not None else None
 
 
 def client_address(request: Request) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mds.access.keys import Role
+from mds.api.auth import raw_key
 from mds.api.params import parse_interval, parse_ts
 from mds.domain.models import Interval
 
@@ -66,7 +67,9 @@ class KeptBarsFastPath:
         runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
         if runtime is None:
             return None
-        if runtime.settings.AUTH_READ_REQUIRED and not runtime.auth.admits(_key(scope), Role.READ):
+        if runtime.settings.AUTH_READ_REQUIRED and not runtime.auth.admits(
+            raw_key(scope["headers"]), Role.READ
+        ):
             return None
         try:
             interval = parse_interval("interval", params.get("interval", "1m"), allowed=_INTRADAY_INTERVALS)
@@ -77,13 +80,3 @@ class KeptBarsFastPath:
             return await runtime.market.kept_bars(symbol, interval, start, end, as_of=as_of)
         except Exception:  # noqa: BLE001 - any doubt takes the full path, which reports it
             return None
-
-
-def _key(scope: Scope) -> bytes | None:
-    """The raw key of ``X-API-Key`` or ``Authorization: Bearer`` (names arrive lowercased)."""
-    for name, value in scope["headers"]:
-        if name == b"x-api-key":
-            return bytes(value).strip()
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return bytes(value[7:]).strip()
-    return None

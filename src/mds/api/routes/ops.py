@@ -89,11 +89,10 @@ async def cursor(
     runtime: RuntimeDep,
 ) -> dict[str, object]:
     """Where ingestion of one series stands, and how far it trails the clock."""
-    iv = interval
     entry = await runtime.market.require_symbol(symbol)
-    c = await runtime.store.get_cursor(entry.symbol, iv, source)
+    c = await runtime.store.get_cursor(entry.symbol, interval, source)
     if c is None:
-        raise NotFound("cursor", f"{entry.symbol}/{iv.value}/{source}")
+        raise NotFound("cursor", f"{entry.symbol}/{interval.value}/{source}")
     return {
         "symbol": c.symbol,
         "interval": c.interval.value,
@@ -101,7 +100,7 @@ async def cursor(
         "last_ts": iso(c.last_ts),
         "updated_at": iso(c.updated_at),
         "lag_seconds": round(
-            (runtime.clock.now() - runtime.calendar.bar_end(c.last_ts, iv)).total_seconds(), 3
+            (runtime.clock.now() - runtime.calendar.bar_end(c.last_ts, interval)).total_seconds(), 3
         ),
     }
 
