@@ -85,6 +85,17 @@ async def test_duplicates_are_refused_and_overlaps_cut_to_what_is_new(make) -> N
     assert (await b.enqueue("AAPL", Interval.D1, h(0), h(1), Tier.T0)).created
 
 
+async def test_fractions_of_a_second_widen_to_whole_seconds(make) -> None:
+    # Jobs are stored to the second; a fraction once left a sliver between a range and the
+    # jobs covering it, and the same range sent twice made an empty job (a 500 at the API).
+    b = await make(BACKFILL_CHUNK_MINUTES="60")
+    start, end = h(0) + timedelta(seconds=0.43), h(1) - timedelta(seconds=0.27)
+    first = await b.enqueue("AAPL", Interval.M1, start, end, Tier.T0)
+    assert [(x.start, x.end) for x in first.created] == [(h(0), h(1))]
+    again = await b.enqueue("AAPL", Interval.M1, start, end, Tier.T0)
+    assert again.created == [] and again.refused == ["duplicate"]
+
+
 async def test_adjacent_queued_job_grows_instead_of_a_new_one(make) -> None:
     b = await make(BACKFILL_CHUNK_MINUTES="240")
     [rec] = (await b.enqueue("AAPL", Interval.M1, h(0), h(1), Tier.T1)).created

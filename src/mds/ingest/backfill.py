@@ -229,6 +229,10 @@ class Backfiller:
         self, interval: Interval, ranges: list[tuple[str, datetime, datetime]], tier: Tier
     ) -> EnqueueResult:
         result = EnqueueResult([], [], [])
+        # Jobs are stored to the second: a fraction would leave slivers of a second between a
+        # range and the jobs already covering it (an empty job once stored). Bars are stamped
+        # on whole seconds, so widening to them loses nothing.
+        ranges = [(sym, a.replace(microsecond=0), _ceil_second(b)) for sym, a, b in ranges]
         for i in range(0, len(ranges), _LOOKUP_BATCH):
             await self._enqueue_batch(interval, ranges[i : i + _LOOKUP_BATCH], tier, result)
         refused = result.refused.count("cap")
@@ -484,3 +488,7 @@ class Backfiller:
         if now - self._age_published >= 1.0 or not self._active:
             self._age_published = now
             self.metrics.backfill_oldest_age_seconds.set(self.oldest_age_seconds())
+
+
+def _ceil_second(ts: datetime) -> datetime:
+    return ts.replace(microsecond=0) + timedelta(seconds=1) if ts.microsecond else ts

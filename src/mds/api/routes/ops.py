@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -134,10 +134,6 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
         )
     if runtime.collector is None:
         raise InvalidRequest("symbol", "this process runs no collector; send backfills to a worker")
-    # Jobs are stored to the second: a fraction would leave slivers of a second between
-    # them and the jobs already covering the window (empty once stored, refused by the
-    # queue). Bars are stamped on whole seconds, so widening to them loses nothing.
-    start, end = start.replace(microsecond=0), _ceil_second(end)
     tier = body.priority or entry.tier
     result = await runtime.collector.backfiller.enqueue(entry.symbol, body.interval, start, end, tier)
     if not result.created and not result.merged_into:
@@ -165,10 +161,6 @@ async def backfill(body: BackfillIn, runtime: RuntimeDep) -> JSONResponse:
         },
         status_code=202,
     )
-
-
-def _ceil_second(ts: datetime) -> datetime:
-    return ts.replace(microsecond=0) + timedelta(seconds=1) if ts.microsecond else ts
 
 
 @router.post(
