@@ -154,6 +154,27 @@ class TestBars:
             "AAPL", M1, batch[1].ts, batch[2].ts
         )
 
+    async def test_changed_since_names_new_and_revised_bars_from_that_time(self, store: Store) -> None:
+        # All new (PostgreSQL's COPY path): only the keys at or after the time are named.
+        first = await store.write_bars([bar(i) for i in range(4)], as_of=W1, changed_since=T0 + 2 * M1.delta)
+        assert first.inserted == 4
+        assert first.changed == (("AAPL", "1m", T0 + 2 * M1.delta), ("AAPL", "1m", T0 + 3 * M1.delta))
+        # A merge: one unchanged, one revised, one new, one revised before the time, two series.
+        second = await store.write_bars(
+            [bar(0, close=99.0), bar(2), bar(3, close=101.0), bar(4), bar(4, symbol="MSFT")],
+            as_of=W2,
+            changed_since=T0 + M1.delta,
+        )
+        assert (second.inserted, second.revised, second.unchanged) == (2, 2, 1)
+        assert second.changed == (
+            ("AAPL", "1m", T0 + 3 * M1.delta),
+            ("AAPL", "1m", T0 + 4 * M1.delta),
+            ("MSFT", "1m", T0 + 4 * M1.delta),
+        )
+        # Not asked: no list, whatever was written.
+        third = await store.write_bars([bar(5)], as_of=W3)
+        assert third == WriteResult(inserted=1)
+
     async def test_empty_batch(self, store: Store) -> None:
         assert await store.write_bars([], as_of=W1) == WriteResult()
 

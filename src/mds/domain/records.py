@@ -58,6 +58,9 @@ class WriteResult:
     inserted: int = 0
     revised: int = 0
     unchanged: int = 0
+    #: (symbol, interval, ts) of the new and revised bars at or after the ``changed_since``
+    #: the caller passed, in key order; empty when it passed none.
+    changed: tuple[tuple[str, str, datetime], ...] = ()
 
     @property
     def written(self) -> int:

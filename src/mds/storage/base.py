@@ -84,8 +84,14 @@ class StoreLifecycle(Protocol):
 
 
 class BarStore(Protocol):
-    async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult:
+    async def write_bars(
+        self, bars: Sequence[Bar], *, as_of: datetime, changed_since: datetime | None = None
+    ) -> WriteResult:
         """Store a batch in one transaction; the counts are over distinct bar keys.
+
+        With ``changed_since``, ``WriteResult.changed`` names the new and revised bars whose
+        ``ts`` is at or after it (what live streaming publishes; a backfill of old history
+        passes a recent time and pays for no list).
 
         ``as_of`` stamps every bar (the bars' own ``as_of`` is ignored). When one key
         appears twice in ``bars`` the later one wins. Changed bars move their current row

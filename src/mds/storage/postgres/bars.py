@@ -95,12 +95,23 @@ async def _copy_new(conn: asyncpg.Connection, records: Sequence[tuple[Any, ...]]
     return True
 
 
+def _new_since(
+    records: Sequence[tuple[Any, ...]], since: datetime | None
+) -> tuple[tuple[str, str, datetime], ...]:
+    """The keys of an all-new batch at or after ``since``, as the merge would report them."""
+    if since is None:
+        return ()
+    return tuple(sorted({(r[0], r[1], r[2]) for r in records if r[2] >= since}))
+
+
 class PostgresBars:
     """The :class:`~mds.storage.base.BarStore` part of :class:`~mds.storage.postgres.PostgresStore`."""
 
     db: PostgresPool
 
-    async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult:
+    async def write_bars(
+        self, bars: Sequence[Bar], *, as_of: datetime, changed_since: datetime | None = None
+    ) -> WriteResult:
         stamp = ensure_utc(as_of)
         if any(b.ts.tzinfo is None for b in bars):
             raise ValueError("a bar's ts is a naive datetime with no time zone")
@@ -129,18 +140,20 @@ class PostgresBars:
         if not records:
             return WriteResult()
         spans = _series_spans(records)
+        since = ensure_utc(changed_since) if changed_since is not None else None
 
         async def run(conn: asyncpg.Connection) -> WriteResult:
             async with conn.transaction():
                 # Every key new: straight into candles, the database's fastest path.
                 if not await conn.fetchval(q.ANY_STORED_IN_SPAN, *spans) and await _copy_new(conn, records):
                     await conn.execute(q.DROP_EVIDENCE_OF_STORED, spans[0])
-                    return WriteResult(len(records), 0, 0)
+                    return WriteResult(len(records), 0, 0, _new_since(records, since))
                 await _copy(conn, "stage_bars", records)
-                merged = await conn.fetchrow(q.MERGE, stamp)
+                merged = await conn.fetchrow(q.MERGE, stamp, since)
                 assert merged is not None  # an aggregate: always one row
-                inserted, revised, keys = merged
-            return WriteResult(inserted, revised, keys - inserted - revised)
+                inserted, revised, keys, symbols, intervals, times = merged
+            changed = tuple(zip(symbols or (), intervals or (), times or (), strict=True))
+            return WriteResult(inserted, revised, keys - inserted - revised, changed)
 
         return await self.db.write(run)
 

@@ -63,7 +63,8 @@ _CHANGED = " OR ".join(
 # two concurrent batches lock shared keys in the same order. New bars also drop their
 # "no trades" evidence (a bar that exists is not empty). ``revision`` tells an insert (0)
 # from an update (>= 1) in RETURNING. A key given twice in a batch counts once, with its
-# last bar (DISTINCT ON over the COPY order); ``keys`` is how many distinct keys came.
+# last bar (DISTINCT ON over the COPY order); ``keys`` is how many distinct keys came;
+# then the written keys at or after $2 (NULL: none asked for) as three parallel arrays.
 MERGE = f"""
 WITH src AS (
     SELECT DISTINCT ON (symbol, interval, ts) *
@@ -87,7 +88,10 @@ WITH src AS (
 )
 SELECT count(*) FILTER (WHERE revision = 0) AS inserted,
        count(*) FILTER (WHERE revision > 0) AS revised,
-       (SELECT count(*) FROM src) AS keys
+       (SELECT count(*) FROM src) AS keys,
+       array_agg(symbol ORDER BY symbol, interval, ts) FILTER (WHERE ts >= $2::timestamptz),
+       array_agg(interval ORDER BY symbol, interval, ts) FILTER (WHERE ts >= $2::timestamptz),
+       array_agg(ts ORDER BY symbol, interval, ts) FILTER (WHERE ts >= $2::timestamptz)
 FROM up
 """
 

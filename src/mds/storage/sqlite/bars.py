@@ -24,7 +24,9 @@ class SqliteBars:
 
     db: SqliteConnections
 
-    async def write_bars(self, bars: Sequence[Bar], *, as_of: datetime) -> WriteResult:
+    async def write_bars(
+        self, bars: Sequence[Bar], *, as_of: datetime, changed_since: datetime | None = None
+    ) -> WriteResult:
         stamp = q.micros(as_of)
         # Keyed by the primary key so a repeated key keeps its last bar.
         staged: dict[tuple[str, str, int], tuple[Any, ...]] = {}
@@ -51,6 +53,10 @@ class SqliteBars:
                 staged.values(),
             )
             inserted, revised = conn.execute(q.CLASSIFY).fetchone()
+            changed: tuple[tuple[str, str, datetime], ...] = ()
+            if changed_since is not None and (inserted or revised):
+                rows = conn.execute(q.CHANGED_SINCE, (q.secs(changed_since),)).fetchall()
+                changed = tuple((s, i, q.from_secs(t)) for s, i, t in rows)
             if revised:
                 conn.execute(q.TO_HISTORY, (stamp,))
             if inserted or revised:
@@ -60,7 +66,7 @@ class SqliteBars:
                 for sql in cont.CLEAR_STAGED:
                     conn.execute(sql)
             conn.execute("DELETE FROM temp.stage_bars")
-            return WriteResult(inserted, revised, len(staged) - inserted - revised)
+            return WriteResult(inserted, revised, len(staged) - inserted - revised, changed)
 
         return await self.db.transaction(run)
 

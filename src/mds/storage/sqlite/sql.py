@@ -51,6 +51,13 @@ SELECT COALESCE(SUM(c.symbol IS NULL), 0),
        COALESCE(SUM(c.symbol IS NOT NULL AND {changed("n", "c")}), 0)
 FROM temp.stage_bars n LEFT JOIN candles c ON {KEY_JOIN}
 """
+# The keys CLASSIFY counts, for streaming: new or revised bars at or after a time.
+CHANGED_SINCE = f"""
+SELECT n.symbol, n.interval, n.ts
+FROM temp.stage_bars n LEFT JOIN candles c ON {KEY_JOIN}
+WHERE n.ts >= ? AND (c.symbol IS NULL OR {changed("n", "c")})
+ORDER BY n.symbol, n.interval, n.ts
+"""
 TO_HISTORY = f"""
 INSERT INTO candle_history ({BAR_COLS}, superseded_at)
 SELECT {", ".join("c." + c.strip() for c in BAR_COLS.split(","))}, ?
