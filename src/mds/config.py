@@ -98,7 +98,7 @@ _FAMILIES = (
     "BREAKER_",
     "TIER_MAXS",
     "RLC_",
-    "WS_REPLAY_",
+    "WS_",
     "BARS_RESPONSE_CACHE_",
     "LIVE_",
     "MDS_",
@@ -412,18 +412,40 @@ class Settings(BaseSettings):
         default=86_400.0, description="Expiry of a cached analysis snapshot"
     )
 
-    # WebSocket replay buffer
+    # WebSocket streaming
     WS_REPLAY_MAX_BARS: PositiveInt = Field(
         default=120,
-        description="Bars kept per symbol for resuming clients; used by streaming, not yet active",
+        description="Closed 1m bars in a stream snapshot, and how far back (in bars) a written bar is still streamed",
     )
     WS_REPLAY_MAX_MESSAGES: PositiveInt = Field(
         default=5000,
-        description="Stream messages kept per symbol for resuming clients; used by streaming, not yet active",
+        description="Stream messages kept per symbol for resuming clients (the replay buffer)",
     )
     WS_REPLAY_TTL_SEC: PositiveInt = Field(
         default=4 * 3600,
-        description="Idle seconds before a replay buffer expires; used by streaming, not yet active",
+        description="Idle seconds before a symbol's replay buffer expires (Redis; a new epoch follows)",
+    )
+    WS_CLIENT_QUEUE_MAX: PositiveInt = Field(
+        default=1000,
+        description="Messages waiting for one WebSocket client; when full the oldest is dropped and announced",
+    )
+    WS_SLOW_CLIENT_SEC: PositiveFloat = Field(
+        default=30.0,
+        description="Seconds a client may keep losing messages before it is closed with code 1013",
+    )
+    WS_PING_INTERVAL_SEC: PositiveFloat = Field(
+        default=20.0, description="Seconds between the server's WebSocket pings (restart to change)"
+    )
+    WS_PING_TIMEOUT_SEC: PositiveFloat = Field(
+        default=20.0,
+        description="Seconds a peer has to answer a ping before it is dropped (restart to change)",
+    )
+    WS_SUBSCRIBE_LIMIT: RateLimitText = Field(
+        default="20/second",
+        description="subscribe/unsubscribe messages allowed per connection (a `limits` rate)",
+    )
+    WS_MAX_SYMBOLS: PositiveInt = Field(
+        default=1000, description="Symbols one WebSocket connection may subscribe to at once"
     )
 
     # Vendor keys (used by the adapters; unset means "unconfigured", never an error)

@@ -23,8 +23,8 @@ Cache (Redis strings under ``mds:cache:``; in-process: the same keys in a dict)
     ``series-gen:<SYMBOL>:<interval>``    a series' generation, the response cache's key part
 
 Bus topics (Redis pub/sub channels under ``mds:bus:``)
-    ``bars:<SYMBOL>:<interval>``          each stored bar
-    ``quotes:<SYMBOL>``                   each fetched quote
+    ``stream``                            every stream entry (a written bar or quote with its
+                                          offset and epoch), for the API processes' hubs
 
 Stream replay log (Redis keys under ``mds:wslog:``; :mod:`mds.stream.log_redis`)
     ``{<SYMBOL>}:epoch``                  the identity of the symbol's history (random)
@@ -93,12 +93,9 @@ def series_generation_key(symbol: str, interval: str) -> str:
 BUS_PREFIX = "mds:bus:"
 
 
-def bar_topic(symbol: str, interval: str) -> str:
-    return f"bars:{symbol}:{interval}"
-
-
-def quote_topic(symbol: str) -> str:
-    return f"quotes:{symbol}"
+#: One topic for every symbol: each hub holds one subscription (one Redis connection) and
+#: fans out locally, whatever number of symbols its clients watch.
+STREAM_TOPIC = "stream"
 
 
 # Stream replay log ----------------------------------------------------------------------

@@ -38,9 +38,12 @@ from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
 from mds.services.market import MarketService
+from mds.services.stream_snapshot import Snapshots
 from mds.storage.base import Store
 from mds.storage.factory import analysis_store_for, open_store
-from mds.stream import Bus, InMemoryBus
+from mds.stream import Bus, InMemoryBus, InMemoryStreamLog, StreamLog
+from mds.stream.hub import Hub, HubLimits
+from mds.stream.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class Runtime:
     backfill_queues: dict[Tier, JobQueue]
     market: MarketService
     auth: Authenticator
+    stream_log: StreamLog
+    publisher: StreamPublisher
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -70,6 +75,7 @@ class Runtime:
     roles: frozenset[str] = frozenset({"api", "worker", "scheduler"})
     live_lag: LiveLagTracker | None = None
     loop_lag: LoopLagMonitor | None = None
+    hub: Hub | None = None
 
     def current_environ(self) -> dict[str, str]:
         """The environment settings would be read from now (the env file is re-read)."""
@@ -84,6 +90,8 @@ class Runtime:
         if self.live_lag is not None:
             self.live_lag.update_settings(settings)
         self.auth.configure(cache_seconds=settings.AUTH_CACHE_SEC, failure_limit=settings.AUTH_FAILURE_LIMIT)
+        if self.hub is not None:
+            self.hub.configure(hub_limits(settings))
         publish_cadences(self.metrics, settings)
 
 
@@ -96,6 +104,15 @@ def analysis_service(runtime: Runtime) -> AnalysisService:
         clock=runtime.clock,
         market=runtime.market,
         ttl_sec=runtime.settings.ANALYSIS_CACHE_TTL_SEC,
+    )
+
+
+def hub_limits(settings: Settings) -> HubLimits:
+    return HubLimits(
+        queue_max=settings.WS_CLIENT_QUEUE_MAX,
+        slow_client_s=settings.WS_SLOW_CLIENT_SEC,
+        subscribe_limit=settings.WS_SUBSCRIBE_LIMIT,
+        max_symbols=settings.WS_MAX_SYMBOLS,
     )
 
 
@@ -150,12 +167,16 @@ async def open_runtime(
 
         from mds.cache.redis import RedisCache
         from mds.queue.redis import RedisJobQueue
+        from mds.stream.log_redis import RedisStreamLog
         from mds.stream.redis import RedisBus
 
         redis = Redis.from_url(settings.RLC_REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
         name = consumer or f"{socket.gethostname()}-{os.getpid()}"
         cache: Cache = RedisCache(redis)
         bus: Bus = RedisBus(redis)
+        stream_log: StreamLog = RedisStreamLog(
+            redis, clock, max_messages=settings.WS_REPLAY_MAX_MESSAGES, ttl_sec=settings.WS_REPLAY_TTL_SEC
+        )
         live_queue: JobQueue = RedisJobQueue(
             redis, settings.RLC_REDIS_JOBS_KEY, consumer=name, visibility_timeout=30.0
         )
@@ -171,9 +192,12 @@ async def open_runtime(
     else:
         cache = InMemoryCache(clock)
         bus = InMemoryBus()
+        stream_log = InMemoryStreamLog(clock, max_messages=settings.WS_REPLAY_MAX_MESSAGES)
         live_queue = InMemoryJobQueue()
         backfill_queues = {t: InMemoryJobQueue() for t in Tier}
     collector: Collector | None = None
+    hub: Hub | None = None
+    publisher = StreamPublisher(stream_log, bus, metrics)
     publish_cadences(metrics, settings)
     loop_lag = LoopLagMonitor(metrics)
     loop_lag.start()  # every process: a stalled API loop matters as much as a worker's
@@ -225,7 +249,7 @@ async def open_runtime(
             live_queue=live_queue,
             backfill_queues=backfill_queues,
             cache=cache,
-            bus=bus,
+            publisher=publisher,
             shared_queues=redis is not None,
             live_lag=live_lag,
         )
@@ -237,6 +261,18 @@ async def open_runtime(
         await collector.start(roles, leader=leader, restore=redis is None)
         if roles & {"worker", "scheduler"}:
             live_lag.start()  # seeds from the store in the background, then publishes
+        if "api" in roles:
+            hub = Hub(
+                log=stream_log,
+                bus=bus,
+                snapshots=Snapshots(
+                    store=store, calendar=calendar, clock=clock, max_bars=settings.WS_REPLAY_MAX_BARS
+                ),
+                metrics=metrics,
+                limits=hub_limits(settings),
+                known_symbol=market.has_symbol,
+            )
+            await hub.start()
         yield Runtime(
             settings=settings,
             clock=clock,
@@ -250,6 +286,9 @@ async def open_runtime(
             live_queue=live_queue,
             backfill_queues=backfill_queues,
             market=market,
+            stream_log=stream_log,
+            publisher=publisher,
+            hub=hub,
             auth=Authenticator(
                 store,
                 metrics,
@@ -267,6 +306,8 @@ async def open_runtime(
             loop_lag=loop_lag,
         )
     finally:
+        if hub is not None:
+            await hub.stop()
         if live_lag is not None:
             await live_lag.stop()
         await loop_lag.stop()
@@ -279,6 +320,7 @@ async def open_runtime(
         for q in backfill_queues.values():
             await q.close()
         await bus.close()
+        await stream_log.close()
         await cache.close()
         if redis is not None:
             await redis.aclose()

@@ -15,7 +15,7 @@ from mds.api.docs import install_docs
 from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
 from mds.api.problems import install_openapi, problem_responses
-from mds.api.routes import analysis, dlq, ops, root, stats, stocks
+from mds.api.routes import analysis, dlq, ops, root, stats, stocks, stream
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
@@ -48,6 +48,8 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
     guarded = _SERVICE if service_only else (*_SERVICE, *_GUARDED)
     for router, guard in guarded:
         _include_guarded(app, router, guard)
+    if not service_only:
+        app.include_router(stream.ws_router)  # WebSockets: each route authenticates itself
     install_auth(app, _operations(guarded))
     if not service_only:
         app.add_middleware(KeptBarsFastPath)
@@ -64,6 +66,7 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (stats.router, READ),
     (stocks.router, READ),
     (analysis.router, READ),
+    (stream.router, READ),
     (ops.router, OPS),
     (dlq.router, OPS),
     (analysis.admin_router, ADMIN),

@@ -148,6 +148,9 @@ def run_service(
         port=port or s.MDS_PORT,
         log_level=s.LOG_LEVEL.lower(),
         access_log=False,
+        # Heartbeats are the WebSocket library's: it pings, and drops a peer that does not answer.
+        ws_ping_interval=s.WS_PING_INTERVAL_SEC,
+        ws_ping_timeout=s.WS_PING_TIMEOUT_SEC,
     )
 
 

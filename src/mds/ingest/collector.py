@@ -26,6 +26,7 @@ from mds.ingest.handoff import GapHandoff
 from mds.ingest.ingestor import BarIngestor
 from mds.ingest.live_lag import LiveLagTracker
 from mds.ingest.scan import scan_gaps
+from mds.ingest.streaming import BarStreamer
 from mds.ingest.sweeper import Sweeper
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
@@ -35,7 +36,7 @@ from mds.queue.base import JobQueue
 from mds.routing.router import Router
 from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import Store
-from mds.stream import Bus
+from mds.stream.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Collector:
         live_queue: JobQueue,
         backfill_queues: Mapping[Tier, JobQueue],
         cache: Cache | None = None,
-        bus: Bus | None = None,
+        publisher: StreamPublisher | None = None,
         shared_queues: bool = False,
         live_lag: LiveLagTracker | None = None,
     ) -> None:
@@ -71,7 +72,11 @@ class Collector:
             calendar=calendar,
             clock=clock,
             metrics=metrics,
-            bus=bus,
+            streamer=BarStreamer(
+                publisher=publisher, store=store, calendar=calendar, max_bars=settings.WS_REPLAY_MAX_BARS
+            )
+            if publisher is not None
+            else None,
             generations=SeriesGenerations(cache) if cache is not None else None,
             confirm_empty_answers=settings.GAP_CONFIRM_EMPTY_ANSWERS,
             live_lag=live_lag,
@@ -87,7 +92,7 @@ class Collector:
         self.handoff = GapHandoff(self.backfiller)
         self._router = router
         self._cache = cache
-        self._bus = bus
+        self._publisher = publisher
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
         self._sweeper: Sweeper | None = None
@@ -108,7 +113,7 @@ class Collector:
             metrics=self.metrics,
             tiers=self.tiers,
             cache=self._cache,
-            bus=self._bus,
+            publisher=self._publisher,
             handoff=self.handoff,
         )
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from mds.calendar import MarketCalendar
-from mds.constants import bar_topic
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, BarStatus, Interval, capability_for_interval
 from mds.errors import NoData
@@ -24,13 +23,12 @@ from mds.ingest.gaps import Gap, gaps_for
 from mds.observability.metrics import Metrics
 from mds.providers.base import Provider, validate_bars
 from mds.routing.router import Router
-from mds.serialize import bar_json
 from mds.services.bar_cache import SeriesGenerations
 from mds.storage.base import BarStore, ContinuityStore, UniverseStore
-from mds.stream import Bus
 
 if TYPE_CHECKING:
     from mds.ingest.live_lag import LiveLagTracker
+    from mds.ingest.streaming import BarStreamer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ class BarIngestor:
         calendar: MarketCalendar,
         clock: Clock,
         metrics: Metrics,
-        bus: Bus | None = None,
+        streamer: BarStreamer | None = None,
         generations: SeriesGenerations | None = None,
         confirm_empty_answers: int = 3,
         live_lag: LiveLagTracker | None = None,
@@ -78,7 +76,7 @@ class BarIngestor:
         self.calendar = calendar
         self.clock = clock
         self.metrics = metrics
-        self.bus = bus
+        self.streamer = streamer
 
     async def ingest(
         self,
@@ -113,7 +111,8 @@ class BarIngestor:
 
         bars = [self._with_status(b, now) for b in bars]
         t0 = time.perf_counter()
-        result = await self.store.write_bars(bars, as_of=now)
+        since = self.streamer.horizon(interval, now) if self.streamer is not None else None
+        result = await self.store.write_bars(bars, as_of=now, changed_since=since)
         self.metrics.write_batch_ms.observe((time.perf_counter() - t0) * 1000)
         if result.written and self.generations is not None:
             # Straight after the commit, before anything else can fail: kept responses of
@@ -132,8 +131,8 @@ class BarIngestor:
             self.router.record_completeness(provider, float(np.isin(expected, got).mean()))
 
         await self._advance_cursors(symbol, interval, bars, provider, now)
-        if result.written and self.bus is not None:
-            await self._publish(bars)
+        if result.changed and self.streamer is not None:
+            await self.streamer.written(bars, result.changed, now)
 
         present = np.asarray(await self.store.bar_timestamps(symbol, interval, start, end), dtype=np.int64)
         if provider is not None and interval.is_intraday:
@@ -222,8 +221,3 @@ class BarIngestor:
         if self.live_lag is not None:
             # Live or backfill alike: the tracker keeps the newest, so an old bar moves nothing.
             self.live_lag.observe(symbol, interval, newest)
-
-    async def _publish(self, bars: list[Bar]) -> None:
-        assert self.bus is not None
-        for bar in bars:
-            await self.bus.publish(bar_topic(bar.symbol, bar.interval.value), bar_json(bar))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from mds.cache import Cache
 from mds.config import Settings
-from mds.constants import quote_cache_key, quote_topic
+from mds.constants import quote_cache_key
 from mds.domain import work
 from mds.domain.clock import Clock
 from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
@@ -32,7 +32,8 @@ from mds.queue.base import Delivery, JobQueue
 from mds.routing.router import Router
 from mds.serialize import iso, quote_json
 from mds.storage.base import Store
-from mds.stream import Bus
+from mds.stream.messages import quote_message
+from mds.stream.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Worker:
         metrics: Metrics,
         tiers: Mapping[str, Tier],
         cache: Cache | None = None,
-        bus: Bus | None = None,
+        publisher: StreamPublisher | None = None,
         handoff: GapHandoff | None = None,
     ) -> None:
         self.name = name
@@ -68,7 +69,7 @@ class Worker:
         self.metrics = metrics
         self.tiers = tiers
         self.cache = cache
-        self.bus = bus
+        self.publisher = publisher
         self._rng = random.Random()
 
     async def run(self) -> None:
@@ -170,8 +171,8 @@ class Worker:
                 await self.cache.set(
                     quote_cache_key(q.symbol), event, ttl=self.settings.CACHE_TTL_QUOTES_L1_SEC
                 )
-            if self.bus is not None:
-                await self.bus.publish(quote_topic(q.symbol), event)
+            if self.publisher is not None:
+                await self.publisher.publish(quote_message(q))
         self.metrics.jobs_processed_total.labels(type=job.type, provider=routed.provider).inc()
 
     # Backfill ----------------------------------------------------------------------

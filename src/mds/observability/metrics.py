@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _WRITE_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+_WS_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 _LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: circuit_state values, as the seed documents them (0=open, 0.5=half_open, 1=closed).
@@ -182,6 +183,33 @@ class Metrics:
             "Refused requests to guarded routes by reason: missing, invalid, revoked, forbidden "
             "(a key of too low a role) or rate_limited (too many failures from one address)",
             ["reason"],
+            registry=r,
+        )
+
+        # Streaming
+        self.ws_clients_gauge = Gauge(
+            "ws_clients_gauge", "Open WebSocket stream connections in this process", registry=r
+        )
+        self.ws_publish_latency_ms = Histogram(
+            "ws_publish_latency_ms",
+            "From the moment a bar or quote was written to the moment its frame was handed to a "
+            "client's socket, in milliseconds (wall clock)",
+            buckets=_WS_BUCKETS_MS,
+            registry=r,
+        )
+        self.ws_dropped_messages_total = Counter(
+            "ws_dropped_messages_total",
+            "Stream messages lost by reason: client_queue_full (a slow client's oldest message), "
+            "slow_client (still queued when a slow client was closed), bus_overflow (the hub fell "
+            "behind the bus; refilled from the replay log when it can be), publish_failed (the "
+            "replay log could not take a written bar)",
+            ["reason"],
+            registry=r,
+        )
+        self.ws_messages_sent_total = Counter(
+            "ws_messages_sent_total",
+            "Messages handed to WebSocket clients, by type",
+            ["type"],
             registry=r,
         )
 

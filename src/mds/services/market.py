@@ -87,6 +87,10 @@ class MarketService:
             raise NotFound("symbol", symbol)
         return entry
 
+    async def has_symbol(self, symbol: str) -> bool:
+        """Whether ``symbol`` is in the active universe."""
+        return await self._active_symbol(symbol) is not None
+
     async def _active_symbol(self, symbol: str) -> UniverseEntry | None:
         # Every read asks; the universe changes a few times a day. Only active entries
         # are remembered, for a moment, so a symbol that becomes known is served at once

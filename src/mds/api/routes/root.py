@@ -49,6 +49,14 @@ class TierLag(BaseModel):
     symbols: int = Field(description="Series tracked")
 
 
+class StreamHubState(BaseModel):
+    status: str = Field(description="ok while the hub reads the bus, else stopped")
+    clients: int = Field(description="Open WebSocket connections")
+    symbols: int = Field(description="Symbols at least one client watches")
+    bus_dropped: int = Field(description="Bus events the hub missed (refilled from the replay log)")
+    slow_clients_closed: int = Field(description="Clients closed with 1013 for staying behind")
+
+
 class HealthOut(BaseModel):
     status: str = Field(description="ok, or degraded (the store or every provider is unusable)")
     checks: dict[str, str] = Field(description="Per check (store, providers): ok, or what is wrong")
@@ -66,6 +74,7 @@ class HealthOut(BaseModel):
     live_lag: dict[str, TierLag] = Field(
         description="Live lag per tier as last published (empty if not tracked here)"
     )
+    stream: StreamHubState | None = Field(description="The WebSocket hub, where this process serves one")
 
 
 @router.get("/", response_model=RootOut, operation_id="getServiceInfo")
@@ -133,6 +142,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         "event_loop": runtime.loop_lag.snapshot() if runtime.loop_lag is not None else None,
         # Per live tier, as last published (empty where this process does not track it).
         "live_lag": (runtime.live_lag.snapshot().get("tiers", {}) if runtime.live_lag is not None else {}),
+        "stream": runtime.hub.state() if runtime.hub is not None else None,
     }
     return JSONResponse(body, status_code=200 if checks["store"] == "ok" else 503)
 
