@@ -48,6 +48,7 @@ CALLS = [
     Call("GET", "/api/v1/market/prices", "/api/v1/market/prices?symbol=AAPL&range=5d", Role.READ),
     Call("GET", "/api/v1/market/atr", "/api/v1/market/atr?symbol=AAPL", Role.READ),
     Call("GET", "/api/v1/market/ta", "/api/v1/market/ta?symbol=AAPL", Role.READ),
+    Call("GET", "/ws/replay", "/ws/replay?symbol=AAPL&since=0", Role.READ),
     Call("GET", "/ops/cursor/{symbol}/{interval}/{source}", "/ops/cursor/AAPL/1m/auto", Role.OPS),
     Call(
         "POST",

@@ -1,0 +1,145 @@
+"""The streaming routes over real sockets (uvicorn in-process): keys, heartbeats, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+
+from mds.access.admin import issue_key
+from mds.access.keys import Role
+from mds.api.app import create_app
+from mds.config import load_settings
+from mds.domain.clock import ManualClock
+from mds.domain.models import Interval
+from mds.providers.sim.market import ground_truth
+from mds.runtime import Runtime, open_runtime
+from mds.stream.messages import bar_message
+from tests.helpers import free_port
+from tests.integration.conftest import API_ENV, API_NOW, API_OPEN
+
+
+@dataclass
+class Served:
+    rt: Runtime
+    port: int
+    key: str
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def served(tmp_path) -> AsyncIterator[Served]:
+    env = {**API_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/ws.db", "AUTH_READ_REQUIRED": "true"}
+    async with open_runtime(
+        load_settings(env), clock=ManualClock(API_NOW), demo=True, collect=False, environ=env
+    ) as rt:
+        await rt.store.write_bars(ground_truth("AAPL", Interval.M1, API_OPEN, API_NOW), as_of=API_NOW)
+        key, _ = await issue_key(rt.store, "ws-read", Role.READ, now=API_NOW)
+        app = create_app(lambda: None)  # type: ignore[arg-type, return-value]
+        app.state.runtime = rt
+        port = free_port()
+        config = uvicorn.Config(
+            app, port=port, log_level="warning", lifespan="off", ws_ping_interval=0.2, ws_ping_timeout=0.3
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        try:
+            yield Served(rt, port, key)
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def test_a_socket_without_a_key_is_refused_with_1008_and_one_with_a_key_streams(served: Served) -> None:
+    async with websockets.connect(f"{served.ws}/ws/AAPL") as ws:
+        await ws.send(json.dumps({"action": "subscribe", "symbols": ["AAPL"]}))  # not an auth message
+        refusal = json.loads(await ws.recv())
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+    assert refusal["type"] == "error" and refusal["status"] == 401
+    assert ws.close_code == 1008
+    assert served.rt.metrics.value("ws_clients_gauge") == 0
+
+    async with websockets.connect(f"{served.ws}/ws/AAPL?api_key={served.key}") as ws:
+        snapshot = json.loads(await ws.recv())
+        assert snapshot["type"] == "snapshot" and snapshot["symbol"] == "AAPL"
+        assert len(snapshot["bars"]) == 90 and snapshot["bars"][-1]["ts"] == "2025-10-08T14:59:00Z"
+        await served.rt.publisher.publish(
+            bar_message(ground_truth("AAPL", Interval.M1, API_NOW, API_NOW + Interval.M1.delta)[0])
+        )
+        live = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert (live["type"], live["ts"], live["offset"]) == (
+            "bar",
+            "2025-10-08T15:00:00Z",
+            snapshot["offset"] + 1,
+        )
+
+
+async def test_a_peer_that_stops_answering_pings_is_reaped(served: Served) -> None:
+    # A raw socket that completes the handshake and then never reads or answers a ping.
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    nonce = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ws/AAPL?api_key={served.key} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    deadline = asyncio.get_running_loop().time() + 5
+    while served.rt.metrics.value("ws_clients_gauge") != 1:
+        assert asyncio.get_running_loop().time() < deadline, "never counted"
+        await asyncio.sleep(0.02)
+    while served.rt.metrics.value("ws_clients_gauge") != 0:
+        assert asyncio.get_running_loop().time() < deadline, "a dead peer was not reaped"
+        await asyncio.sleep(0.05)
+    assert served.rt.hub is not None and served.rt.hub.state()["clients"] == 0
+    writer.transport.abort()
+
+
+async def test_replay_over_http_by_offset_and_by_time(served: Served) -> None:
+    bars = ground_truth("AAPL", Interval.M1, API_NOW, API_NOW + 3 * Interval.M1.delta)
+    for b in bars:
+        await served.rt.publisher.publish(bar_message(b))
+    headers = {"X-API-Key": served.key}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{served.port}", headers=headers) as http:
+        r = await http.get("/ws/replay", params={"symbol": "aapl", "since": "1"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["symbol"], body["offset"], body["reset"]) == ("AAPL", 3, False)
+        assert [(m["offset"], m["ts"]) for m in body["messages"]] == [
+            (2, "2025-10-08T15:01:00Z"),
+            (3, "2025-10-08T15:02:00Z"),
+        ]
+        by_time = (
+            await http.get("/ws/replay", params={"symbol": "AAPL", "since": "2025-10-08T15:00:00Z"})
+        ).json()
+        assert [m["offset"] for m in by_time["messages"]] == [1, 2, 3]  # appended at the clock's 15:00
+        stale = (
+            await http.get("/ws/replay", params={"symbol": "AAPL", "since": "1", "epoch": "gone"})
+        ).json()
+        assert stale["reset"] is True and stale["messages"] == [] and stale["epoch"] == body["epoch"]
+        bad = await http.get("/ws/replay", params={"symbol": "AAPL", "since": "yesterday"})
+        assert bad.status_code == 422 and "since" in bad.text
+        unknown = await http.get("/ws/replay", params={"symbol": "ZZZZ", "since": "0"})
+        assert unknown.status_code == 404
+        refused = await http.get(
+            "/ws/replay", params={"symbol": "AAPL", "since": "0"}, headers={"X-API-Key": ""}
+        )
+        assert refused.status_code == 401
