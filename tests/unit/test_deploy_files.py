@@ -20,6 +20,8 @@ METRIC = re.compile(
     r"ingestion_lag_seconds|slo_gap_violation_rate|ws_\w+|live_lag_seconds|event_loop_lag_seconds\w*|"
     r"tier_cadence_seconds|circuit_opened_total)\b"
 )
+
+
 def exported() -> set[str]:
     names = set()
     for family in Metrics().registry.collect():
