@@ -290,15 +290,34 @@ async def test_a_new_epoch_under_live_clients_resets_them(world: World) -> None:
     _, socket = await world.client(sub("AAPL"))
     await world.publish(bar_message(bar(0)))
     await settle(lambda: len(socket.frames) == 2)
-    # What a hub sees after the log's history is lost (Redis flushed): offsets restart
-    # under a new epoch.
+    # What a hub sees after the log's history is lost (Redis flushed): offsets restart under
+    # a new epoch. Here the log itself begins again (a fresh one in its place).
+    world.hub.log = fresh = InMemoryStreamLog(ManualClock(T0))
+    world.publisher.log = fresh
+    _, joined_after = await world.client(sub("AAPL"))  # already on the new history
+    await settle(lambda: len(joined_after.frames) == 1)
+    await world.publish(bar_message(bar(1)), bar_message(bar(2)))
+    await settle(lambda: len(socket.frames) == 6 and len(joined_after.frames) == 3)
+    _, new_epoch = await fresh.head("AAPL")
+    reset, snapshot, *live = socket.frames[2:]
+    assert (reset["type"], reset["epoch"], reset["reason"]) == ("reset", new_epoch, "epoch changed")
+    assert reset["previous"] == {"offset": 1, "epoch": socket.frames[0]["epoch"]}
+    assert socket.frames[0]["epoch"] != new_epoch
+    assert snapshot["type"] == "snapshot" and snapshot["epoch"] == new_epoch
+    assert [(f["offset"], f["epoch"]) for f in live] == [(1, new_epoch), (2, new_epoch)]
+    assert [f["type"] for f in joined_after.frames] == ["snapshot", "bar", "bar"]  # no reset: nothing lost
+
+
+async def test_a_foreign_epoch_on_the_bus_resets_once_and_settles_on_the_log(world: World) -> None:
+    _, socket = await world.client(sub("AAPL"))
+    await world.publish(bar_message(bar(0)))
+    await settle(lambda: len(socket.frames) == 2)
     lost = Entry("AAPL", 1, "new-history", bar_message(bar(1)), T0)
     await world.bus.publish(STREAM_TOPIC, envelope(lost, 0.0))
-    await settle(lambda: len(socket.frames) == 4)
-    reset, snapshot = socket.frames[2:]
-    assert (reset["type"], reset["epoch"], reset["reason"]) == ("reset", "new-history", "epoch changed")
-    assert reset["previous"]["offset"] == 1
-    assert snapshot["type"] == "snapshot"
+    await settle(lambda: len(socket.frames) >= 4)
+    await settle()
+    assert [f["type"] for f in socket.frames] == ["snapshot", "bar", "reset", "snapshot"]
+    assert socket.frames[3]["epoch"] == (await world.log.head("AAPL"))[1]
 
 
 async def test_a_slow_client_loses_its_oldest_messages_and_is_told_and_a_fast_one_is_not_delayed(

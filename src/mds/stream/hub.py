@@ -222,7 +222,7 @@ class Hub:
                 for entry in replay.entries:
                     self._offer(conn, watch, entry, None)
                 watch.offset = max(watch.offset, replay.offset)
-                self._go_live(conn, watch)
+                self._go_live(conn, symbol, watch)
                 return
             reason = "epoch changed" if replay.epoch != cursor.epoch else "offset not in the replay buffer"
             conn.control(_reset(symbol, replay.offset, replay.epoch, reason, cursor))
@@ -230,6 +230,9 @@ class Hub:
 
     async def _snapshot(self, conn: Connection, symbol: str, watch: Watch) -> None:
         offset, epoch = await self.log.head(symbol)
+        feed = self._feeds.get(symbol)
+        if feed is not None and feed.epoch != epoch:  # the log began again before the Bus said so
+            self._adopt(feed, symbol, epoch, offset)
         body = await self.snapshots.take(symbol, watch.interval, watch.channels)
         if conn.watches.get(symbol) is not watch:
             return
@@ -238,13 +241,16 @@ class Hub:
         watch.seen = {content_key({"type": "bar", **b}) for b in body["bars"]}
         if body.get("quote") is not None:
             watch.seen.add(content_key({"type": "quote", **body["quote"]}))
-        self._go_live(conn, watch)
+        self._go_live(conn, symbol, watch)
 
-    def _go_live(self, conn: Connection, watch: Watch) -> None:
+    def _go_live(self, conn: Connection, symbol: str, watch: Watch) -> None:
         pending, watch.pending = watch.pending or [], None
         for entry, written_at in pending:
             self._offer(conn, watch, entry, written_at)
         watch.seen = set()
+        feed = self._feeds.get(symbol)
+        if feed is not None and feed.epoch != watch.epoch:  # the history was lost meanwhile
+            self._resync(conn, symbol, feed.epoch, feed.offset, "epoch changed")
 
     def _resync(self, conn: Connection, symbol: str, epoch: str, offset: int, reason: str) -> None:
         """History was lost under a live client: say so, then a new snapshot."""
@@ -279,8 +285,7 @@ class Hub:
         if feed is None:
             return
         if entry.epoch != feed.epoch:
-            self._new_epoch(feed, entry.symbol, entry.epoch, entry.offset, "epoch changed")
-            return
+            self._adopt(feed, entry.symbol, entry.epoch, 0)
         if entry.offset <= feed.offset:
             return
         if entry.offset == feed.offset + 1:
@@ -297,6 +302,15 @@ class Hub:
         for missed in replay.entries:
             if missed.offset > feed.offset:
                 self._deliver(feed, missed, written_at if missed.offset == entry.offset else None)
+
+    def _adopt(self, feed: _Feed, symbol: str, epoch: str, offset: int) -> None:
+        """The log's history was lost and began again under ``epoch``: clients already on it
+        (they joined after the loss) go on; the others are told and get a new snapshot."""
+        feed.epoch, feed.offset = epoch, offset
+        for conn in list(feed.watchers):
+            watch = conn.watches.get(symbol)
+            if watch is not None and watch.pending is None and watch.epoch != epoch:
+                self._resync(conn, symbol, epoch, offset, "epoch changed")
 
     def _new_epoch(self, feed: _Feed, symbol: str, epoch: str, offset: int, reason: str) -> None:
         feed.epoch, feed.offset = epoch, offset
