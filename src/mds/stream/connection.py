@@ -143,6 +143,14 @@ class Connection:
         self._sender = asyncio.create_task(self._send_loop(), name=f"ws-send-{self.id}")
 
     async def _send_loop(self) -> None:
+        try:
+            await self._send_all()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the peer went; the receive side ends the connection
+            log.debug("stream client %d: send failed: %r", self.id, exc)
+
+    async def _send_all(self) -> None:
         while not self.closed:
             if self._lost:
                 lost, self._lost = self._lost, {}
