@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from mds.access.admin import issue_key
 from mds.access.keys import Role
@@ -30,6 +32,7 @@ from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.storage.sqlite import SqliteStore
+from tests.helpers import free_port
 
 CAL = MarketCalendar()
 
@@ -155,6 +158,23 @@ async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
 
         async with asgi_client(rt) as client:
             yield client, rt
+
+
+@asynccontextmanager
+async def served_on_loopback(app: Any, **config: Any) -> AsyncIterator[int]:
+    """Serve ``app`` with uvicorn in this event loop (no lifespan); yields the port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off", **config))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
 
 
 @asynccontextmanager

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
 import pytest
-import uvicorn
 import websockets
 from starlette.websockets import WebSocket
 
@@ -19,8 +17,7 @@ from mds.api.ws_auth import WebSocketRefused, accept_websocket
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
 from mds.runtime import open_runtime
-from tests.helpers import free_port
-from tests.integration.conftest import API_ENV, API_NOW
+from tests.integration.conftest import API_ENV, API_NOW, served_on_loopback
 
 
 @pytest.fixture
@@ -47,18 +44,8 @@ async def ws_server(tmp_path) -> AsyncIterator[tuple[str, dict[Role, str]]]:
 
         app.add_api_websocket_route("/ws-test", guarded)
         app.add_api_websocket_route("/ws-open", open_read)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        try:
+        async with served_on_loopback(app) as port:
             yield f"ws://127.0.0.1:{port}", keys
-        finally:
-            server.should_exit = True
-            await task
 
 
 async def _first(

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
 from mds.access.admin import issue_key
@@ -23,8 +22,7 @@ from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, open_runtime
 from mds.stream.messages import bar_message
-from tests.helpers import free_port
-from tests.integration.conftest import API_ENV, API_NOW, API_OPEN
+from tests.integration.conftest import API_ENV, API_NOW, API_OPEN, served_on_loopback
 
 
 @dataclass
@@ -48,21 +46,8 @@ async def served(tmp_path) -> AsyncIterator[Served]:
         key, _ = await issue_key(rt.store, "ws-read", Role.READ, now=API_NOW)
         app = create_app(lambda: None)  # type: ignore[arg-type, return-value]
         app.state.runtime = rt
-        port = free_port()
-        config = uvicorn.Config(
-            app, port=port, log_level="warning", lifespan="off", ws_ping_interval=0.2, ws_ping_timeout=0.3
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        try:
+        async with served_on_loopback(app, ws_ping_interval=0.2, ws_ping_timeout=0.3) as port:
             yield Served(rt, port, key)
-        finally:
-            server.should_exit = True
-            await task
 
 
 async def test_a_socket_without_a_key_is_refused_with_1008_and_one_with_a_key_streams(served: Served) -> None:
