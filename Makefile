@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/mds bench ingest --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --auth --json
+	$(BIN)/mds bench ws --json
 
 # Both checks run, so one report shows lint errors and unformatted files alike.
 lint: venv

@@ -165,3 +165,24 @@ def bench_enqueue(
     from mds.benchmarks import enqueue
 
     _report(enqueue.run(backend, jobs), as_json)
+
+
+@bench_app.command("ws")
+def bench_ws(
+    clients: Annotated[int, typer.Option(help="WebSocket clients, spread evenly over the symbols")] = 1000,
+    symbols: Annotated[int, typer.Option(help="Symbols, each getting one bar per clock minute")] = 500,
+    seconds: Annotated[float, typer.Option(help="Wall seconds to publish for")] = 30.0,
+    speed: Annotated[float, typer.Option(help="Clock speed: clock minutes per wall minute")] = 60.0,
+    compression: Annotated[
+        bool, typer.Option(help="Clients offer permessage-deflate (the websockets library's default)")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fan-out of one `mds api`: publish latency, drops, RSS per client, the clients' CPU share."""
+    from mds.benchmarks import ws
+
+    try:
+        result = ws.run(clients, symbols, seconds, speed, compression)
+    except (RuntimeError, ValueError) as exc:
+        fail(f"bench ws: {exc}", code=1)
+    _report(result, as_json)
