@@ -50,7 +50,8 @@ class Watch:
     epoch: str = ""
     #: While a snapshot or replay is being read, live entries wait here (None: live).
     pending: list[tuple[Any, float | None]] | None = field(default_factory=list)
-    #: Bar/quote contents the snapshot already held, so the first live messages don't repeat them.
+    #: Bar/quote contents the last snapshot held, kept while the watch lives: a bar read from
+    #: the store for the snapshot may have its log entry appended (and arrive) well after.
     seen: set[tuple[Any, ...]] = field(default_factory=set)
 
 

@@ -215,7 +215,12 @@ class Hub:
                         "offset": replay.offset,
                         "epoch": replay.epoch,
                         "since": cursor.offset,
-                        "replayed": len(replay.entries),
+                        # what this client will get of them (its channels and interval)
+                        "replayed": sum(
+                            1
+                            for e in replay.entries
+                            if e.offset > cursor.offset and _wanted(watch, e.message)
+                        ),
                     }
                 )
                 watch.offset, watch.epoch = cursor.offset, replay.epoch
@@ -247,7 +252,6 @@ class Hub:
         pending, watch.pending = watch.pending or [], None
         for entry, written_at in pending:
             self._offer(conn, watch, entry, written_at)
-        watch.seen = set()
         feed = self._feeds.get(symbol)
         if feed is not None and feed.epoch != watch.epoch:  # the history was lost meanwhile
             self._resync(conn, symbol, feed.epoch, feed.offset, "epoch changed")
@@ -336,12 +340,8 @@ class Hub:
             return
         watch.offset = entry.offset
         message = entry.message
-        if channel_of(message) not in watch.channels:
+        if not _wanted(watch, message):
             return
-        if message.get("type") == "bar" and message.get("interval") != watch.interval:
-            return
-        if watch.seen and content_key(message) in watch.seen:
-            return  # the snapshot already said it
         conn.stream(
             entry.symbol,
             entry.offset,
@@ -364,6 +364,16 @@ class Hub:
                     closing = asyncio.create_task(conn.close(TRY_AGAIN_LATER, reason[:120]))
                     self._closing.add(closing)
                     closing.add_done_callback(self._closing.discard)
+
+
+def _wanted(watch: Watch, message: dict[str, Any]) -> bool:
+    """Whether a watch's client gets a bar/quote message: its channel, its interval, and not
+    something its snapshot already said (same bar or quote, same ``as_of``)."""
+    if channel_of(message) not in watch.channels:
+        return False
+    if message.get("type") == "bar" and message.get("interval") != watch.interval:
+        return False
+    return not (watch.seen and content_key(message) in watch.seen)
 
 
 def _text(entry: Entry) -> str:
