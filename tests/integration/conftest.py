@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.storage.sqlite import SqliteStore
-from tests.helpers import free_port
 
 CAL = MarketCalendar()
 
@@ -161,20 +161,31 @@ async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
 
 
 @asynccontextmanager
-async def served_on_loopback(app: Any, **config: Any) -> AsyncIterator[int]:
-    """Serve ``app`` with uvicorn in this event loop (no lifespan); yields the port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off", **config))
-    task = asyncio.create_task(server.serve())
+async def served_on_loopback(
+    app: Any, *, send_buffer: int | None = None, **config: Any
+) -> AsyncIterator[int]:
+    """Serve ``app`` with uvicorn in this event loop (no lifespan); yields the port.
+
+    ``send_buffer``: SO_SNDBUF of every accepted socket (set on the listener, which they
+    inherit; it also stops the kernel growing it), so a client that stops reading fills it soon.
+    """
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
     for _ in range(500):
         if server.started:
             break
         await asyncio.sleep(0.02)
     try:
-        yield port
+        yield listener.getsockname()[1]
     finally:
         server.should_exit = True
         await task
+        listener.close()
 
 
 @asynccontextmanager

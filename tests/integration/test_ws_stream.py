@@ -6,12 +6,14 @@ import asyncio
 import base64
 import json
 import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 import websockets
+from websockets.asyncio.client import connect
 
 from mds.access.admin import issue_key
 from mds.access.keys import Role
@@ -21,6 +23,7 @@ from mds.domain.clock import ManualClock
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, open_runtime
+from mds.serialize import iso
 from mds.stream.messages import bar_message
 from tests.integration.conftest import API_ENV, API_NOW, API_OPEN, served_on_loopback
 
@@ -36,9 +39,20 @@ class Served:
         return f"ws://127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-async def served(tmp_path) -> AsyncIterator[Served]:
-    env = {**API_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/ws.db", "AUTH_READ_REQUIRED": "true"}
+#: Heartbeats per test: fast ones to see a dead peer reaped, slow ones (the default's order)
+#: where a client stops reading on purpose and must not be reaped as dead meanwhile.
+FAST_PINGS = {"ws_ping_interval": 0.2, "ws_ping_timeout": 0.3}
+SLOW_PINGS = {"ws_ping_interval": 20.0, "ws_ping_timeout": 20.0}
+
+
+@pytest.fixture(params=[FAST_PINGS], ids=["fast-pings"])
+async def served(request, tmp_path) -> AsyncIterator[Served]:  # type: ignore[no-untyped-def]
+    env = {
+        **API_ENV,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/ws.db",
+        "AUTH_READ_REQUIRED": "true",
+        "WS_CLIENT_QUEUE_MAX": "200",
+    }
     async with open_runtime(
         load_settings(env), clock=ManualClock(API_NOW), demo=True, collect=False, environ=env
     ) as rt:
@@ -46,7 +60,7 @@ async def served(tmp_path) -> AsyncIterator[Served]:
         key, _ = await issue_key(rt.store, "ws-read", Role.READ, now=API_NOW)
         app = create_app(lambda: None)  # type: ignore[arg-type, return-value]
         app.state.runtime = rt
-        async with served_on_loopback(app, ws_ping_interval=0.2, ws_ping_timeout=0.3) as port:
+        async with served_on_loopback(app, send_buffer=16384, **request.param) as port:
             yield Served(rt, port, key)
 
 
@@ -128,3 +142,51 @@ async def test_replay_over_http_by_offset_and_by_time(served: Served) -> None:
             "/ws/replay", params={"symbol": "AAPL", "since": "0"}, headers={"X-API-Key": ""}
         )
         assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("served", [SLOW_PINGS], ids=["slow-pings"], indirect=True)
+async def test_a_client_that_does_not_read_loses_its_oldest_and_a_reading_one_loses_nothing(
+    served: Served,
+) -> None:
+    url = f"{served.ws}/ws/AAPL?channels=bars&api_key={served.key}"
+    # The stalled client: a tiny receive buffer, a one-frame queue in its library, no\n    # compression (bars compress to a few bytes each), and it does not read.
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", served.port))
+    raw.setblocking(False)
+    async with connect(url, sock=raw, max_queue=1, compression=None) as stalled, connect(url) as reader:
+        # Both are subscribed once their snapshots came; from then on the stalled one stops reading.
+        assert json.loads(await stalled.recv())["type"] == "snapshot"
+        got: list[dict] = [json.loads(await reader.recv())]
+        assert got[0]["type"] == "snapshot"
+
+        async def read() -> None:
+            while True:
+                got.append(json.loads(await reader.recv()))
+
+        reading = asyncio.create_task(read())
+        bars = ground_truth("AAPL", Interval.M1, API_NOW, API_NOW + 8 * Interval.D1.delta)[:2000]
+        for b in bars:  # as a busy writer would: one at a time, the loop turning between
+            await served.rt.publisher.publish(bar_message(b))
+            await asyncio.sleep(0)
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(got) < len(bars) + 1 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        reading.cancel()
+        assert [m["type"] for m in got[1:]] == ["bar"] * len(bars)  # every one, no `dropped`
+        assert [m["ts"] for m in got[1:]] == [iso(b.ts) for b in bars]
+        dropped = served.rt.metrics.value("ws_dropped_messages_total", reason="client_queue_full")
+        assert dropped > 0
+
+        # Once it reads again the stalled client is told what it lost, before what followed.
+        seen: list[dict] = []
+        while not seen or seen[-1]["type"] != "bar" or seen[-1]["ts"] != iso(bars[-1].ts):
+            seen.append(json.loads(await asyncio.wait_for(stalled.recv(), 10)))
+        notices = [m for m in seen if m["type"] == "dropped"]
+        assert notices and sum(n["count"] for n in notices) == dropped
+        first = notices[0]
+        before = [m["offset"] for m in seen[: seen.index(first)] if m["type"] == "bar"]
+        after = [m["offset"] for m in seen[seen.index(first) + 1 :] if m["type"] == "bar"]
+        assert before == sorted(before) and after == sorted(after)
+        assert (not before or before[-1] < first["from_offset"]) and first["to_offset"] < after[0]
+        assert len(before) + len(after) + dropped == len(bars)
