@@ -52,6 +52,7 @@ async def served(request, tmp_path) -> AsyncIterator[Served]:  # type: ignore[no
         "DATABASE_URL": f"sqlite:///{tmp_path}/ws.db",
         "AUTH_READ_REQUIRED": "true",
         "WS_CLIENT_QUEUE_MAX": "200",
+        **request.param.get("env", {}),
     }
     async with open_runtime(
         load_settings(env), clock=ManualClock(API_NOW), demo=True, collect=False, environ=env
@@ -60,7 +61,8 @@ async def served(request, tmp_path) -> AsyncIterator[Served]:  # type: ignore[no
         key, _ = await issue_key(rt.store, "ws-read", Role.READ, now=API_NOW)
         app = create_app(lambda: None)  # type: ignore[arg-type, return-value]
         app.state.runtime = rt
-        async with served_on_loopback(app, send_buffer=16384, **request.param) as port:
+        pings = {k: v for k, v in request.param.items() if k != "env"}
+        async with served_on_loopback(app, send_buffer=16384, **pings) as port:
             yield Served(rt, port, key)
 
 
@@ -144,16 +146,22 @@ async def test_replay_over_http_by_offset_and_by_time(served: Served) -> None:
         assert refused.status_code == 401
 
 
-@pytest.mark.parametrize("served", [SLOW_PINGS], ids=["slow-pings"], indirect=True)
-async def test_a_client_that_does_not_read_loses_its_oldest_and_a_reading_one_loses_nothing(
-    served: Served,
-) -> None:
-    url = f"{served.ws}/ws/AAPL?channels=bars&api_key={served.key}"
-    # The stalled client: a tiny receive buffer, a one-frame queue in its library, no\n    # compression (bars compress to a few bytes each), and it does not read.
+async def _stalled_client(served: Served) -> tuple[socket.socket, str]:
+    """A socket for a client that will stop reading: a tiny receive buffer."""
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect(("127.0.0.1", served.port))
     raw.setblocking(False)
+    return raw, f"{served.ws}/ws/AAPL?channels=bars&api_key={served.key}"
+
+
+@pytest.mark.parametrize("served", [SLOW_PINGS], ids=["slow-pings"], indirect=True)
+async def test_a_client_that_does_not_read_loses_its_oldest_and_a_reading_one_loses_nothing(
+    served: Served,
+) -> None:
+    # The stalled client: a tiny receive buffer, a one-frame queue in its library, no
+    # compression (bars compress to a few bytes each), and it does not read.
+    raw, url = await _stalled_client(served)
     async with connect(url, sock=raw, max_queue=1, compression=None) as stalled, connect(url) as reader:
         # Both are subscribed once their snapshots came; from then on the stalled one stops reading.
         assert json.loads(await stalled.recv())["type"] == "snapshot"
@@ -190,3 +198,24 @@ async def test_a_client_that_does_not_read_loses_its_oldest_and_a_reading_one_lo
         assert before == sorted(before) and after == sorted(after)
         assert (not before or before[-1] < first["from_offset"]) and first["to_offset"] < after[0]
         assert len(before) + len(after) + dropped == len(bars)
+
+
+@pytest.mark.parametrize(
+    "served", [{**SLOW_PINGS, "env": {"WS_SLOW_CLIENT_SEC": "0.3"}}], ids=["slow-client-0.3s"], indirect=True
+)
+async def test_a_client_that_stays_behind_is_closed_with_1013_after_what_it_was_sent(served: Served) -> None:
+    raw, url = await _stalled_client(served)
+    async with connect(url, sock=raw, max_queue=1, compression=None) as stalled:
+        assert json.loads(await stalled.recv())["type"] == "snapshot"
+        for b in ground_truth("AAPL", Interval.M1, API_NOW, API_NOW + 8 * Interval.D1.delta)[:2000]:
+            await served.rt.publisher.publish(bar_message(b))
+            await asyncio.sleep(0)
+        await asyncio.sleep(1.5)  # behind for longer than WS_SLOW_CLIENT_SEC
+        kinds: list[str] = []
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                kinds.append(json.loads(await asyncio.wait_for(stalled.recv(), 10))["type"])
+    assert stalled.close_code == 1013 and "too slow" in (stalled.close_reason or "")
+    assert "bar" in kinds and "dropped" in kinds
+    assert served.rt.hub is not None and served.rt.hub.state()["slow_clients_closed"] == 1
+    assert served.rt.metrics.value("ws_dropped_messages_total", reason="slow_client") > 0

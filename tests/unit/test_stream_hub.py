@@ -364,12 +364,22 @@ async def test_a_client_that_stays_behind_is_closed_with_1013(world: World) -> N
     await settle(lambda: len(slow.frames) == 1)
     slow.hold()
     await world.publish(*(bar_message(bar(i)) for i in range(10)))
-    await settle(lambda: slow.closed is not None, timeout=3.0)
+    await settle(lambda: world.hub.state()["slow_clients_closed"] == 1, timeout=3.0)
+    assert conn.closed and slow.closed is None  # the close waits behind what the socket holds
+    slow.release()
+    await settle(lambda: slow.closed is not None)
     assert slow.closed is not None and slow.closed[0] == TRY_AGAIN_LATER
     assert "too slow" in slow.closed[1]
-    assert world.hub.state()["slow_clients_closed"] == 1
+    # Told what it lost, then closed: all ten bars (a burst: the 5 oldest dropped from the full
+    # queue, their notice stuck on the socket, the 5 queued discarded at the close).
+    assert [f["type"] for f in slow.frames] == ["snapshot", "dropped"]
+    assert (slow.frames[1]["from_offset"], slow.frames[1]["to_offset"], slow.frames[1]["count"]) == (
+        1,
+        10,
+        10,
+    )
     assert world.metrics.value("ws_dropped_messages_total", reason="slow_client") == 5
-    assert conn.closed
+    assert world.metrics.value("ws_dropped_messages_total", reason="client_queue_full") == 5
 
 
 async def test_unknown_symbols_too_many_symbols_and_floods_get_errors_and_the_client_stays(

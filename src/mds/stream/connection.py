@@ -98,6 +98,8 @@ class Connection:
         self._lost: dict[str, _Lost] = {}
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._inflight: _Outgoing | None = None  # taken from the queue, not yet on the socket
+        self._notice: tuple[str, _Lost] | None = None  # a `dropped` notice on its way
         self.tasks: set[asyncio.Task[None]] = set()
 
     # Queueing (never blocks) -----------------------------------------------------------
@@ -154,19 +156,21 @@ class Connection:
     async def _send_all(self) -> None:
         while not self.closed:
             if self._lost:
-                lost, self._lost = self._lost, {}
-                for symbol, gap in lost.items():
-                    await self._send(_Outgoing(orjson.dumps(_dropped(symbol, gap)).decode(), "dropped"))
+                symbol = next(iter(self._lost))
+                gap = self._notice = (symbol, self._lost.pop(symbol))
+                await self._send(_Outgoing(orjson.dumps(_dropped(*gap)).decode(), "dropped"))
+                self._notice = None
                 continue
             if not self._queue:
                 self.behind_since = None  # caught up
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            item = self._queue.popleft()
+            item = self._inflight = self._queue.popleft()
             if item.offset is not None:
                 self._streamed -= 1
             await self._send(item)
+            self._inflight = None
 
     async def _send(self, item: _Outgoing) -> None:
         await self.transport.send_text(item.text)
@@ -180,13 +184,11 @@ class Connection:
     async def close(
         self, code: int | None = None, reason: str = "", *, timeout: float = CLOSE_TIMEOUT_S
     ) -> None:
-        """Stop sending; with ``code``, also close the socket (bounded: the peer may not read)."""
+        """Stop sending; with ``code``, also tell the client what it lost and close the socket
+        (bounded by ``timeout``: the peer may not be reading)."""
         if self.closed:
             return
         self.closed = True
-        if self._streamed:
-            self.metrics.ws_dropped_messages_total.labels(reason="slow_client").inc(self._streamed)
-        self._queue.clear()
         for task in (self._sender, *self.tasks):
             if task is not None:
                 task.cancel()
@@ -194,9 +196,33 @@ class Connection:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        if code is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.transport.close(code, reason), timeout)
+        if self._notice is not None:  # never reached the client: fold it into what is told now
+            symbol, gap = self._notice
+            kept = self._lost.get(symbol)
+            if kept is not None and kept.epoch == gap.epoch:
+                gap.first, gap.last, gap.count = (
+                    min(gap.first, kept.first),
+                    max(gap.last, kept.last),
+                    gap.count + kept.count,
+                )
+            self._lost[symbol] = gap
+        unsent = [i for i in (self._inflight, *self._queue) if i is not None and i.offset is not None]
+        if unsent:
+            self.metrics.ws_dropped_messages_total.labels(reason="slow_client").inc(len(unsent))
+        for item in unsent:
+            self._note_lost(item)
+        self._queue.clear()
+        if code is None:
+            return
+        lost, self._lost = self._lost, {}
+
+        async def farewell() -> None:
+            for symbol, gap in lost.items():  # so it can resume from before what it lost
+                await self.transport.send_text(orjson.dumps(_dropped(symbol, gap)).decode())
+            await self.transport.close(code, reason)
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(farewell(), timeout)
 
     def spawn(self, coro: Any, name: str) -> None:
         """Run ``coro`` for this client; it is cancelled when the client goes."""
