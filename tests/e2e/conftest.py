@@ -152,6 +152,28 @@ class Proc:
         self._fh.close()
 
 
+def wait_for(  # type: ignore[no-untyped-def]
+    predicate, timeout: float, what: str, procs: list[Proc], *, allowed_exits: tuple[int, ...] = ()
+):
+    """Poll ``predicate`` until it is truthy; fail early when one of ``procs`` exits with a
+    code not in ``allowed_exits`` (a test that kills a process on purpose allows -9)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        for pr in procs:
+            if pr.p.poll() is not None and pr.p.returncode not in allowed_exits:
+                raise AssertionError(f"{pr.log.name} exited {pr.p.returncode}:\n{pr.log.read_text()[-3000:]}")
+        try:
+            last = predicate()
+            if last:
+                return last
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.3)
+    logs = "\n".join(f"--- {pr.log.name}\n{pr.log.read_text()[-1500:]}" for pr in procs)
+    raise AssertionError(f"timed out waiting for {what} (last {last!r})\n{logs}")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A store shared by several processes: a SQLite file, or a fresh PostgreSQL database."""

@@ -20,7 +20,7 @@ import redis
 from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
-from tests.e2e.conftest import Proc, create_key, free_port
+from tests.e2e.conftest import Proc, create_key, free_port, wait_for
 from tests.helpers import utc as _ts
 from tests.redis_support import key_prefix, redis_url
 
@@ -35,21 +35,7 @@ SYMBOLS = ["AAPL", "MSFT", "SPY", "JPM"]
 
 
 def _wait(predicate, timeout: float, what: str, procs: list[Proc]):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        for pr in procs:
-            if pr.p.poll() is not None and pr.p.returncode not in (0, -9):
-                raise AssertionError(f"{pr.log.name} exited {pr.p.returncode}:\n{pr.log.read_text()[-3000:]}")
-        try:
-            last = predicate()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.3)
-    logs = "\n".join(f"--- {pr.log.name}\n{pr.log.read_text()[-1500:]}" for pr in procs)
-    raise AssertionError(f"timed out waiting for {what} (last {last!r})\n{logs}")
+    return wait_for(predicate, timeout, what, procs, allowed_exits=(0, -9))  # a worker is killed on purpose
 
 
 def test_scheduler_two_workers_two_apis_survive_a_killed_worker(tmp_path: Path, database_url: str) -> None:

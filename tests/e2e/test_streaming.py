@@ -29,7 +29,7 @@ from mds.calendar import MarketCalendar
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
 from tests.conftest import skip_or_fail
-from tests.e2e.conftest import MdsProcess, Proc, clean_env, create_key
+from tests.e2e.conftest import MdsProcess, Proc, clean_env, create_key, wait_for
 from tests.helpers import free_port
 from tests.helpers import utc as _ts
 from tests.redis_support import RedisServer
@@ -379,7 +379,7 @@ def test_resume_on_another_replica_and_reset_after_a_flush(tmp_path: Path) -> No
 
             return get
 
-        _wait(
+        wait_for(
             # BACKFILL_LOOKBACK_DAYS_1M=1: 1m history from a day back only (what this test reads).
             lambda: all(_history_complete(get_from(a), M1_HISTORY_FROM) for a in apis),
             120,
@@ -435,24 +435,6 @@ async def _replicas(apis: list[str], get: Callable[..., httpx.Response], url: st
         )
         assert all(m["epoch"] == new_epoch for m in after)
         book.assert_ground_truth(start, target)
-
-
-def _wait(predicate, timeout: float, what: str, procs: list[Proc]):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        for pr in procs:
-            if pr.p.poll() is not None:
-                raise AssertionError(f"{pr.log.name} exited {pr.p.returncode}:\n{pr.log.read_text()[-3000:]}")
-        try:
-            last = predicate()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.3)
-    logs = "\n".join(f"--- {pr.log.name}\n{pr.log.read_text()[-1500:]}" for pr in procs)
-    raise AssertionError(f"timed out waiting for {what} (last {last!r})\n{logs}")
 
 
 # 4. Bad input ----------------------------------------------------------------------------
