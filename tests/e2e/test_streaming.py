@@ -209,8 +209,10 @@ def _assert_exactly(
 
 def test_stream_equals_ground_truth(start_mds) -> None:
     # Bars go missing from responses, so some minutes arrive late, backfilled, as bar messages.
-    mds: MdsProcess = start_mds(DEMO, env={"SIM_MISSING_RATE": "0.05", "SIM_BACKUP_MISSING_RATE": "0.05"})
-    mds.wait_until(lambda: _history_complete(mds.get), 60, "history")
+    # 2% as in test_demo_serves_ground_truth: under a loaded CI machine 5% left the two
+    # sessions of history incomplete after 60 s (the backfill, not streaming, was slow).
+    mds: MdsProcess = start_mds(DEMO, env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02"})
+    mds.wait_until(lambda: _history_complete(mds.get), 120, "history")
     asyncio.run(_ground_truth(mds))
 
 
