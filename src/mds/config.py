@@ -78,12 +78,14 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.EOD: ["fmp", "twelvedata", "yahoo", "stooq"],
         Capability.QUOTES_L1: ["fmp", "twelvedata", "yahoo"],
         Capability.OPTIONS_CHAIN: ["polygon", "yahoo"],
+        Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
     },
     "free": {
         Capability.BARS_1M: ["finnhub", "twelvedata", "yahoo"],
         Capability.EOD: ["finnhub", "twelvedata", "yahoo", "stooq"],
         Capability.QUOTES_L1: ["finnhub", "twelvedata", "yahoo"],
         Capability.OPTIONS_CHAIN: ["yahoo"],
+        Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
     },
 }
 
@@ -94,6 +96,9 @@ _VENDORS = ("YAHOO", "STOOQ", "FINNHUB", "ALPHAVANTAGE", "POLYGON", "FMP", "TWEL
 _FAMILIES = (
     "POLICY_",
     "CADENCE_",
+    "RETENTION_",
+    "COVERAGE_",
+    "INDEX_",
     "BACKFILL_",
     "BREAKER_",
     "TIER_MAXS",
@@ -274,6 +279,9 @@ class Settings(BaseSettings):
     POLICY_EOD: ProviderList = Field(default=None, description="Provider order for daily bars")
     POLICY_QUOTES_L1: ProviderList = Field(default=None, description="Provider order for level-1 quotes")
     POLICY_OPTIONS_CHAIN: ProviderList = Field(default=None, description="Provider order for option chains")
+    POLICY_BARS_5M: ProviderList = Field(
+        default=None, description="Provider order for native 5m bars (tracked symbols without a 1m series)"
+    )
     ALLOW_SOURCE_OVERRIDE: bool = Field(default=True, description="Honour a job's provider hint")
     BREAKER_DEMOTE_THRESHOLD: Share = Field(
         default=0.55, description="Health below which a provider is demoted"
@@ -381,6 +389,48 @@ class Settings(BaseSettings):
     )
     BACKFILL_LOOKBACK_DAYS_1D: NonNegativeInt = Field(
         default=450, description="Calendar days of daily bars made complete on start"
+    )
+    BACKFILL_LOOKBACK_DAYS_5M: NonNegativeInt = Field(
+        default=30, description="Calendar days of native 5m bars fetched for tracked symbols"
+    )
+    BACKFILL_TRACKED_SESSIONS: PositiveInt = Field(
+        default=200, description="Daily sessions every tracked symbol is backfilled to"
+    )
+
+    # What is tracked, how fresh it is, and how long it is kept (issue 14)
+    RETENTION_DAYS_5M: NonNegativeInt = Field(
+        default=90, description="Days of 5m bars kept; older ones are deleted (0 keeps all)"
+    )
+    RETENTION_DAYS_1M: NonNegativeInt = Field(
+        default=0,
+        description="Days of 1m bars kept on SQLite and plain PostgreSQL (0 keeps all;"
+        " TimescaleDB keeps its own policies)",
+    )
+    RETENTION_INTERVAL_SEC: PositiveFloat = Field(
+        default=86_400.0, description="Clock seconds between retention runs"
+    )
+    COVERAGE_REFRESH_SEC: PositiveFloat = Field(
+        default=3600.0, description="Clock seconds between coverage-health snapshots"
+    )
+    COVERAGE_DAILY_MIN_SHARE: Share = Field(
+        default=0.9, description="SLA: share of tracked symbols that must hold the last closed session"
+    )
+    INDEX_REFRESH_SEC: PositiveFloat = Field(
+        default=7 * 86_400.0, description="Clock seconds between index constituent refreshes (weekly)"
+    )
+    INDEX_MIN_KEEP_SHARE: Share = Field(
+        default=0.9,
+        description="A refresh returning fewer members than this share of the last count changes nothing",
+    )
+    INDEX_INACTIVE_TRACKED_DAYS: NonNegativeInt = Field(
+        default=365, description="Days an index leaver stays in the tracked set"
+    )
+    INDEX_WIKIPEDIA_URL: VendorUrl = Field(
+        default=None, description="Base URL of the Wikipedia list pages (default https://en.wikipedia.org)"
+    )
+    UNIVERSE_NASDAQ_TRADER_URL: VendorUrl = Field(
+        default=None,
+        description="Base URL of the NASDAQ Trader symbol directory (default https://www.nasdaqtrader.com)",
     )
 
     # Redis / Rate-Limit Coordinator

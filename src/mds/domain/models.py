@@ -62,6 +62,7 @@ class Capability(str, Enum):
     EOD = "eod"
     QUOTES_L1 = "quotes_l1"
     OPTIONS_CHAIN = "options_chain"
+    BARS_5M = "bars_5m"  # native 5m bars, for tracked symbols that have no 1m series
 
 
 def capability_for_interval(interval: Interval) -> Capability:

@@ -213,6 +213,48 @@ class Metrics:
             registry=r,
         )
 
+        # What is tracked and how fresh it is (issue 14)
+        self.coverage_tracked_symbols = Gauge(
+            "coverage_tracked_symbols", "Symbols in the tracked set at the last coverage snapshot", registry=r
+        )
+        self.coverage_freshness_symbols = Gauge(
+            "coverage_freshness_symbols",
+            "Tracked symbols per freshness bucket (<=24h, 24-48h, >48h, none; counted in sessions) "
+            "and interval (daily, m5) at the last coverage snapshot",
+            ["interval", "bucket"],
+            registry=r,
+        )
+        self.coverage_daily_share = Gauge(
+            "coverage_daily_share",
+            "Share of tracked symbols holding the last closed daily session (SLA: >= COVERAGE_DAILY_MIN_SHARE)",
+            registry=r,
+        )
+        self.coverage_status_ok = Gauge(
+            "coverage_status_ok",
+            "1 when the last coverage snapshot met every SLA, 0 when degraded",
+            registry=r,
+        )
+        self.coverage_snapshot_timestamp_seconds = Gauge(
+            "coverage_snapshot_timestamp_seconds",
+            "Service-clock time of the last coverage snapshot (epoch seconds)",
+            registry=r,
+        )
+        self.index_constituents_active = Gauge(
+            "index_constituents_active", "Active members per index", ["index"], registry=r
+        )
+        self.index_refresh_total = Counter(
+            "index_refresh_total",
+            "Index constituent refreshes by index and outcome (applied, refused, failed)",
+            ["index", "outcome"],
+            registry=r,
+        )
+        self.retention_deleted_bars_total = Counter(
+            "retention_deleted_bars_total",
+            "Bars (current and history rows) deleted by retention, per interval",
+            ["interval"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

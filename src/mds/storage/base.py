@@ -397,7 +397,65 @@ class KeyStore(Protocol):
         ...
 
 
-class Store(BarStore, UniverseStore, BackfillLedger, ContinuityStore, KeyStore, StoreLifecycle, Protocol):
+class CoverageStore(Protocol):
+    """Freshness facts for the coverage view (issue 14): one indexed probe per symbol."""
+
+    async def last_bar_times(self, interval: Interval, symbols: Sequence[str]) -> dict[str, datetime]:
+        """The newest stored bar's ts per symbol; symbols without a bar are absent."""
+        ...
+
+    async def bar_counts_since(
+        self, interval: Interval, symbols: Sequence[str], start: datetime
+    ) -> dict[str, int]:
+        """Stored bars at or after ``start`` per symbol; symbols without one are absent."""
+        ...
+
+    async def symbols_with_bars(self, interval: Interval) -> int:
+        """How many distinct symbols hold at least one stored bar of ``interval``."""
+        ...
+
+
+class RetentionCount(NamedTuple):
+    """What one retention pass deleted from one interval."""
+
+    bars: int  # current revisions
+    history: int  # superseded revisions
+
+
+class RetentionStore(Protocol):
+    async def delete_bars_before(self, interval: Interval, cutoff: datetime) -> RetentionCount:
+        """Delete every bar of ``interval`` with ts < ``cutoff``, its history rows too."""
+        ...
+
+
+class ListingStore(Protocol):
+    """When a symbol began to trade: sessions before it are never expected (issue 14)."""
+
+    async def series_extent(self, symbol: str, interval: Interval) -> tuple[datetime, datetime] | None:
+        """The first and last stored bar ts of one series; None when it holds no bar."""
+        ...
+
+    async def first_trade_sessions(self, symbols: Sequence[str] | None = None) -> dict[str, datetime]:
+        """Known first-trade sessions (a daily bar's ts), per symbol; unknown ones are absent."""
+        ...
+
+    async def set_first_trade_session(self, symbol: str, session: datetime | None) -> None:
+        """Record (or with None forget) the first session ``symbol`` traded."""
+        ...
+
+
+class Store(
+    BarStore,
+    UniverseStore,
+    BackfillLedger,
+    ContinuityStore,
+    KeyStore,
+    CoverageStore,
+    RetentionStore,
+    ListingStore,
+    StoreLifecycle,
+    Protocol,
+):
     """Everything MDS persists: what runtime.py builds and hands out.
 
     Type a consumer against the narrow protocol it uses; take ``Store`` only where one

@@ -32,8 +32,11 @@ from mds.storage.postgres import sql as q
 from mds.storage.postgres.bars import PostgresBars
 from mds.storage.postgres.connection import PostgresPool
 from mds.storage.postgres.continuity import PostgresContinuity
+from mds.storage.postgres.coverage import PostgresCoverage
 from mds.storage.postgres.keys import PostgresKeys
 from mds.storage.postgres.ledger import PostgresLedger
+from mds.storage.postgres.listing import PostgresListing
+from mds.storage.postgres.retention import PostgresRetention
 from mds.storage.postgres.universe import PostgresUniverse
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.execute(q.STAGE_DDL)
 
 
-class PostgresStore(PostgresBars, PostgresUniverse, PostgresLedger, PostgresContinuity, PostgresKeys):
+class PostgresStore(
+    PostgresBars,
+    PostgresUniverse,
+    PostgresLedger,
+    PostgresContinuity,
+    PostgresKeys,
+    PostgresCoverage,
+    PostgresRetention,
+    PostgresListing,
+):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 
     Args:

@@ -20,12 +20,24 @@ from mds.storage.sqlite import sql as q
 from mds.storage.sqlite.bars import SqliteBars
 from mds.storage.sqlite.connection import SqliteConnections
 from mds.storage.sqlite.continuity import SqliteContinuity
+from mds.storage.sqlite.coverage import SqliteCoverage
 from mds.storage.sqlite.keys import SqliteKeys
 from mds.storage.sqlite.ledger import SqliteLedger
+from mds.storage.sqlite.listing import SqliteListing
+from mds.storage.sqlite.retention import SqliteRetention
 from mds.storage.sqlite.universe import SqliteUniverse
 
 
-class SqliteStore(SqliteBars, SqliteUniverse, SqliteLedger, SqliteContinuity, SqliteKeys):
+class SqliteStore(
+    SqliteBars,
+    SqliteUniverse,
+    SqliteLedger,
+    SqliteContinuity,
+    SqliteKeys,
+    SqliteCoverage,
+    SqliteRetention,
+    SqliteListing,
+):
     """The Store protocol on a SQLite file (or ``":memory:"``).
 
     Args:
