@@ -16,6 +16,7 @@ class UniverseEntry:
     active: bool = True
     name: str = ""
     exchange: str = "XNYS"
+    etf: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +66,36 @@ class WriteResult:
     @property
     def written(self) -> int:
         return self.inserted + self.revised
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseChange:
+    """What one universe load did: symbols added (new or reactivated), removed (made
+    inactive, never deleted), unchanged, and how many changed tier."""
+
+    added: int
+    removed: int
+    unchanged: int
+    tier_changes: int
+    version_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseVersion:
+    version_tag: str
+    source: str
+    file_time: datetime | None
+    added: int
+    removed: int
+    unchanged: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TierChange:
+    symbol: str
+    old_tier: Tier | None  # None: the symbol was new
+    new_tier: Tier
+    measure: float | None  # the ranking measure (median daily dollar volume) when known
+    reason: str
+    changed_at: datetime

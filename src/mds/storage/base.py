@@ -27,7 +27,7 @@ Point-in-time rules every implementation keeps (DESIGN.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -39,8 +39,19 @@ from mds.domain.records import (
     BackfillRecord,
     BackfillStatus,
     Cursor,
+    TierChange,
+    UniverseChange,
     UniverseEntry,
+    UniverseVersion,
     WriteResult,
+)
+from mds.domain.reference import (
+    Constituent,
+    ConstituentChange,
+    Holding,
+    IndexMember,
+    IndexName,
+    IndexRefresh,
 )
 
 
@@ -174,13 +185,48 @@ class RollupReader(Protocol):
 
 class UniverseStore(Protocol):
     async def upsert_universe(
-        self, entries: Sequence[UniverseEntry], *, version_tag: str, source_meta: dict[str, Any]
-    ) -> None:
-        """Replace the universe with ``entries`` (others become inactive) and record a version.
+        self,
+        entries: Sequence[UniverseEntry],
+        *,
+        version_tag: str,
+        source_meta: dict[str, Any],
+        now: datetime | None = None,
+        source: str = "",
+        file_time: datetime | None = None,
+        measures: Mapping[str, float] | None = None,
+        keep_active: Collection[str] = (),
+    ) -> UniverseChange:
+        """Replace the universe with ``entries`` and record a version with its counts.
 
-        A repeated ``version_tag`` updates that version's metadata instead of failing, so
-        re-running the same universe load is harmless.
+        Symbols not in ``entries`` become inactive (never deleted), except ``keep_active``
+        ones (tracked symbols); ``now`` defaults to the wall clock. Every tier change is recorded in ``tier_changes`` with its
+        ``measures`` value. A repeated ``version_tag`` updates that version instead of
+        failing, so re-running the same universe load is harmless.
         """
+        ...
+
+    async def set_tiers(
+        self, tiers: Mapping[str, Tier], *, measures: Mapping[str, float], reason: str, now: datetime
+    ) -> int:
+        """Move symbols to new tiers (a re-rank), recording each change; returns how many moved."""
+        ...
+
+    async def ensure_symbols(self, symbols: Sequence[str], *, tier: Tier, now: datetime) -> list[str]:
+        """Add absent symbols as active at ``tier`` and reactivate inactive ones (their
+        tier kept); returns the symbols that were added or reactivated."""
+        ...
+
+    async def universe_versions(self, *, limit: int = 20) -> list[UniverseVersion]:
+        """Newest first."""
+        ...
+
+    async def tier_changes(self, *, symbol: str | None = None, limit: int = 100) -> list[TierChange]:
+        """Newest first."""
+        ...
+
+    async def dollar_volume_medians(self, symbols: Sequence[str], *, sessions: int) -> dict[str, float]:
+        """Median of close * volume over each symbol's last ``sessions`` stored daily bars;
+        symbols without a daily bar are absent."""
         ...
 
     async def universe(self, *, tier: Tier | None = None, active_only: bool = True) -> list[UniverseEntry]:
@@ -397,6 +443,41 @@ class KeyStore(Protocol):
         ...
 
 
+class ReferenceStore(Protocol):
+    """Index membership, holdings and refresh records (issue 14)."""
+
+    async def apply_constituents(
+        self, index: IndexName, members: Sequence[Constituent], *, source: str, now: datetime
+    ) -> ConstituentChange:
+        """Make ``members`` the index's active members: new ones inserted, returning ones
+        reactivated (first_seen_at kept), absent ones marked inactive (kept, never deleted)."""
+        ...
+
+    async def index_members(
+        self, index: IndexName | None = None, *, active_only: bool = True
+    ) -> list[IndexMember]:
+        """Members by index, then symbol."""
+        ...
+
+    async def record_index_refresh(self, refresh: IndexRefresh) -> None: ...
+
+    async def index_refreshes(self, *, index: IndexName | None = None, limit: int = 20) -> list[IndexRefresh]:
+        """Newest first."""
+        ...
+
+    async def add_holdings(self, symbols: Sequence[str], *, note: str, now: datetime) -> list[str]:
+        """Hold ``symbols``; returns the ones that were not held yet."""
+        ...
+
+    async def remove_holdings(self, symbols: Sequence[str]) -> list[str]:
+        """Stop holding ``symbols``; returns the ones that were held."""
+        ...
+
+    async def holdings(self) -> list[Holding]:
+        """By symbol."""
+        ...
+
+
 class CoverageStore(Protocol):
     """Freshness facts for the coverage view (issue 14): one indexed probe per symbol."""
 
@@ -450,6 +531,7 @@ class Store(
     BackfillLedger,
     ContinuityStore,
     KeyStore,
+    ReferenceStore,
     CoverageStore,
     RetentionStore,
     ListingStore,

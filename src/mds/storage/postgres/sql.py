@@ -173,20 +173,21 @@ SELECT count(*) FROM ins
 """
 
 UPSERT_UNIVERSE = """
-INSERT INTO symbol_universe (symbol, tier, active, name, exchange, updated_at)
-SELECT s, t, a, n, x, now()
-FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[]) AS u(s, t, a, n, x)
+INSERT INTO symbol_universe (symbol, tier, active, name, exchange, etf, updated_at)
+SELECT s, t, a, n, x, e, $7
+FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::bool[]) AS u(s, t, a, n, x, e)
 ON CONFLICT (symbol) DO UPDATE SET
     tier = excluded.tier, active = excluded.active, name = excluded.name,
-    exchange = excluded.exchange, updated_at = excluded.updated_at
+    exchange = excluded.exchange, etf = excluded.etf, updated_at = excluded.updated_at
 """
-DEACTIVATE_OTHERS = (
-    "UPDATE symbol_universe SET active = false, updated_at = now() WHERE active AND symbol <> ALL($1::text[])"
-)
 RECORD_VERSION = """
-INSERT INTO universe_versions (version_tag, source_meta, created_at) VALUES ($1, $2::jsonb, now())
+INSERT INTO universe_versions
+    (version_tag, source_meta, created_at, source, file_time, added, removed, unchanged)
+VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (version_tag) DO UPDATE SET
-    source_meta = excluded.source_meta, created_at = excluded.created_at
+    source_meta = excluded.source_meta, created_at = excluded.created_at, source = excluded.source,
+    file_time = excluded.file_time, added = excluded.added, removed = excluded.removed,
+    unchanged = excluded.unchanged
 """
 
 ADVANCE_CURSOR = """

@@ -36,6 +36,7 @@ from mds.storage.postgres.coverage import PostgresCoverage
 from mds.storage.postgres.keys import PostgresKeys
 from mds.storage.postgres.ledger import PostgresLedger
 from mds.storage.postgres.listing import PostgresListing
+from mds.storage.postgres.reference import PostgresReference
 from mds.storage.postgres.retention import PostgresRetention
 from mds.storage.postgres.universe import PostgresUniverse
 
@@ -53,6 +54,7 @@ class PostgresStore(
     PostgresLedger,
     PostgresContinuity,
     PostgresKeys,
+    PostgresReference,
     PostgresCoverage,
     PostgresRetention,
     PostgresListing,

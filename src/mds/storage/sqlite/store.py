@@ -24,6 +24,7 @@ from mds.storage.sqlite.coverage import SqliteCoverage
 from mds.storage.sqlite.keys import SqliteKeys
 from mds.storage.sqlite.ledger import SqliteLedger
 from mds.storage.sqlite.listing import SqliteListing
+from mds.storage.sqlite.reference import SqliteReference
 from mds.storage.sqlite.retention import SqliteRetention
 from mds.storage.sqlite.universe import SqliteUniverse
 
@@ -34,6 +35,7 @@ class SqliteStore(
     SqliteLedger,
     SqliteContinuity,
     SqliteKeys,
+    SqliteReference,
     SqliteCoverage,
     SqliteRetention,
     SqliteListing,
