@@ -17,7 +17,7 @@ from typing import Literal, get_args
 IndexName = Literal["SP500", "NASDAQ100", "DOW30"]
 INDEXES: tuple[IndexName, ...] = get_args(IndexName)
 
-_CLASS_SEPARATOR = re.compile(r"[-/ ]")
+_CLASS_SEPARATOR = re.compile(r"[-/]")
 
 
 def mds_symbol(text: str) -> str:

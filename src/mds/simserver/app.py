@@ -15,7 +15,20 @@ from mds.errors import ProviderError, RateLimited
 from mds.simserver.context import SimContext
 
 #: format name → module under mds.simserver.formats (each defines routes() and may define error_response()).
-FORMATS = ("polygon", "finnhub", "yahoo", "alphavantage", "fmp", "twelvedata", "alpaca", "tiingo", "stooq")
+FORMATS = (
+    "polygon",
+    "finnhub",
+    "yahoo",
+    "alphavantage",
+    "fmp",
+    "twelvedata",
+    "alpaca",
+    "tiingo",
+    "stooq",
+    # reference data (index lists, the symbol directory); FMP's lists are in "fmp"
+    "nasdaqtrader",
+    "wikipedia",
+)
 
 
 class FormatModule(Protocol):

@@ -3,11 +3,14 @@
 Daily bars from ``historical-price-eod/non-split-adjusted`` (fields ``adjOpen`` …), intraday
 bars from ``historical-chart/{1min|5min|15min|1hour}`` with exchange-local ``date`` strings
 labelling each bar's start; both newest first, ``from``/``to`` inclusive local dates.
-Quotes from ``/stable/quote``. The daily cap answers 429 ``{"Error Message": "Limit Reach …"}``.
+Quotes from ``/stable/quote``. Index lists from ``/stable/sp500-constituent``,
+``nasdaq-constituent`` and ``dowjones-constituent`` (the sim's lists, class shares written
+``BRK-B`` as FMP does). The daily cap answers 429 ``{"Error Message": "Limit Reach …"}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
 from starlette.requests import Request
@@ -15,12 +18,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mds.domain.models import Interval
+from mds.domain.reference import Constituent, IndexName
 from mds.errors import ProviderError, RateLimited
+from mds.providers.sim.reference import sim_constituents
 from mds.providers.timeconv import NEW_YORK
 from mds.simserver.app import default_error_response
 from mds.simserver.context import SimContext
 
 _INTERVALS = {"1min": Interval.M1, "5min": Interval.M5, "15min": Interval.M15, "1hour": Interval.H1}
+_CONSTITUENTS: dict[str, IndexName] = {
+    "/stable/sp500-constituent": "SP500",
+    "/stable/nasdaq-constituent": "NASDAQ100",
+    "/stable/dowjones-constituent": "DOW30",
+}
 
 
 class _Json(JSONResponse):
@@ -96,11 +106,33 @@ def routes(ctx: SimContext) -> list[Route]:
         q = ctx.quote(symbol, now)
         return _Json([{"symbol": symbol, "price": q.last, "timestamp": int(q.ts.timestamp())}])
 
+    def constituents(index: IndexName) -> Callable[[Request], Awaitable[Response]]:
+        async def members(request: Request) -> Response:
+            await ctx.admit()
+            return _Json([_constituent(c) for c in sim_constituents(index)])
+
+        return members
+
     return [
         Route("/stable/historical-price-eod/non-split-adjusted", eod, methods=["GET"]),
         Route("/stable/historical-chart/{interval}", chart, methods=["GET"]),
         Route("/stable/quote", quote, methods=["GET"]),
+        *(Route(path, constituents(index), methods=["GET"]) for path, index in _CONSTITUENTS.items()),
     ]
+
+
+def _constituent(c: Constituent) -> dict[str, object]:
+    """One row of FMP's list; class shares with a dash (``BRK-B``), unknown facts null."""
+    return {
+        "symbol": c.symbol.replace(".", "-"),
+        "name": c.name,
+        "sector": c.sector,
+        "subSector": c.sub_industry,
+        "headQuarter": None,
+        "dateFirstAdded": None,
+        "cik": None,
+        "founded": None,
+    }
 
 
 def error_response(err: ProviderError) -> Response:
