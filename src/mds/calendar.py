@@ -209,6 +209,15 @@ class MarketCalendar:
         s = self._ensure(t - _MARGIN, t + _MARGIN)
         return _utc(s.close_list[bisect_right(s.close_list, t) - 1])
 
+    def closed_sessions(self, now: datetime, n: int) -> list[Session]:
+        """The last ``n`` sessions that have closed by ``now``, ascending (fewer only at the
+        calendar's start)."""
+        t = _epoch(now)
+        span = (n * 7 // 5 + 15) * _DAY  # n sessions fit in 7/5 n calendar days, plus holidays
+        s = self._ensure(t - span - _MARGIN, t + _MARGIN)
+        last = bisect_right(s.close_list, t)
+        return [s.session(i) for i in range(max(0, last - n), last)]
+
     def bar_end(self, ts: datetime, interval: Interval) -> datetime:
         """When the bar opening at ``ts`` closes: ``min(ts + interval, session close)``.
 

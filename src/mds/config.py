@@ -608,12 +608,7 @@ class Settings(BaseSettings):
 
     def policy(self, capability: Capability) -> list[str]:
         """The provider order for ``capability``: the explicit POLICY_* or the mode's default."""
-        explicit = {
-            Capability.BARS_1M: self.POLICY_BARS_1M,
-            Capability.EOD: self.POLICY_EOD,
-            Capability.QUOTES_L1: self.POLICY_QUOTES_L1,
-            Capability.OPTIONS_CHAIN: self.POLICY_OPTIONS_CHAIN,
-        }[capability]
+        explicit: list[str] | None = getattr(self, f"POLICY_{capability.value.upper()}")
         if explicit is not None:
             return list(explicit)
         return list(DEFAULT_POLICIES[self.MARKET_PROVIDER_POLICY][capability])

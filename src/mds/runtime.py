@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mds.access.authenticator import Authenticator
 from mds.analysis.service import AnalysisService
@@ -30,20 +31,27 @@ from mds.ingest.universe import default_universe, demo_universe
 from mds.observability.loop_lag import LoopLagMonitor
 from mds.observability.metrics import Metrics, publish_cadences
 from mds.ops.reload import effective_environ
+from mds.ops.tracking import TrackingTasks
 from mds.providers.base import Provider
 from mds.providers.ratelimit import RateLimiter
 from mds.providers.registry import build_providers
+from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.queue.base import JobQueue
 from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
+from mds.services.indexes import IndexRefresher
 from mds.services.market import MarketService
+from mds.services.tracked import TrackedService
 from mds.services.stream_snapshot import Snapshots
 from mds.storage.base import Store
 from mds.storage.factory import analysis_store_for, open_store
 from mds.stream import Bus, InMemoryBus, InMemoryStreamLog, StreamLog
 from mds.stream.hub import Hub, HubLimits
 from mds.stream.publisher import StreamPublisher
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,8 @@ class Runtime:
     auth: Authenticator
     stream_log: StreamLog
     publisher: StreamPublisher
+    tracked: TrackedService
+    indexes: IndexRefresher
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -76,6 +86,7 @@ class Runtime:
     live_lag: LiveLagTracker | None = None
     loop_lag: LoopLagMonitor | None = None
     hub: Hub | None = None
+    redis: Redis | None = None
 
     def current_environ(self) -> dict[str, str]:
         """The environment settings would be read from now (the env file is re-read)."""
@@ -104,6 +115,28 @@ def analysis_service(runtime: Runtime) -> AnalysisService:
         clock=runtime.clock,
         market=runtime.market,
         ttl_sec=runtime.settings.ANALYSIS_CACHE_TTL_SEC,
+    )
+
+
+async def load_universe(store: Store, settings: Settings, *, demo: bool) -> None:
+    """The universe at start: the demo's, UNIVERSE_FILE's, or what the store holds.
+
+    Without UNIVERSE_FILE a store that already holds a universe (say, one `mds universe
+    import` loaded) keeps it; only an empty store gets the built-in default. Tracked
+    symbols (holdings, index members) stay active whatever a file leaves out.
+    """
+    if not demo and not settings.UNIVERSE_FILE and await store.universe():
+        return
+    entries = demo_universe() if demo else default_universe(settings)
+    digest = zlib.crc32(",".join(f"{e.symbol}:{e.tier.value}" for e in entries).encode())
+    source = "demo" if demo else settings.UNIVERSE_FILE or "built-in"
+    keep = {h.symbol for h in await store.holdings()} | {m.symbol for m in await store.index_members()}
+    await store.upsert_universe(
+        entries,
+        version_tag=f"{'demo' if demo else 'universe'}-{len(entries)}-{digest:08x}",
+        source_meta={"source": source},
+        source="csv" if settings.UNIVERSE_FILE and not demo else source,
+        keep_active=keep,
     )
 
 
@@ -158,6 +191,7 @@ async def open_runtime(
     )
     await store.open()
     providers: dict[str, Provider] = {}
+    sources: list[ConstituentSource] = []
     redis = None
     limiter = RateLimiter(
         settings.RATE_LIMIT_STORAGE_URI, live_reserved_share=settings.LIVE_RESERVED_RATE_SHARE
@@ -203,14 +237,8 @@ async def open_runtime(
     loop_lag.start()  # every process: a stalled API loop matters as much as a worker's
     live_lag: LiveLagTracker | None = None
     try:
-        universe = demo_universe() if demo else default_universe(settings)
-        digest = zlib.crc32(",".join(f"{e.symbol}:{e.tier.value}" for e in universe).encode())
-        tag = f"{'demo' if demo else 'universe'}-{len(universe)}-{digest:08x}"
-        await store.upsert_universe(
-            universe,
-            version_tag=tag,
-            source_meta={"source": "demo" if demo else settings.UNIVERSE_FILE or "built-in"},
-        )
+        await load_universe(store, settings, demo=demo)
+        universe = await store.universe()
         providers = build_providers(
             settings, clock, calendar, effective_environ(environ, env_file, env_defaults), limiter=limiter
         )
@@ -253,6 +281,22 @@ async def open_runtime(
             shared_queues=redis is not None,
             live_lag=live_lag,
         )
+        sources = constituent_sources(settings, demo=demo)
+        indexes = IndexRefresher(
+            store=store, sources=sources, clock=clock, settings=settings, metrics=metrics, cache=cache
+        )
+        tracked = TrackedService(store=store, calendar=calendar, clock=clock, settings=settings, redis=redis)
+        collector.housekeeping.append(
+            TrackingTasks(
+                indexes=indexes,
+                tracked=tracked,
+                store=store,
+                calendar=calendar,
+                clock=clock,
+                backfiller=collector.backfiller,
+                settings=settings,
+            ).run
+        )
         leader = None
         if redis is not None and "scheduler" in roles:
             from mds.ops.leader import LeaderLock
@@ -288,6 +332,9 @@ async def open_runtime(
             market=market,
             stream_log=stream_log,
             publisher=publisher,
+            tracked=tracked,
+            indexes=indexes,
+            redis=redis,
             hub=hub,
             auth=Authenticator(
                 store,
@@ -315,6 +362,8 @@ async def open_runtime(
             await collector.stop()
         for p in providers.values():
             await p.aclose()
+        for source in sources:
+            await source.aclose()
         await limiter.aclose()
         await live_queue.close()
         for q in backfill_queues.values():

@@ -79,6 +79,32 @@ CALLS = [
         Role.ADMIN,
         {"symbols": ["AAPL"]},
     ),
+    Call("GET", "/api/v1/market-data/tracked", "/api/v1/market-data/tracked", Role.READ),
+    Call(
+        "GET",
+        "/api/v1/market-data/indexes/constituents",
+        "/api/v1/market-data/indexes/constituents?index=DOW30",
+        Role.READ,
+    ),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/holdings",
+        "/api/v1/market-data/admin/holdings",
+        Role.ADMIN,
+        {"symbols": ["AAPL"]},
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/market-data/admin/holdings",
+        "/api/v1/market-data/admin/holdings?symbols=AAPL",
+        Role.ADMIN,
+    ),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/backfill/index",
+        "/api/v1/market-data/admin/backfill/index?index=DOW30",
+        Role.ADMIN,
+    ),
 ]
 OPEN_ROUTES = {("GET", "/"), ("GET", "/health"), ("GET", "/metrics")}
 BELOW = {Role.OPS: Role.READ, Role.ADMIN: Role.OPS}

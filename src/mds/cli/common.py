@@ -6,16 +6,21 @@ Commands import their heavy dependencies inside the function, so `mds --help` st
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from mds.config import Settings, load_settings
 from mds.domain.models import Capability, Interval
 from mds.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mds.storage.base import Store
+
+T = TypeVar("T")
 
 EnvFile = Annotated[
     Path | None, typer.Option("--env-file", help="Read settings from this file too (environment wins)")
@@ -102,3 +107,23 @@ def parse_interval(value: str) -> Interval:
         return Interval(value)
     except ValueError:
         fail(f"--interval: unknown interval {value!r}; use 1m, 5m, 15m, 1h or 1d")
+
+
+def with_store(s: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``fn`` against the store DATABASE_URL names (migrated), then close it."""
+    import asyncio
+
+    from mds.storage.factory import open_store
+
+    if s.sqlite_path is not None:
+        s.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> T:
+        store = open_store(s.DATABASE_URL)
+        await store.open()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from mds.cli.apps import keys_app
-from mds.cli.common import EnvFile, fail, settings
+from mds.cli.common import EnvFile, fail, settings, with_store
 
 if TYPE_CHECKING:
     from mds.storage.base import Store
@@ -19,21 +18,7 @@ T = TypeVar("T")
 
 
 def _with_store(env_file: object, fn: Callable[[Store], Awaitable[T]]) -> T:
-    from mds.storage.factory import open_store
-
-    s = settings(env_file)  # type: ignore[arg-type]
-    if s.sqlite_path is not None:
-        s.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-
-    async def run() -> T:
-        store = open_store(s.DATABASE_URL)
-        await store.open()
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return with_store(settings(env_file), fn)  # type: ignore[arg-type]
 
 
 RoleOpt = Annotated[str, typer.Option(help="read, ops or admin (admin includes ops, which includes read)")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -94,6 +94,9 @@ class Collector:
         self._cache = cache
         self._publisher = publisher
         self._tasks: list[asyncio.Task[None]] = []
+        #: More loops the leading scheduler runs beside the scans (coverage, retention,
+        #: tracking); each is a coroutine function that loops until cancelled.
+        self.housekeeping: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._workers: list[Worker] = []
         self._sweeper: Sweeper | None = None
         self.dispatcher: Dispatcher | None = None
@@ -209,6 +212,7 @@ class Collector:
             symbols_by_tier=by_tier,
         )
         loops += [self._startup_scan(by_tier), self.slo.run(), self._periodic_scan(by_tier)]
+        loops += [loop() for loop in self.housekeeping]
         await asyncio.gather(*loops)
 
     async def _startup_scan(self, by_tier: dict[Tier, list[str]]) -> None:

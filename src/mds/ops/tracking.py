@@ -1,0 +1,93 @@
+"""The scheduler's tracking loops: weekly index refresh, nightly tracked-set build and backfill.
+
+Seed 004's ``refresh_index_constituents`` (weekly), ``update_tracked_symbol_cache`` and
+``backfill_new_tracked`` (nightly), run on the service clock by the leading scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from mds.calendar import MarketCalendar
+from mds.config import Settings
+from mds.domain.clock import Clock
+from mds.domain.reference import TrackedSet
+from mds.ingest.backfill import Backfiller
+from mds.services.indexes import IndexRefresher
+from mds.services.tracked import TrackedService, TrackedStore, queue_daily_backfill
+
+log = logging.getLogger(__name__)
+
+#: Clock seconds between tracked-set builds (and backfills of tracked:new).
+TRACKED_REFRESH_SEC = 86_400.0
+
+
+class TrackingTasks:
+    def __init__(
+        self,
+        *,
+        indexes: IndexRefresher,
+        tracked: TrackedService,
+        store: TrackedStore,
+        calendar: MarketCalendar,
+        clock: Clock,
+        backfiller: Backfiller,
+        settings: Settings,
+    ) -> None:
+        self.indexes = indexes
+        self.tracked = tracked
+        self.store = store
+        self.calendar = calendar
+        self.clock = clock
+        self.backfiller = backfiller
+        self.settings = settings
+
+    async def refresh_indexes_if_due(self) -> bool:
+        """Refresh every index when the newest refresh is older than INDEX_REFRESH_SEC."""
+        last: datetime | None = None
+        for r in await self.store.index_refreshes(limit=1):
+            last = r.started_at
+        if last is not None and (self.clock.now() - last).total_seconds() < self.settings.INDEX_REFRESH_SEC:
+            return False
+        for r in await self.indexes.refresh_all():
+            log.info(
+                "index %s refresh: applied=%s fetched=%d inserted=%d reactivated=%d inactivated=%d via %s",
+                r.index,
+                r.applied,
+                r.fetched,
+                r.inserted,
+                r.reactivated,
+                r.inactivated,
+                r.provider_used or "-",
+            )
+        return True
+
+    async def backfill_new_tracked(self) -> TrackedSet:
+        """Build the tracked set, publish it, and queue the daily history ``tracked:new`` lacks."""
+        tracked = await self.tracked.refresh()
+        if tracked.new:
+            result = await queue_daily_backfill(
+                sorted(tracked.new),
+                store=self.store,
+                calendar=self.calendar,
+                clock=self.clock,
+                backfiller=self.backfiller,
+                sessions=self.settings.BACKFILL_TRACKED_SESSIONS,
+            )
+            log.info(
+                "tracked: %d symbols, %d new; queued %d daily backfill jobs",
+                len(tracked.all),
+                len(tracked.new),
+                len(result.created),
+            )
+        return tracked
+
+    async def run(self) -> None:
+        while True:
+            for step in (self.refresh_indexes_if_due, self.backfill_new_tracked):
+                try:
+                    await step()
+                except Exception:  # the loop must outlive one bad pass; the next one retries
+                    log.exception("tracking step %s failed", step.__name__)
+            await self.clock.sleep(min(TRACKED_REFRESH_SEC, self.settings.INDEX_REFRESH_SEC))
