@@ -35,15 +35,15 @@ from mds.ops.tracking import TrackingTasks
 from mds.providers.base import Provider
 from mds.providers.ratelimit import RateLimiter
 from mds.providers.registry import build_providers
-from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.queue.base import JobQueue
 from mds.queue.memory import InMemoryJobQueue
+from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
 from mds.services.indexes import IndexRefresher
 from mds.services.market import MarketService
-from mds.services.tracked import TrackedService
 from mds.services.stream_snapshot import Snapshots
+from mds.services.tracked import TrackedService
 from mds.storage.base import Store
 from mds.storage.factory import analysis_store_for, open_store
 from mds.stream import Bus, InMemoryBus, InMemoryStreamLog, StreamLog

@@ -20,10 +20,10 @@ from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Tier
 from mds.domain.reference import INDEXES, Constituent, IndexName, IndexRefresh
-from mds.reference.sources import ConstituentSource
 from mds.errors import MdsError
 from mds.observability.metrics import Metrics
 from mds.redact import redact
+from mds.reference.sources import ConstituentSource
 from mds.storage.base import ReferenceStore, UniverseStore
 
 log = logging.getLogger(__name__)
