@@ -194,12 +194,20 @@ class Backfiller:
         return timedelta(minutes=self.settings.BACKFILL_CHUNK_MINUTES)
 
     def chunks(self, interval: Interval, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """[start, end) cut into chunk_size pieces, in the order they are to run.
+
+        Daily chunks run newest first: a backfill reaching back past a symbol's listing
+        then learns the first trade from the chunk that holds it (issue 14), before the
+        older chunks, wholly before it, would be retried for bars that never existed.
+        """
         step = self.chunk_size(interval)
         out = []
         t = start
         while t < end:
             out.append((t, min(t + step, end)))
             t += step
+        if interval is Interval.D1:
+            out.reverse()
         return out
 
     async def enqueue(

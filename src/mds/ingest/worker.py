@@ -188,6 +188,7 @@ class Worker:
         if job.backfill_id is not None:
             await self.store.update_backfill(job.backfill_id, status=BackfillStatus.RUNNING, now=now)
         error: str | None = None
+        note: str | None = None
         retry_after: float | None = None
         try:
             outcome = await self.ingestor.ingest(
@@ -201,6 +202,9 @@ class Worker:
                 missing = sum(g.missing_bars for g in outcome.gaps)
                 error = f"{missing} bars still missing after {outcome.provider or 'no provider'} answered"
             else:
+                # Sessions before the symbol's first trade are not owed: the job is done, and
+                # its last_error says what it skipped (a listing, not a failure).
+                note = outcome.listing_note
                 self.metrics.jobs_processed_total.labels(
                     type=job.type, provider=outcome.provider or "none"
                 ).inc()
@@ -220,7 +224,7 @@ class Worker:
                 return
 
         if error is None:
-            await self._finish(queue, delivery, job, BackfillStatus.DONE, None)
+            await self._finish(queue, delivery, job, BackfillStatus.DONE, note)
             return
         attempts = job.attempts + 1
         if attempts >= self.settings.BACKFILL_MAX_ATTEMPTS:

@@ -19,6 +19,10 @@ How prices are made (hand-written: no library generates calendar-aware synthetic
   bar), decided per (seed, symbol, minute). The prices of the minutes that remain are the
   same as without ``no_trade``; coarser bars aggregate only the minutes that exist, and a
   bucket left with none is absent.
+* A few demo symbols have listing dates (:data:`SIM_LISTINGS`): the sim providers and
+  :func:`ground_truth` serve no bar before a symbol's listing, so a backfill reaching
+  back past one can be tried offline. SimMarket itself stays listing-free: it is the pure
+  generator, and its property tests draw symbols such as "V" on any date.
 
 One module although long: the walk, the bridge and the aggregation are one generator whose
 parts must agree exactly (a 1d bar is the sum of its 1m bars); apart, they could drift.
@@ -31,7 +35,8 @@ import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
+from types import MappingProxyType
 
 import numpy as np
 
@@ -39,7 +44,18 @@ from mds.calendar import MarketCalendar, Session, get_calendar
 from mds.domain.models import Bar, BarStatus, Interval, Quote, ensure_utc
 from mds.errors import ConfigError
 
-__all__ = ["SimMarket", "ground_truth", "parse_no_trade", "stable_hash"]
+__all__ = ["SIM_LISTINGS", "SimMarket", "ground_truth", "listing_open", "parse_no_trade", "stable_hash"]
+
+#: First trading day of a few demo symbols: their real IPO dates, labelled as the sim's
+#: (the prices around them are synthetic like every other sim price).
+SIM_LISTINGS: Mapping[str, date] = MappingProxyType(
+    {
+        "GOOG": date(2004, 8, 19),
+        "META": date(2012, 5, 18),
+        "TSLA": date(2010, 6, 29),
+        "V": date(2008, 3, 19),
+    }
+)
 
 _EPOCH_ORDINAL = date(1900, 1, 1).toordinal()  # day 0 of the daily walk
 _BLOCK = 4096  # days per walk block
@@ -479,6 +495,14 @@ def _make_bars(
     ]
 
 
+def listing_open(
+    symbol: str, calendar: MarketCalendar, listings: Mapping[str, date] = SIM_LISTINGS
+) -> datetime | None:
+    """The open of ``symbol``'s first session (no bar of the sim is before it); None if unlisted."""
+    day = listings.get(symbol)
+    return None if day is None else calendar.next_open(datetime.combine(day, time(), UTC))
+
+
 @functools.lru_cache(maxsize=8)
 def _shared_market(seed: int, no_trade: tuple[tuple[str, float], ...] = ()) -> SimMarket:
     return SimMarket(seed, no_trade=dict(no_trade))
@@ -492,10 +516,16 @@ def ground_truth(
     *,
     seed: int = 42,
     no_trade: Mapping[str, float] | None = None,
+    listings: Mapping[str, date] = SIM_LISTINGS,
 ) -> list[Bar]:
-    """The sim market's final bars for ``start <= ts < end`` (a cached market per seed).
+    """The sim providers' final bars for ``start <= ts < end`` (a cached market per seed).
 
-    ``no_trade`` is :class:`SimMarket`'s argument of the same name.
+    ``no_trade`` is :class:`SimMarket`'s argument of the same name; nothing is served
+    before a symbol's listing in ``listings`` (the providers' default, :data:`SIM_LISTINGS`).
     """
     key = tuple(sorted((no_trade or {}).items()))
-    return _shared_market(seed, key).bars(symbol, interval, start, end)
+    market = _shared_market(seed, key)
+    listed = listing_open(symbol, market.calendar, listings)
+    if listed is not None:
+        start = max(ensure_utc(start), listed)
+    return market.bars(symbol, interval, start, end)

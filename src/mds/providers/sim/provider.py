@@ -4,21 +4,22 @@ It behaves like a real adapter, faults included: it answers what a vendor would 
 at the clock's ``now`` (provisional bar for the open interval, nothing from the
 future), and ``SimFaults`` make it slow, down, throttled, lossy or corrupt on demand.
 Several instances (``sim``, ``sim_backup``) share one SimMarket, so they agree on the
-ground truth and differ only in how they fail.
+ground truth and differ only in how they fail. Like a vendor, it has nothing for a symbol
+before its listing (:data:`~mds.providers.sim.market.SIM_LISTINGS`): an empty answer.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 
 from mds.domain import work
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
 from mds.providers.base import validate_bars
 from mds.providers.sim.faults import FaultInjector, SimFaults
-from mds.providers.sim.market import SimMarket
+from mds.providers.sim.market import SIM_LISTINGS, SimMarket, listing_open
 from mds.routing.timing import transport
 
 __all__ = ["SimProvider"]
@@ -34,9 +35,10 @@ class SimProvider:
         faults: How this instance misbehaves.
         rng_seed: Seed of this instance's fault draws (None: fresh each process); successive
             responses still draw differently.
+        listings: Symbol -> first trading day; no bar of a symbol is served before it.
     """
 
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
     #: The simulated exchange (latency, faults) is wrapped in ``transport()``.
     times_transport = True
 
@@ -50,11 +52,13 @@ class SimProvider:
         rng_seed: int | None = None,
         respect_limit: bool = False,
         live_reserved_share: float = 0.0,
+        listings: Mapping[str, date] = SIM_LISTINGS,
     ) -> None:
         if not name.startswith("sim"):
             raise ValueError(f"a sim provider's name must start with 'sim' (got {name!r})")
         self.name = name
         self.market = market
+        self.listings = listings
         self.clock = clock
         self.faults = faults
         self.injector = FaultInjector(name, faults, rng_seed=rng_seed)
@@ -88,7 +92,10 @@ class SimProvider:
         await self._take_budget()
         async with transport(self.name):
             now = await self.injector.admit(self.clock)
-        bars = self.market.bars_known_at(symbol, interval, start, end, now, provider=self.name)
+        listed = listing_open(symbol, self.market.calendar, self.listings)
+        # Nothing before the listing: a range wholly before it gets an empty answer.
+        first = start if listed is None else max(start, listed)
+        bars = self.market.bars_known_at(symbol, interval, first, end, now, provider=self.name)
         bars = self.injector.degrade(bars)
         return validate_bars(self.name, bars, symbol=symbol, interval=interval, start=start, end=end)
 
