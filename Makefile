@@ -47,6 +47,8 @@ bench: venv
 	$(BIN)/mds bench drain --json
 	$(BIN)/mds bench indicators --symbols 8000 --bars 270 --json
 	$(BIN)/mds bench snapshots --json
+	$(BIN)/mds bench coverage --json
+	$(BIN)/mds bench coverage --backend postgres --json
 	$(BIN)/mds bench ingest --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --auth --json

@@ -90,6 +90,23 @@ def series_generation_key(symbol: str, interval: str) -> str:
 
 # Bus -------------------------------------------------------------------------------------
 
+#: What is tracked and how fresh it is (issue 14), by seed 004's names. The coverage keys
+#: are Cache keys (so under CACHE_PREFIX on Redis); the tracked sets are plain Redis sets
+#: for tools that read them directly.
+COVERAGE_HEALTH_KEY = "coverage:health:last"
+COVERAGE_TOKEN_KEY = "coverage:health:token"
+TRACKED_ALL_KEY = "tracked:all"
+TRACKED_NEW_KEY = "tracked:new"
+
+
+def index_meta_key(index: str) -> str:
+    """Cache key of an index's last refresh: {provider_used, fallback_used, count} for 24 h."""
+    return f"index_constituents:{index}:meta"
+
+
+#: Benchmarks' scratch keys on a shared Redis (each run adds its own suffix).
+BENCH_PREFIX = "mds:bench:"
+
 BUS_PREFIX = "mds:bus:"
 
 

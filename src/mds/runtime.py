@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ from mds.queue.memory import InMemoryJobQueue
 from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
+from mds.services.coverage import CoverageMonitor, CoverageService
 from mds.services.indexes import IndexRefresher
 from mds.services.market import MarketService
 from mds.services.stream_snapshot import Snapshots
@@ -75,6 +77,7 @@ class Runtime:
     publisher: StreamPublisher
     tracked: TrackedService
     indexes: IndexRefresher
+    coverage: CoverageService
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -103,6 +106,7 @@ class Runtime:
         self.auth.configure(cache_seconds=settings.AUTH_CACHE_SEC, failure_limit=settings.AUTH_FAILURE_LIMIT)
         if self.hub is not None:
             self.hub.configure(hub_limits(settings))
+        self.coverage.update_settings(settings)
         publish_cadences(self.metrics, settings)
 
 
@@ -297,6 +301,16 @@ async def open_runtime(
                 settings=settings,
             ).run
         )
+        coverage = CoverageService(
+            store=store,
+            calendar=calendar,
+            clock=clock,
+            cache=cache,
+            metrics=metrics,
+            tracked=partial(tracked.tracked_set, with_new=False),
+            settings=settings,
+        )
+        collector.housekeeping.append(CoverageMonitor(coverage, clock).run)
         leader = None
         if redis is not None and "scheduler" in roles:
             from mds.ops.leader import LeaderLock
@@ -334,6 +348,7 @@ async def open_runtime(
             publisher=publisher,
             tracked=tracked,
             indexes=indexes,
+            coverage=coverage,
             redis=redis,
             hub=hub,
             auth=Authenticator(

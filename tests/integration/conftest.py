@@ -22,7 +22,7 @@ from mds.api.app import create_app
 from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.clock import ManualClock
-from mds.domain.models import Interval, Tier
+from mds.domain.models import Capability, Interval, Tier
 from mds.ingest.collector import Collector
 from mds.ingest.dispatch import Dispatcher
 from mds.ingest.worker import Worker
@@ -89,6 +89,7 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
             "POLICY_EOD": "sim,sim_backup",
             "POLICY_QUOTES_L1": "sim,sim_backup",
             "POLICY_OPTIONS_CHAIN": "sim",
+            "POLICY_BARS_5M": "sim,sim_backup",
             "BACKFILL_RETRY_BASE_SECONDS": "0.01",
             "BACKFILL_LOOKBACK_DAYS_1M": "1",
             "BACKFILL_LOOKBACK_DAYS_1D": "30",
@@ -141,7 +142,7 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
 # 1m bars from API_OPEN to API_NOW and 40 days of daily bars, all learned at API_NOW.
 API_NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 API_OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
-API_ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+API_ENV = {f"POLICY_{c.value.upper()}": "sim,sim_backup" for c in Capability}
 
 
 @pytest.fixture

@@ -80,6 +80,20 @@ CALLS = [
         {"symbols": ["AAPL"]},
     ),
     Call("GET", "/api/v1/market-data/tracked", "/api/v1/market-data/tracked", Role.READ),
+    Call("GET", "/api/v1/market-data/coverage", "/api/v1/market-data/coverage", Role.READ),
+    Call("GET", "/api/v1/market-data/coverage/{symbol}", "/api/v1/market-data/coverage/AAPL", Role.READ),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/coverage/refresh",
+        "/api/v1/market-data/admin/coverage/refresh",
+        Role.ADMIN,
+    ),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/coverage/backfill-stale-daily",
+        "/api/v1/market-data/admin/coverage/backfill-stale-daily",
+        Role.ADMIN,
+    ),
     Call(
         "GET",
         "/api/v1/market-data/indexes/constituents",

@@ -15,7 +15,7 @@ from mds.api.docs import install_docs
 from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
 from mds.api.problems import install_openapi, problem_responses
-from mds.api.routes import analysis, dlq, ops, reference, root, stats, stocks, stream
+from mds.api.routes import analysis, coverage, dlq, ops, reference, root, stats, stocks, stream
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
@@ -68,10 +68,12 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (analysis.router, READ),
     (stream.router, READ),
     (reference.router, READ),
+    (coverage.router, READ),
     (ops.router, OPS),
     (dlq.router, OPS),
     (analysis.admin_router, ADMIN),
     (reference.admin_router, ADMIN),
+    (coverage.admin_router, ADMIN),
 )
 
 

@@ -8,13 +8,14 @@ without leaking internals. :mod:`mds.api.problems` declares these answers in Ope
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from mds.api.params import PATTERN_HELP
 from mds.api.problems import problem
@@ -50,10 +51,20 @@ def _message(error: Any) -> str:
 def _allowed_methods(request: Request, allow: str) -> list[str]:
     """Every method some route serves at this path (paths may be shared by several routes)."""
     methods = {m.strip().upper() for m in allow.split(",") if m.strip()}
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+    for route in _leaf_routes(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
     return sorted(methods)
+
+
+def _leaf_routes(routes: Sequence[BaseRoute]) -> Iterator[Route]:
+    """Every Route, also inside included routers (FastAPI keeps those as one wrapper each)."""
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,8 +18,12 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sim_app, name="sim")
-universe_app = typer.Typer(help="The symbol universe: import, re-rank into tiers, history.", no_args_is_help=True)
-holdings_app = typer.Typer(help="Held symbols (always tracked): add, remove, import, list.", no_args_is_help=True)
+universe_app = typer.Typer(
+    help="The symbol universe: import, re-rank into tiers, history.", no_args_is_help=True
+)
+holdings_app = typer.Typer(
+    help="Held symbols (always tracked): add, remove, import, list.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 app.add_typer(universe_app, name="universe")
 app.add_typer(holdings_app, name="holdings")

@@ -167,6 +167,26 @@ def bench_enqueue(
     _report(enqueue.run(backend, jobs), as_json)
 
 
+@bench_app.command("coverage")
+def bench_coverage(
+    backend: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
+    symbols: Annotated[int, typer.Option(help="Tracked symbols")] = 8000,
+    sessions: Annotated[int, typer.Option(help="Daily bars per symbol")] = 260,
+    reads: Annotated[int, typer.Option(help="Reads of the cached snapshot")] = 200,
+    cache: Annotated[str, typer.Option(help="memory or redis (MDS_BENCH_REDIS_URL)")] = "memory",
+    as_json: JsonOpt = False,
+) -> None:
+    """Coverage snapshot of N tracked symbols from the store (target < 2 s), and reads of the
+    cached snapshot (p99 target < 20 ms)."""
+    if backend not in ("sqlite", "postgres"):
+        fail("--backend: sqlite or postgres")
+    if cache not in ("memory", "redis"):
+        fail("--cache: memory or redis")
+    from mds.benchmarks import coverage
+
+    _report(coverage.run(backend, symbols, sessions, reads, cache), as_json)
+
+
 @bench_app.command("ws")
 def bench_ws(
     clients: Annotated[int, typer.Option(help="WebSocket clients, spread evenly over the symbols")] = 1000,

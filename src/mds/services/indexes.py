@@ -17,6 +17,7 @@ import httpx
 
 from mds.cache.base import Cache
 from mds.config import Settings
+from mds.constants import index_meta_key
 from mds.domain.clock import Clock
 from mds.domain.models import Tier
 from mds.domain.reference import INDEXES, Constituent, IndexName, IndexRefresh
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Seed 004: ``index_constituents:{INDEX}:meta`` keeps {provider_used, fallback_used, count} for 24 h.
 META_TTL_SEC = 86_400.0
-
-
-def meta_key(index: str) -> str:
-    return f"index_constituents:{index}:meta"
 
 
 class RefreshStore(ReferenceStore, UniverseStore, Protocol):
@@ -112,7 +109,7 @@ class IndexRefresher:
         self.metrics.index_constituents_active.labels(index=index).set(len(members))
         if self.cache is not None:
             await self.cache.set(
-                meta_key(index),
+                index_meta_key(index),
                 {"provider_used": used, "fallback_used": fallback, "count": len(members)},
                 ttl=META_TTL_SEC,
             )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
+from mds.constants import TRACKED_ALL_KEY, TRACKED_NEW_KEY
 from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
 from mds.domain.reference import INDEXES, TrackedSet, mds_symbol
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Always tracked: the market's benchmark (seed 004).
 ALWAYS_TRACKED = frozenset({"SPY"})
-TRACKED_ALL_KEY = "tracked:all"
-TRACKED_NEW_KEY = "tracked:new"
 #: MDS's convention (see mds.reference.nasdaqtrader): a base, then up to two dotted suffixes.
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,6}(\.[A-Z0-9]{1,4}){0,2}$")
 
@@ -73,7 +72,9 @@ class TrackedService:
         self.settings = settings
         self.redis = redis
 
-    async def tracked_set(self) -> TrackedSet:
+    async def tracked_set(self, *, with_new: bool = True) -> TrackedSet:
+        """The set; ``with_new=False`` skips counting stored sessions (``new`` is then
+        empty), for callers that need only the members (the coverage view)."""
         now = self.clock.now()
         members = await self.store.index_members(active_only=False)
         kept_since = now - timedelta(days=self.settings.INDEX_INACTIVE_TRACKED_DAYS)
@@ -85,7 +86,8 @@ class TrackedService:
         counts: dict[str, int] = {i: sum(1 for m in members if m.index == i and m.is_active) for i in INDEXES}
         held = {h.symbol for h in await self.store.holdings()}
         everything = sorted(from_indexes | held | ALWAYS_TRACKED)
-        return TrackedSet(frozenset(everything), frozenset(await self._new(everything)), counts)
+        new = await self._new(everything) if with_new else []
+        return TrackedSet(frozenset(everything), frozenset(new), counts)
 
     async def _new(self, symbols: Sequence[str]) -> list[str]:
         sessions = self.calendar.closed_sessions(self.clock.now(), self.settings.BACKFILL_TRACKED_SESSIONS)

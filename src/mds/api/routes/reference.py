@@ -149,7 +149,9 @@ async def add_holdings(body: HoldingsIn, runtime: RuntimeDep) -> dict[str, objec
 @admin_router.delete("/holdings", response_model=HoldingsOut, operation_id="removeHoldings")
 async def remove_holdings(
     runtime: RuntimeDep,
-    symbols: Annotated[list[str], Query(min_length=1, description="Tickers to stop holding (repeat or comma-separate)")],
+    symbols: Annotated[
+        list[str], Query(min_length=1, description="Tickers to stop holding (repeat or comma-separate)")
+    ],
 ) -> dict[str, object]:
     """Stop holding symbols; they stay in the universe and stay tracked if an index lists them."""
     removed = await runtime.tracked.release([s for text in symbols for s in text.split(",") if s.strip()])
