@@ -290,17 +290,6 @@ async def open_runtime(
             store=store, sources=sources, clock=clock, settings=settings, metrics=metrics, cache=cache
         )
         tracked = TrackedService(store=store, calendar=calendar, clock=clock, settings=settings, redis=redis)
-        collector.housekeeping.append(
-            TrackingTasks(
-                indexes=indexes,
-                tracked=tracked,
-                store=store,
-                calendar=calendar,
-                clock=clock,
-                backfiller=collector.backfiller,
-                settings=settings,
-            ).run
-        )
         coverage = CoverageService(
             store=store,
             calendar=calendar,
@@ -311,6 +300,18 @@ async def open_runtime(
             settings=settings,
         )
         collector.housekeeping.append(CoverageMonitor(coverage, clock).run)
+        collector.housekeeping.append(
+            TrackingTasks(
+                indexes=indexes,
+                tracked=tracked,
+                store=store,
+                calendar=calendar,
+                clock=clock,
+                backfiller=collector.backfiller,
+                settings=settings,
+                after_pass=coverage.refresh,
+            ).run
+        )
         leader = None
         if redis is not None and "scheduler" in roles:
             from mds.ops.leader import LeaderLock

@@ -18,7 +18,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(
     r"\b(provider_\w+|circuit_state|jobs_\w+|gaps_found_total|backfill_\w+|write_batch_ms\w*|"
     r"ingestion_lag_seconds|slo_gap_violation_rate|ws_\w+|live_lag_seconds|event_loop_lag_seconds\w*|"
-    r"tier_cadence_seconds|circuit_opened_total)\b"
+    r"tier_cadence_seconds|circuit_opened_total|coverage_\w+|index_\w+|retention_\w+)\b"
 )
 
 

@@ -7,6 +7,7 @@ Seed 004's ``refresh_index_constituents`` (weekly), ``update_tracked_symbol_cach
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from mds.calendar import MarketCalendar
@@ -34,6 +35,7 @@ class TrackingTasks:
         clock: Clock,
         backfiller: Backfiller,
         settings: Settings,
+        after_pass: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.indexes = indexes
         self.tracked = tracked
@@ -42,6 +44,8 @@ class TrackingTasks:
         self.clock = clock
         self.backfiller = backfiller
         self.settings = settings
+        #: Run after each pass (the coverage snapshot), so views see the new tracked set at once.
+        self.after_pass = after_pass
 
     async def refresh_indexes_if_due(self) -> bool:
         """Refresh every index when the newest refresh is older than INDEX_REFRESH_SEC."""
@@ -85,9 +89,15 @@ class TrackingTasks:
 
     async def run(self) -> None:
         while True:
-            for step in (self.refresh_indexes_if_due, self.backfill_new_tracked):
+            steps: list[Callable[[], Awaitable[object]]] = [
+                self.refresh_indexes_if_due,
+                self.backfill_new_tracked,
+            ]
+            if self.after_pass is not None:
+                steps.append(self.after_pass)
+            for step in steps:
                 try:
                     await step()
                 except Exception:  # the loop must outlive one bad pass; the next one retries
-                    log.exception("tracking step %s failed", step.__name__)
+                    log.exception("tracking step %s failed", getattr(step, "__name__", step))
             await self.clock.sleep(min(TRACKED_REFRESH_SEC, self.settings.INDEX_REFRESH_SEC))
