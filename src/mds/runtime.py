@@ -44,6 +44,7 @@ from mds.services.bar_cache import ResponseBytes
 from mds.services.coverage import CoverageMonitor, CoverageService
 from mds.services.indexes import IndexRefresher
 from mds.services.market import MarketService
+from mds.services.retention import RetentionTask
 from mds.services.stream_snapshot import Snapshots
 from mds.services.tracked import TrackedService
 from mds.storage.base import Store
@@ -311,6 +312,9 @@ async def open_runtime(
                 settings=settings,
                 after_pass=coverage.refresh,
             ).run
+        )
+        collector.housekeeping.append(
+            RetentionTask(store, clock, settings, metrics, generations=market.generations).run
         )
         leader = None
         if redis is not None and "scheduler" in roles:

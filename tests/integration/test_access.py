@@ -80,6 +80,24 @@ CALLS = [
         {"symbols": ["AAPL"]},
     ),
     Call("GET", "/api/v1/market-data/tracked", "/api/v1/market-data/tracked", Role.READ),
+    Call(
+        "GET",
+        "/api/v1/market-data/db/history",
+        "/api/v1/market-data/db/history?symbol=AAPL&interval=1d",
+        Role.READ,
+    ),
+    Call(
+        "POST",
+        "/api/v1/market-data/backfill/5m",
+        "/api/v1/market-data/backfill/5m?n_days=1&batch_size=5",
+        Role.ADMIN,
+    ),
+    Call(
+        "POST",
+        "/api/v1/market-data/retention/enforce",
+        "/api/v1/market-data/retention/enforce?max_days_5m=90",
+        Role.ADMIN,
+    ),
     Call("GET", "/api/v1/market-data/coverage", "/api/v1/market-data/coverage", Role.READ),
     Call("GET", "/api/v1/market-data/coverage/{symbol}", "/api/v1/market-data/coverage/AAPL", Role.READ),
     Call(

@@ -15,7 +15,7 @@ from mds.api.docs import install_docs
 from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
 from mds.api.problems import install_openapi, problem_responses
-from mds.api.routes import analysis, coverage, dlq, ops, reference, root, stats, stocks, stream
+from mds.api.routes import analysis, coverage, dlq, market_data, ops, reference, root, stats, stocks, stream
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
@@ -69,11 +69,13 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (stream.router, READ),
     (reference.router, READ),
     (coverage.router, READ),
+    (market_data.router, READ),
     (ops.router, OPS),
     (dlq.router, OPS),
     (analysis.admin_router, ADMIN),
     (reference.admin_router, ADMIN),
     (coverage.admin_router, ADMIN),
+    (market_data.admin_router, ADMIN),
 )
 
 

@@ -66,8 +66,18 @@ class Capability(str, Enum):
 
 
 def capability_for_interval(interval: Interval) -> Capability:
-    """Intraday bars of any size are served by the bars_1m capability, daily bars by eod."""
-    return Capability.EOD if interval is Interval.D1 else Capability.BARS_1M
+    """The capability a fetch of ``interval`` bars is routed by.
+
+    Daily bars route by eod and native 5m bars by bars_5m (POLICY_BARS_5M: tracked
+    symbols without a 1m series). 1m bars, and 15m/1h which nothing fetches natively,
+    route by bars_1m. Reads of 5m/15m/1h are rolled up from stored 1m bars and route
+    nothing.
+    """
+    if interval is Interval.D1:
+        return Capability.EOD
+    if interval is Interval.M5:
+        return Capability.BARS_5M
+    return Capability.BARS_1M
 
 
 class BarStatus(str, Enum):

@@ -15,13 +15,16 @@ from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.reference import TrackedSet
 from mds.ingest.backfill import Backfiller
+from mds.services.history5m import backfill_5m
 from mds.services.indexes import IndexRefresher
 from mds.services.tracked import TrackedService, TrackedStore, queue_daily_backfill
 
 log = logging.getLogger(__name__)
 
-#: Clock seconds between tracked-set builds (and backfills of tracked:new).
+#: Clock seconds between tracked-set builds (and backfills of tracked:new and of 5m history).
 TRACKED_REFRESH_SEC = 86_400.0
+#: Symbols per batch of the nightly 5m backfill (the seed's route default).
+BACKFILL_5M_BATCH = 50
 
 
 class TrackingTasks:
@@ -86,6 +89,26 @@ class TrackingTasks:
                 len(result.created),
             )
         return tracked
+
+    async def backfill_5m_tracked(self) -> None:
+        """Seed 004's nightly ``backfill_5m_last_n_days``: native 5m history for the tracked
+        symbols that have no 1m series (those roll 5m up from 1m)."""
+        tracked = await self.tracked.tracked_set(with_new=False)
+        report = await backfill_5m(
+            symbols=sorted(tracked.all),
+            n_days=self.settings.BACKFILL_LOOKBACK_DAYS_5M,
+            batch_size=BACKFILL_5M_BATCH,
+            backfiller=self.backfiller,
+            store=self.store,
+            clock=self.clock,
+            calendar=self.calendar,
+        )
+        log.info(
+            "5m history: %d tracked, %d with a 1m series skipped, %d jobs queued",
+            report["symbols"],
+            report["skipped_with_1m"],
+            report["jobs_created"],
+        )
 
     async def run(self) -> None:
         while True:

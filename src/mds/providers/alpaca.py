@@ -44,7 +44,7 @@ def _parse_ts(text: str) -> datetime:
 
 class AlpacaProvider(HttpProvider):
     name = "alpaca"
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
     default_base_url = "https://data.alpaca.markets"
     # Free ("Basic") market data plan: 200 historical API calls per minute
     # (docs.alpaca.markets/docs/about-market-data-api#subscription-plans).

@@ -47,7 +47,7 @@ class AlphaVantageProvider(HttpProvider):
     """
 
     name = "alphavantage"
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
     default_base_url = "https://www.alphavantage.co"
     # alphavantage.co/support/#api-key: the free key allows 25 requests per day; the
     # 5 per minute figure is the long-standing burst limit of the free tier.

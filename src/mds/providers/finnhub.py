@@ -35,7 +35,7 @@ class FinnhubProvider(HttpProvider):
     """Finnhub's REST API v1."""
 
     name = "finnhub"
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
     default_base_url = "https://finnhub.io"
     # https://finnhub.io/docs/api/rate-limit: free plan 60 calls/minute, and 30 calls/second
     # on top of every plan's limit; beyond either Finnhub answers 429.

@@ -43,7 +43,7 @@ class FmpProvider(HttpProvider):
     """FMP adapter: raw 1m/5m/15m/1h and daily bars, level-1 quotes (last price only)."""
 
     name = "fmp"
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
     default_base_url = "https://financialmodelingprep.com"
     # site.financialmodelingprep.com/pricing-plans: the free Basic plan allows 250 calls/day.
     default_limits = ("250/day",)

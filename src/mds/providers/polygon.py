@@ -62,7 +62,13 @@ _AGGS = msgspec.json.Decoder(_Aggs)
 class PolygonProvider(HttpProvider):
     name = "polygon"
     capabilities = frozenset(
-        {Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1, Capability.OPTIONS_CHAIN}
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.OPTIONS_CHAIN,
+        }
     )
     default_base_url = "https://api.polygon.io"
     # Free ("Basic") plan: 5 API calls per minute (polygon.io/pricing; the client-python

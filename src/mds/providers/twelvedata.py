@@ -45,7 +45,7 @@ class TwelveDataProvider(HttpProvider):
     """Twelve Data adapter: raw 1m/5m/15m/1h and daily bars, batched level-1 quotes."""
 
     name = "twelvedata"
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
     default_base_url = "https://api.twelvedata.com"
     # twelvedata.com/pricing: the free Basic plan has 8 API credits per minute, 800 per day.
     default_limits = ("8/minute", "800/day")

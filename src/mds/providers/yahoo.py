@@ -44,7 +44,13 @@ class YahooProvider(HttpProvider):
 
     name = "yahoo"
     capabilities = frozenset(
-        {Capability.BARS_1M, Capability.EOD, Capability.QUOTES_L1, Capability.OPTIONS_CHAIN}
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.OPTIONS_CHAIN,
+        }
     )
     default_base_url = "https://query1.finance.yahoo.com"
     # Yahoo documents no limit; it answers 429 "Too Many Requests" when a client is too

@@ -115,7 +115,11 @@ class MarketService:
         *,
         as_of: datetime | None = None,
     ) -> BarsResult:
-        """Bars with ``start <= ts < end``, rolled up from 1m for 5m/15m/1h."""
+        """Bars with ``start <= ts < end``, rolled up from 1m for 5m/15m/1h.
+
+        5m comes from the 1m series wherever the range holds any 1m bar; a range with
+        none is answered from stored native 5m bars.
+        """
         entry = await self.require_symbol(symbol)
         return await self._bars(entry, interval, start, end, as_of)
 
@@ -189,6 +193,10 @@ class MarketService:
         if end + timedelta(seconds=interval.seconds) > now or (as_of is not None and as_of > now):
             return None
         generation = await self.generations.current(entry.symbol, _source(interval))
+        if interval is Interval.M5:
+            # A 5m answer may come from native 5m bars (see _bars): their writes count too.
+            native = await self.generations.current(entry.symbol, Interval.M5)
+            return (entry.symbol, interval, start, end, as_of, generation, native)
         return (entry.symbol, interval, start, end, as_of, generation)
 
     def _count_cache(self, result: str) -> None:
@@ -211,6 +219,11 @@ class MarketService:
         else:
             rows = await self.store.read_bars(entry.symbol, _source(interval), start, end, as_of=as_of)
             bars = rollup(rows, interval, self.calendar, now)
+        if not bars and interval is Interval.M5:
+            # No 1m series in the range: the native 5m bars a tracked symbol may hold
+            # (services/history5m.py), labelled with the provider that sent them.
+            native = await self.store.read_bars(entry.symbol, Interval.M5, start, end, as_of=as_of)
+            bars = [_demote_open(b, self.calendar, now) for b in native]
         return BarsResult(entry.symbol, interval, start, end, bars)
 
     async def history(self, symbol: str, period: str, interval: Interval = Interval.D1) -> BarsResult:

@@ -71,7 +71,11 @@ async def intraday(
     market: MarketDep,
     runtime: RuntimeDep,
     interval: Annotated[
-        IntradayInterval, Query(description="Bar interval (5m/15m/1h are rolled up from 1m)")
+        IntradayInterval,
+        Query(
+            description="Bar interval (5m/15m/1h are rolled up from 1m; 5m of a range without 1m bars"
+            " comes from native 5m bars)"
+        ),
     ] = "1m",
     start: StartQuery = None,
     end: EndQuery = None,
