@@ -6,6 +6,8 @@ Seed 004's ``refresh_index_constituents`` (weekly), ``update_tracked_symbol_cach
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Clock seconds between tracked-set builds (and backfills of tracked:new and of 5m history).
 TRACKED_REFRESH_SEC = 86_400.0
+#: Wall seconds a pass waits for its backfills before the coverage snapshot.
+SETTLE_MAX_SEC = 600.0
 #: Symbols per batch of the nightly 5m backfill (the seed's route default).
 BACKFILL_5M_BATCH = 50
 
@@ -110,14 +114,22 @@ class TrackingTasks:
             report["jobs_created"],
         )
 
+    async def _settle(self) -> None:
+        """Let the backfills a pass queued land (up to SETTLE_MAX_SEC of wall time) before
+        ``after_pass`` looks: the snapshot then shows what the pass achieved. Bounded, since
+        in a scaled-out deployment other processes run the jobs and this one never idles."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.backfiller.wait_idle(), timeout=SETTLE_MAX_SEC)
+
     async def run(self) -> None:
         while True:
             steps: list[Callable[[], Awaitable[object]]] = [
                 self.refresh_indexes_if_due,
                 self.backfill_new_tracked,
+                self.backfill_5m_tracked,
             ]
             if self.after_pass is not None:
-                steps.append(self.after_pass)
+                steps += [self._settle, self.after_pass]
             for step in steps:
                 try:
                     await step()
