@@ -47,6 +47,7 @@ bench: venv
 	$(BIN)/mds bench drain --json
 	$(BIN)/mds bench indicators --symbols 8000 --bars 270 --json
 	$(BIN)/mds bench snapshots --json
+	$(BIN)/mds bench universe --json
 	$(BIN)/mds bench coverage --json
 	$(BIN)/mds bench coverage --backend postgres --json
 	$(BIN)/mds bench ingest --backend postgres --json

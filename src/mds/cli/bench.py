@@ -167,6 +167,17 @@ def bench_enqueue(
     _report(enqueue.run(backend, jobs), as_json)
 
 
+@bench_app.command("universe")
+def bench_universe(
+    rows: Annotated[int, typer.Option(help="Symbols in the generated NASDAQ Trader directory")] = 12_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Universe import of a NASDAQ Trader directory into SQLite, then again with 2% changed (target < 2 s)."""
+    from mds.benchmarks import universe
+
+    _report(universe.run(rows), as_json)
+
+
 @bench_app.command("coverage")
 def bench_coverage(
     backend: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
