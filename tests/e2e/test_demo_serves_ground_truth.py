@@ -44,7 +44,7 @@ def test_demo_serves_gap_free_ground_truth(start_mds) -> None:
     # 2% of bars go missing from every response, so the gap check has work to do.
     mds = start_mds(
         ["serve", "--demo", "--clock", CLOCK, "--speed", "60"],
-        env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02"},
+        env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02", "COVERAGE_REFRESH_SEC": "600"},
     )
 
     def cursors_past(minute: datetime):
@@ -125,6 +125,23 @@ def test_demo_serves_gap_free_ground_truth(start_mds) -> None:
 
     price = mds.get("/stocks/AAPL/price").json()
     assert price["symbol"] == "AAPL" and price["price"] > 0 and price["provider"].startswith("sim")
+
+    # The demo tracks the sim's index lists, and its coverage view is real: every tracked
+    # symbol holds the last closed session (2025-10-07) in daily and in 5m, from the cache.
+    tracked = mds.get("/api/v1/market-data/tracked").json()
+    assert {"SP500", "NASDAQ100", "DOW30"} == set(tracked["indices"]) and min(tracked["indices"].values()) > 0
+    assert "SPY" in tracked["all"] and "AAPL" in tracked["all"]
+
+    def coverage_ok():
+        c = mds.get("/api/v1/market-data/coverage").json()
+        return c if c["status"] == "ok" and c["tracked_count"] == len(tracked["all"]) else None
+
+    cov = mds.wait_until(coverage_ok, 90, "coverage ok")
+    assert cov["meta"]["source"] == "cache" and cov["indices"] == tracked["indices"]
+    assert cov["daily"]["freshness"]["<=24h"] == cov["m5"]["freshness"]["<=24h"] == len(tracked["all"])
+    assert _ts(cov["daily"]["last"]["MSFT"]) >= datetime(
+        2025, 10, 7, 13, 30, tzinfo=UTC
+    )  # today's, if any, is provisional
 
 
 def test_failover_when_primary_is_down(start_mds) -> None:
