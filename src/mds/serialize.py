@@ -68,20 +68,25 @@ def bars_document(
         "start": iso(start),
         "end": iso(end),
         "as_of": iso(as_of) if as_of is not None else None,
-        "bars": [
-            {
-                "ts": b.ts,
-                "open": b.open,
-                "high": b.high,
-                "low": b.low,
-                "close": b.close,
-                "volume": b.volume,
-                "provider": b.provider,
-                "status": b.status.value,
-                "as_of": b.as_of,
-                "adjusted": b.adjusted,
-            }
-            for b in bars
-        ],
+        "bars": bar_rows(bars),
     }
     return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
+def bar_rows(bars: list[Bar]) -> list[dict[str, object]]:
+    """Bars as the API's rows, datetimes left for orjson (``OPT_UTC_Z``) to write."""
+    return [
+        {
+            "ts": b.ts,
+            "open": b.open,
+            "high": b.high,
+            "low": b.low,
+            "close": b.close,
+            "volume": b.volume,
+            "provider": b.provider,
+            "status": b.status.value,
+            "as_of": b.as_of,
+            "adjusted": b.adjusted,
+        }
+        for b in bars
+    ]

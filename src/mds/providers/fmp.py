@@ -35,7 +35,8 @@ from mds.providers.http import HttpProvider, Page, RequestSpec, retry_after
 _INTERVALS = {Interval.M1: "1min", Interval.M5: "5min", Interval.M15: "15min", Interval.H1: "1hour"}
 #: Calendar days per intraday call, kept under FMP's per-call row cap (1min: ~3 days).
 _CHUNK_DAYS = {Interval.M1: 3, Interval.M5: 10, Interval.M15: 30, Interval.H1: 90, Interval.D1: 1800}
-_PLAN = re.compile(r"legacy|exclusive|special endpoint|restricted|premium|subscription", re.I)
+#: How FMP says "not on your plan" (402/403 bodies), for every FMP endpoint MDS calls.
+PLAN_LIMIT = re.compile(r"legacy|exclusive|special endpoint|restricted|premium|subscription", re.I)
 _SMALL_BODY = 4096
 
 
@@ -142,13 +143,13 @@ class FmpProvider(HttpProvider):
 
     # -- errors --------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
-        status, text = response.status_code, _message(response)
+        status, text = response.status_code, error_text(response)
         detail = f"HTTP {status}: {text[:200]}"
         if "invalid api key" in text.lower():
             raise AuthError(self.name, detail, code=str(status))
         if status == 429 or "limit reach" in text.lower():
             raise RateLimited(self.name, detail, retry_after=retry_after(response), code="429")
-        if status in (402, 403) and _PLAN.search(text):
+        if status in (402, 403) and PLAN_LIMIT.search(text):
             raise NotEntitled(self.name, detail, code=str(status))
         super().check_response(response, capability)
         if text and status < 400:  # an {"Error Message": …} object where an array belongs
@@ -158,8 +159,9 @@ class FmpProvider(HttpProvider):
 _PLAIN = ("open", "high", "low", "close", "volume")
 
 
-def _message(response: httpx.Response) -> str:
-    """The ``Error Message`` of a small JSON object body, else "" (FMP's data bodies are arrays)."""
+def error_text(response: httpx.Response) -> str:
+    """The ``Error Message`` of a small JSON object body, else "" (FMP's data bodies are
+    arrays); an error status's text when the body is not such an object."""
     body = response.content
     if len(body) > _SMALL_BODY or not body.lstrip().startswith(b"{"):
         return "" if response.status_code < 400 else response.text[:300]
@@ -167,7 +169,12 @@ def _message(response: httpx.Response) -> str:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return response.text[:300]
-    return str(doc.get("Error Message") or doc.get("message") or "") if isinstance(doc, dict) else ""
+    return error_message(doc) if isinstance(doc, dict) else ""
+
+
+def error_message(doc: dict[str, Any]) -> str:
+    """FMP's error object's text (``Error Message``, or ``message``/``error`` on some answers)."""
+    return str(doc.get("Error Message") or doc.get("message") or doc.get("error") or "")
 
 
 def _day_chunks(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ import orjson
 
 from mds.domain.reference import Constituent, IndexName, mds_symbol
 from mds.errors import AuthError, BadPayload, NoData, NotEntitled, ProviderError, RateLimited
+from mds.providers.fmp import PLAN_LIMIT, error_message, error_text
 from mds.providers.http import retry_after
 from mds.reference._http import USER_AGENT, check_status, get, hide_secrets
 
@@ -39,8 +39,6 @@ PATHS: dict[IndexName, str] = {
     "NASDAQ100": "/stable/nasdaq-constituent",
     "DOW30": "/stable/dowjones-constituent",
 }
-_PLAN = re.compile(r"legacy|exclusive|special endpoint|restricted|premium|subscription", re.I)
-_SMALL_BODY = 4096
 
 
 def parse_constituents(body: bytes) -> list[Constituent]:
@@ -55,7 +53,7 @@ def parse_constituents(body: bytes) -> list[Constituent]:
     except orjson.JSONDecodeError:
         raise BadPayload(PROVIDER, "constituent body is not JSON") from None
     if not isinstance(doc, list):
-        detail = _error_message(doc) if isinstance(doc, dict) else ""
+        detail = error_message(doc) if isinstance(doc, dict) else ""
         raise BadPayload(
             PROVIDER,
             f"expected a JSON array of constituents, got {type(doc).__name__}"
@@ -91,33 +89,17 @@ def _text(row: dict[str, Any], key: str) -> str:
 
 def check_response(response: httpx.Response) -> None:
     """Raise what an FMP answer means when it is not a constituent array."""
-    status, text = response.status_code, _message(response)
+    status, text = response.status_code, error_text(response)
     detail = f"HTTP {status}: {text[:200]}"
     if "invalid api key" in text.lower():
         raise AuthError(PROVIDER, detail, code=str(status))
     if status == 429 or "limit reach" in text.lower():
         raise RateLimited(PROVIDER, detail, retry_after=retry_after(response), code="429")
-    if status in (402, 403) and _PLAN.search(text):
+    if status in (402, 403) and PLAN_LIMIT.search(text):
         raise NotEntitled(PROVIDER, detail, code=str(status))
     check_status(PROVIDER, response)
     if text:  # a 200 {"Error Message": …} object where the array belongs
         raise NoData(PROVIDER, detail, code="error_message")
-
-
-def _message(response: httpx.Response) -> str:
-    """The ``Error Message`` of a small JSON object body; an error's text; else ""."""
-    body = response.content
-    if len(body) > _SMALL_BODY or not body.lstrip().startswith(b"{"):
-        return "" if response.status_code < 400 else response.text[:300]
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return response.text[:300]
-    return _error_message(doc) if isinstance(doc, dict) else ""
-
-
-def _error_message(doc: dict[str, Any]) -> str:
-    return str(doc.get("Error Message") or doc.get("message") or doc.get("error") or "")
 
 
 async def fetch_constituents(

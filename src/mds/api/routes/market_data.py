@@ -19,7 +19,7 @@ from mds.api.params import TIME_PATTERN, EndQuery, SymbolQuery, parse_ts
 from mds.api.problems import problem, problem_responses
 from mds.domain.models import Interval
 from mds.errors import InvalidRequest
-from mds.serialize import iso
+from mds.serialize import bar_rows, iso
 from mds.services.history5m import backfill_5m
 from mds.services.retention import enforce_retention
 
@@ -113,21 +113,7 @@ async def db_history(
         "end": iso(end_ts),
         "limit": limit,
         "count": len(bars),
-        "bars": [
-            {
-                "ts": b.ts,
-                "open": b.open,
-                "high": b.high,
-                "low": b.low,
-                "close": b.close,
-                "volume": b.volume,
-                "provider": b.provider,
-                "status": b.status.value,
-                "as_of": b.as_of,
-                "adjusted": b.adjusted,
-            }
-            for b in bars
-        ],
+        "bars": bar_rows(bars),
     }
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
