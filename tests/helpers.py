@@ -7,10 +7,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import overload
 
-from mds.domain.models import Bar
+from mds.domain.models import Bar, Capability
 
 #: One bar as compared in tests: its open time and (open, high, low, close, volume).
 Row = tuple[datetime, float, float, float, float, float]
+
+#: A service on the sim alone: every capability's policy, and no index lists (the scheduler's
+#: tracking pass is off, so nothing reaches for Wikipedia or adds index members).
+SIM_ENV = {**{f"POLICY_{c.value.upper()}": "sim,sim_backup" for c in Capability}, "INDEX_SOURCES": ""}
 
 
 @overload

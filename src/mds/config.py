@@ -153,6 +153,20 @@ def _blank_is_unset(v: Any) -> Any:
 ProviderOrder = Annotated[list[ProviderName], Field(min_length=1), AfterValidator(_distinct)]
 #: POLICY_* settings; unset means MARKET_PROVIDER_POLICY's default order.
 ProviderList = Annotated[ProviderOrder | None, NoDecode, BeforeValidator(_split_providers)]
+
+
+def _split_names(v: Any) -> Any:
+    if isinstance(v, str):
+        return [p for p in (x.strip().lower() for x in v.split(",")) if p]
+    return v
+
+
+#: Index constituent sources, in order; empty means none.
+IndexSourceName = Literal["fmp", "wikipedia", "sim"]
+IndexSources = Annotated[
+    list[IndexSourceName], NoDecode, BeforeValidator(_split_names), AfterValidator(_distinct)
+]
+DEFAULT_INDEX_SOURCES: tuple[IndexSourceName, ...] = ("fmp", "wikipedia")
 #: A vendor endpoint override; empty means unset (the vendor's documented URL).
 VendorUrl = Annotated[Annotated[str, Field(pattern=r"^https?://")] | None, BeforeValidator(_blank_is_unset)]
 DatabaseUrl = Annotated[str, Field(pattern=r"^(sqlite:///|postgresql://|postgres://)")]
@@ -424,6 +438,12 @@ class Settings(BaseSettings):
     )
     INDEX_INACTIVE_TRACKED_DAYS: NonNegativeInt = Field(
         default=365, description="Days an index leaver stays in the tracked set"
+    )
+    INDEX_SOURCES: IndexSources = Field(
+        default_factory=lambda: list(DEFAULT_INDEX_SOURCES),
+        description="Where index constituent lists come from, tried in order (fmp, wikipedia, sim; fmp"
+        " only with FMP_API_KEY). Empty turns index refreshes and the scheduler's tracking pass off"
+        " (the demo always uses the sim's lists)",
     )
     INDEX_WIKIPEDIA_URL: VendorUrl = Field(
         default=None, description="Base URL of the Wikipedia list pages (default https://en.wikipedia.org)"

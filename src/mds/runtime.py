@@ -301,18 +301,20 @@ async def open_runtime(
             settings=settings,
         )
         collector.housekeeping.append(CoverageMonitor(coverage, clock).run)
-        collector.housekeeping.append(
-            TrackingTasks(
-                indexes=indexes,
-                tracked=tracked,
-                store=store,
-                calendar=calendar,
-                clock=clock,
-                backfiller=collector.backfiller,
-                settings=settings,
-                after_pass=coverage.refresh,
-            ).run
-        )
+        if demo or settings.INDEX_SOURCES:
+            collector.housekeeping.append(
+                TrackingTasks(
+                    indexes=indexes,
+                    tracked=tracked,
+                    store=store,
+                    calendar=calendar,
+                    clock=clock,
+                    backfiller=collector.backfiller,
+                    router=router,
+                    settings=settings,
+                    after_pass=coverage.refresh,
+                ).run
+            )
         collector.housekeeping.append(
             RetentionTask(store, clock, settings, metrics, generations=market.generations).run
         )

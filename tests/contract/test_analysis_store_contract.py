@@ -41,6 +41,7 @@ from mds.storage.postgres import PostgresStore
 from mds.storage.postgres.analysis import PostgresAnalysisStore
 from mds.storage.sqlite import SqliteStore
 from mds.storage.sqlite.analysis import SqliteAnalysisStore
+from tests.helpers import SIM_ENV
 from tests.integration.conftest import asgi_client
 
 Fetch = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
@@ -284,7 +285,7 @@ async def test_list_history_range_and_order(analysis: AnalysisStore) -> None:
 TA_NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 TA_OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 TA_D = date(2025, 9, 30)
-ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+ENV = dict(SIM_ENV)
 
 
 @asynccontextmanager

@@ -85,6 +85,8 @@ class MdsProcess:
 
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "POLICY_", "DATABASE_URL"))}
+    # No index lists unless a test asks (the demo uses the sim's): nothing reaches a real host.
+    env["INDEX_SOURCES"] = ""
     env.update(extra)
     return env
 

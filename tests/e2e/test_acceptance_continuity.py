@@ -31,6 +31,7 @@ from mds.domain.records import BackfillStatus
 from mds.ingest.scan import scan_gaps
 from mds.providers.sim.market import ground_truth
 from mds.runtime import open_runtime
+from tests.helpers import SIM_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -115,7 +116,7 @@ class _Lines(logging.Handler):
 async def test_session_with_outages_drains_to_ground_truth(tmp_path: Path) -> None:
     universe = _universe(tmp_path / "universe.csv")
     env = {
-        **{f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")},
+        **SIM_ENV,
         "DATABASE_URL": f"sqlite:///{tmp_path}/acc.db",
         "UNIVERSE_FILE": str(tmp_path / "universe.csv"),
         "CADENCE_T0__bars_1m": str(CADENCE_T0),

@@ -44,6 +44,8 @@ CROSS_FIELD_RULES: dict[str, tuple[str, ...]] = {
         # of the route; the universe is data, not schema).
         r"^symbol: \S+ is not in the universe$",
     ),
+    "GET /ws/replay": (r"^epoch: epoch goes with an offset, not a time$",),
+    "GET /api/v1/market-data/db/history": (r"^start: start must be before end$",),
 }
 #: Symbols in the demo universe, so some requests reach past "404 unknown symbol".
 DEMO_SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "NVDA"]

@@ -69,6 +69,8 @@ POLICIES = {
     "POLICY_EOD": "finnhub,alpaca,tiingo,fmp,twelvedata,alphavantage,polygon",
     "POLICY_QUOTES_L1": "finnhub,alpaca,fmp,alphavantage,polygon",
     "POLICY_OPTIONS_CHAIN": "polygon",
+    "POLICY_BARS_5M": "fmp,twelvedata,polygon",
+    "INDEX_SOURCES": "",  # no index lists: nothing reaches Wikipedia
 }
 #: The service's clock: a Wednesday in session, so sweeps, start-up backfills and the
 #: ranges below have bars to ask for whatever day the test runs (the sim-servers serve

@@ -22,7 +22,7 @@ from mds.api.app import create_app
 from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.clock import ManualClock
-from mds.domain.models import Capability, Interval, Tier
+from mds.domain.models import Interval, Tier
 from mds.ingest.collector import Collector
 from mds.ingest.dispatch import Dispatcher
 from mds.ingest.worker import Worker
@@ -33,6 +33,7 @@ from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.storage.sqlite import SqliteStore
+from tests.helpers import SIM_ENV
 
 CAL = MarketCalendar()
 
@@ -90,6 +91,7 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
             "POLICY_QUOTES_L1": "sim,sim_backup",
             "POLICY_OPTIONS_CHAIN": "sim",
             "POLICY_BARS_5M": "sim,sim_backup",
+            "INDEX_SOURCES": "",
             "BACKFILL_RETRY_BASE_SECONDS": "0.01",
             "BACKFILL_LOOKBACK_DAYS_1M": "1",
             "BACKFILL_LOOKBACK_DAYS_1D": "30",
@@ -142,7 +144,7 @@ async def make_pipeline(tmp_path):  # type: ignore[no-untyped-def]
 # 1m bars from API_OPEN to API_NOW and 40 days of daily bars, all learned at API_NOW.
 API_NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 API_OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
-API_ENV = {f"POLICY_{c.value.upper()}": "sim,sim_backup" for c in Capability}
+API_ENV = dict(SIM_ENV)
 
 
 @pytest.fixture

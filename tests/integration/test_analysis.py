@@ -26,6 +26,7 @@ from mds.errors import StorageError
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, analysis_service, open_runtime
 from mds.storage.sqlite.analysis import SqliteAnalysisStore
+from tests.helpers import SIM_ENV
 from tests.integration.conftest import asgi_client
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
@@ -34,7 +35,7 @@ D = date(2025, 9, 30)  # the point-in-time date
 LEARNED_D = datetime(2025, 9, 30, 22, 0, tzinfo=UTC)  # after D's close, before D ends in New York
 LEARNED_LATER = datetime(2025, 10, 7, 22, 0, tzinfo=UTC)
 REVISED = datetime(2025, 10, 7, 23, 0, tzinfo=UTC)
-ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+ENV = dict(SIM_ENV)
 CAL = get_calendar("XNYS")
 
 

@@ -9,10 +9,11 @@ import pytest
 
 from mds.domain.models import BarStatus, Interval
 from mds.providers.sim.market import ground_truth
+from tests.helpers import SIM_ENV
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
-ENV = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+ENV = dict(SIM_ENV)
 
 
 def assert_problem(r: httpx.Response, status: int, field: str | None = None) -> dict:

@@ -17,6 +17,7 @@ from mds.observability.metrics import Metrics
 from mds.ops.slo import SloMonitor
 from mds.providers.sim.market import ground_truth
 from mds.runtime import Runtime, open_runtime
+from tests.helpers import SIM_ENV
 from tests.helpers import rows as values
 from tests.integration.conftest import CAL, asgi_client
 
@@ -79,7 +80,7 @@ async def test_slo_monitor_rates_symbols_by_how_far_they_trail(make_pipeline) ->
 
 @pytest.fixture
 async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    env = {f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")}
+    env = dict(SIM_ENV)
     env["DATABASE_URL"] = f"sqlite:///{tmp_path}/dlq.db"
     async with (
         open_runtime(load_settings(env), clock=ManualClock(NOW), demo=True, collect=False, environ=env) as rt,

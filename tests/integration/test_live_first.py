@@ -14,6 +14,7 @@ from mds.domain.models import Interval, Tier
 from mds.ingest.collector import Collector
 from mds.ingest.handoff import GapHandoff
 from mds.runtime import open_runtime
+from tests.helpers import SIM_ENV
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 
@@ -34,7 +35,7 @@ async def test_live_bars_are_stored_while_the_startup_gap_check_is_still_running
     monkeypatch.setattr(Collector, "startup_gap_check", slow_check)
     (tmp_path / "u.csv").write_text("symbol,tier\nAAA,T0\nBBB,T1\n")
     env = {
-        **{f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")},
+        **SIM_ENV,
         "DATABASE_URL": f"sqlite:///{tmp_path}/lf.db",
         "UNIVERSE_FILE": str(tmp_path / "u.csv"),
         "LIVE_MAX_WINDOW_MINUTES": "30",

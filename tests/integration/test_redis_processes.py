@@ -28,6 +28,7 @@ from mds.queue.base import Delivery, JobQueue
 from mds.queue.redis import RedisJobQueue
 from mds.runtime import open_runtime
 from mds.storage.sqlite import SqliteStore
+from tests.helpers import SIM_ENV
 from tests.redis_support import delete_prefix, key_prefix, redis_url
 
 H0 = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
@@ -60,7 +61,7 @@ async def test_one_leader_and_a_standby_that_takes_over() -> None:
 async def test_use_rlc_worker_consumes_the_coordinators_jobs(tmp_path) -> None:
     url, prefix = redis_url(), key_prefix()
     env = {
-        **{f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")},
+        **SIM_ENV,
         "DATABASE_URL": f"sqlite:///{tmp_path}/rlc.db",
         "QUEUE_BACKEND": "redis",
         "USE_RLC": "true",

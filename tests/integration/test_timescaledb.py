@@ -36,6 +36,7 @@ from mds.runtime import Runtime, open_runtime
 from mds.services.rollup import rollup
 from mds.storage.migrate import POSTGRES_MIGRATIONS, TIMESCALEDB_MIGRATIONS, discover
 from mds.storage.postgres import PostgresStore
+from tests.helpers import SIM_ENV
 from tests.helpers import rows as ohlcv
 from tests.timescale_support import (
     INSTALL_TIMEOUT,
@@ -236,7 +237,7 @@ async def test_second_migrate_applies_nothing_and_backend_info_says_timescaledb(
 
 async def test_health_shows_timescaledb_mode(migrated: Migrated) -> None:
     env = {
-        **{f"POLICY_{c}": "sim,sim_backup" for c in ("BARS_1M", "EOD", "QUOTES_L1", "OPTIONS_CHAIN")},
+        **SIM_ENV,
         "DATABASE_URL": migrated.url,
         "DB_POOL_MIN_SIZE": "1",
         "DB_POOL_MAX_SIZE": "1",

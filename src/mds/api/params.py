@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import Path, Query
 
 from mds.domain.models import Interval
+from mds.domain.reference import TICKER_PATTERN
 from mds.errors import InvalidRequest
 from mds.ingest.ingestor import AUTO_SOURCE
 from mds.providers.registry import SIM_PREFIXES, VENDORS
@@ -55,6 +56,8 @@ PATTERN_HELP = {
     DATE_OR_TIME_PATTERN: f"a date (YYYY-MM-DD) or {_TIME_HELP}",
     PERIOD_PATTERN: "Nd (trading days), Nwk, Nmo (N 1-9999), Ny (N 1-999), ytd or max, e.g. 5d, 1mo, 1y",
     SYMBOL_PATTERN: "a ticker: a letter or digit, then up to 19 of letters, digits and . ^ = -",
+    TICKER_PATTERN: "a ticker: a letter, up to 6 more letters or digits, then up to two suffixes of"
+    " 1-4 after . - or / (BRK.B, ABR.PR.D)",
 }
 _TIME_RE = re.compile(TIME_PATTERN)
 

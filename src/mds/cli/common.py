@@ -57,6 +57,7 @@ def demo_defaults(demo: bool) -> dict[str, str]:
     return {
         **{f"POLICY_{cap.value.upper()}": DEMO_POLICY for cap in Capability},
         "DATABASE_URL": DEMO_DATABASE_URL,
+        "INDEX_SOURCES": "sim",
         # The sim has no vendor budget to protect; the seed's 2 jobs/s would make the demo's
         # start-up backfill (a year of daily bars for 50 symbols) take over a minute.
         "BACKFILL_DISPATCH_RATE_PER_SEC": "50",

@@ -18,6 +18,10 @@ IndexName = Literal["SP500", "NASDAQ100", "DOW30"]
 INDEXES: tuple[IndexName, ...] = get_args(IndexName)
 
 _CLASS_SEPARATOR = re.compile(r"[-/]")
+#: A ticker as a user may write it (any case, suffixes after ``.``, ``-`` or ``/``): a base of
+#: 1-7, then up to two suffixes of 1-4 (``BRK.B``, ``brk-b``, ``ABR.PR.D``). In JSON Schema's
+#: regex subset, so the API publishes the same rule it applies.
+TICKER_PATTERN = "^[A-Za-z][A-Za-z0-9]{0,6}(?:[./-][A-Za-z0-9]{1,4}){0,2}$"
 
 
 def mds_symbol(text: str) -> str:

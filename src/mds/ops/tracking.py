@@ -15,8 +15,10 @@ from datetime import datetime
 from mds.calendar import MarketCalendar
 from mds.config import Settings
 from mds.domain.clock import Clock
+from mds.domain.models import Capability
 from mds.domain.reference import TrackedSet
 from mds.ingest.backfill import Backfiller
+from mds.routing.router import Router
 from mds.services.history5m import backfill_5m
 from mds.services.indexes import IndexRefresher
 from mds.services.tracked import TrackedService, TrackedStore, queue_daily_backfill
@@ -41,6 +43,7 @@ class TrackingTasks:
         calendar: MarketCalendar,
         clock: Clock,
         backfiller: Backfiller,
+        router: Router,
         settings: Settings,
         after_pass: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
@@ -50,6 +53,7 @@ class TrackingTasks:
         self.calendar = calendar
         self.clock = clock
         self.backfiller = backfiller
+        self.router = router
         self.settings = settings
         #: Run after each pass (the coverage snapshot), so views see the new tracked set at once.
         self.after_pass = after_pass
@@ -96,7 +100,11 @@ class TrackingTasks:
 
     async def backfill_5m_tracked(self) -> None:
         """Seed 004's nightly ``backfill_5m_last_n_days``: native 5m history for the tracked
-        symbols that have no 1m series (those roll 5m up from 1m)."""
+        symbols that have no 1m series (those roll 5m up from 1m). Nothing is queued while
+        no provider serves 5m bars: such jobs could only wait."""
+        if not self.router.order(Capability.BARS_5M):
+            log.info("5m history: no provider routable for bars_5m (POLICY_BARS_5M); nothing queued")
+            return
         tracked = await self.tracked.tracked_set(with_new=False)
         report = await backfill_5m(
             symbols=sorted(tracked.all),

@@ -103,15 +103,20 @@ class SimConstituents:
 
 
 def constituent_sources(settings: Settings, *, demo: bool) -> list[ConstituentSource]:
-    """The sources to try, in order: ``[sim]`` in the demo, else ``[fmp?, wikipedia]``."""
+    """The sources to try, in order: ``[sim]`` in the demo, else INDEX_SOURCES (FMP only
+    with a key: without one it could only fail)."""
     if demo:
         return [SimConstituents()]
     timeout = settings.PROVIDER_TIMEOUT_SEC
     sources: list[ConstituentSource] = []
-    if settings.FMP_API_KEY is not None:
-        key = settings.FMP_API_KEY.get_secret_value()
-        sources.append(FmpConstituents(key, settings.FMP_BASE_URL, timeout))
-    sources.append(WikipediaConstituents(settings.INDEX_WIKIPEDIA_URL, timeout))
+    for name in settings.INDEX_SOURCES:
+        if name == "fmp" and settings.FMP_API_KEY is not None:
+            key = settings.FMP_API_KEY.get_secret_value()
+            sources.append(FmpConstituents(key, settings.FMP_BASE_URL, timeout))
+        elif name == "wikipedia":
+            sources.append(WikipediaConstituents(settings.INDEX_WIKIPEDIA_URL, timeout))
+        elif name == "sim":
+            sources.append(SimConstituents())
     return sources
 
 

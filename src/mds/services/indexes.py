@@ -75,7 +75,18 @@ class IndexRefresher:
         fallback = bool(used) and used != self.sources[0].name
         if members is None:
             return await self._record(
-                IndexRefresh(index, started, 0, 0, 0, 0, "", False, False, "; ".join(errors) or "no source"),
+                IndexRefresh(
+                    index,
+                    started,
+                    0,
+                    0,
+                    0,
+                    0,
+                    "",
+                    False,
+                    False,
+                    "; ".join(errors) or "no constituent source configured (INDEX_SOURCES)",
+                ),
                 outcome="failed",
             )
         last = len(await self.store.index_members(index))

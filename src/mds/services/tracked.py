@@ -22,7 +22,7 @@ from mds.config import Settings
 from mds.constants import TRACKED_ALL_KEY, TRACKED_NEW_KEY
 from mds.domain.clock import Clock
 from mds.domain.models import Interval, Tier
-from mds.domain.reference import INDEXES, TrackedSet, mds_symbol
+from mds.domain.reference import INDEXES, TICKER_PATTERN, TrackedSet, mds_symbol
 from mds.errors import InvalidRequest
 from mds.ingest.backfill import Backfiller, EnqueueResult
 from mds.ingest.scan import scan_gaps
@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Always tracked: the market's benchmark (seed 004).
 ALWAYS_TRACKED = frozenset({"SPY"})
-#: MDS's convention (see mds.reference.nasdaqtrader): a base, then up to two dotted suffixes.
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,6}(\.[A-Z0-9]{1,4}){0,2}$")
+_TICKER = re.compile(TICKER_PATTERN)
 
 
 class TrackedStore(ReferenceStore, UniverseStore, CoverageStore, ListingStore, ContinuityStore, Protocol):
@@ -47,10 +46,9 @@ def clean_symbols(raw: Iterable[str], *, field: str = "symbols") -> list[str]:
     """Symbols in MDS's convention, or InvalidRequest naming the first bad one."""
     out = []
     for text in raw:
-        symbol = mds_symbol(text)
-        if not _SYMBOL.match(symbol):
+        if not _TICKER.match(text.strip()):
             raise InvalidRequest(field, f"{text!r} is not a ticker")
-        out.append(symbol)
+        out.append(mds_symbol(text))
     if not out:
         raise InvalidRequest(field, "no symbols given")
     return sorted(set(out))

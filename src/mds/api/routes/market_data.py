@@ -17,7 +17,7 @@ from mds.api.deps import RuntimeDep
 from mds.api.models import BarOut
 from mds.api.params import TIME_PATTERN, EndQuery, SymbolQuery, parse_ts
 from mds.api.problems import problem, problem_responses
-from mds.domain.models import Interval
+from mds.domain.models import Capability, Interval
 from mds.errors import InvalidRequest
 from mds.serialize import bar_rows, iso
 from mds.services.history5m import backfill_5m
@@ -144,7 +144,14 @@ async def backfill_native_5m(
     days = n_days if n_days is not None else runtime.settings.BACKFILL_LOOKBACK_DAYS_5M
     if days < 1:
         raise InvalidRequest("n_days", "BACKFILL_LOOKBACK_DAYS_5M is 0: give n_days")
-    tracked = await runtime.tracked.tracked_set()
+    if not runtime.router.order(Capability.BARS_5M):
+        return problem(
+            503,
+            "No 5m provider",
+            "no provider is routable for bars_5m now: see POLICY_BARS_5M and its providers' keys",
+            field="POLICY_BARS_5M",
+        )
+    tracked = await runtime.tracked.tracked_set(with_new=False)
     report = await backfill_5m(
         symbols=sorted(tracked.all),
         n_days=days,

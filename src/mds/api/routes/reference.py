@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from mds.api.deps import RuntimeDep
 from mds.api.problems import problem_responses
-from mds.domain.reference import IndexName, IndexRefresh
+from mds.domain.reference import TICKER_PATTERN, IndexName, IndexRefresh
 from mds.errors import InvalidRequest
 from mds.serialize import iso
 from mds.services.tracked import clean_symbols, queue_daily_backfill
@@ -64,8 +64,13 @@ class ConstituentsOut(BaseModel):
     last_refresh: RefreshOut | None = Field(description="The newest refresh of this index, if any")
 
 
+Ticker = Annotated[str, StringConstraints(pattern=TICKER_PATTERN)]
+
+
 class HoldingsIn(BaseModel):
-    symbols: list[str] = Field(min_length=1, max_length=5000, description="Tickers to hold")
+    symbols: list[Ticker] = Field(
+        min_length=1, max_length=5000, description="Tickers to hold (BRK.B, brk-b and BRK/B are one symbol)"
+    )
     note: str = Field(default="", max_length=200, description="Free text kept with each new holding")
 
 
@@ -150,11 +155,12 @@ async def add_holdings(body: HoldingsIn, runtime: RuntimeDep) -> dict[str, objec
 async def remove_holdings(
     runtime: RuntimeDep,
     symbols: Annotated[
-        list[str], Query(min_length=1, description="Tickers to stop holding (repeat or comma-separate)")
+        list[Ticker],
+        Query(min_length=1, max_length=5000, description="Tickers to stop holding (repeat the parameter)"),
     ],
 ) -> dict[str, object]:
     """Stop holding symbols; they stay in the universe and stay tracked if an index lists them."""
-    removed = await runtime.tracked.release([s for text in symbols for s in text.split(",") if s.strip()])
+    removed = await runtime.tracked.release(symbols)
     await runtime.tracked.refresh()
     return {"changed": removed, "held": [h.symbol for h in await runtime.store.holdings()]}
 
