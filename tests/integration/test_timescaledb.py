@@ -465,3 +465,31 @@ async def test_compression_policy_compresses_chunks_older_than_14_days(migrated:
         read = await store.read_bars("TSPOL", M1, old, now)
     assert states == [True, False]
     assert ohlcv(read) == ohlcv(bars)
+
+
+# Last in the file: a retention pass deletes every old 5m bar of the shared database.
+async def test_retention_deletes_old_5m_bars_on_the_hypertable_and_leaves_1m_to_the_policy(
+    migrated: Migrated,
+) -> None:
+    from mds.services.retention import TIMESCALE_SKIP, enforce_retention
+
+    async with opened(migrated.url) as store:
+        now = await value(store, "SELECT date_trunc('day', now())")
+        old, recent = now - timedelta(days=200), now - timedelta(days=30)
+        five = [Bar("TSRET", M5, ts, 10.0, 11.0, 9.0, 10.5, 100.0, "sim") for ts in (old, recent)]
+        minute = [Bar("TSRET", M1, old, 10.0, 11.0, 9.0, 10.5, 100.0, "sim")]
+        await store.write_bars(five + minute, as_of=now)
+        await store.write_bars([five[0]._replace(close=10.25)], as_of=now + timedelta(seconds=1))
+        report = await enforce_retention(
+            store, ManualClock(now), max_days_5m=90, max_days_1m=30, timescale=True
+        )
+        left = await rows(
+            store, "SELECT interval, ts FROM candles WHERE symbol = 'TSRET' ORDER BY interval, ts"
+        )
+        history = await rows(store, "SELECT count(*) FROM candle_history WHERE symbol = 'TSRET'")
+    assert (
+        report["intervals"]["5m"]["deleted_bars"] >= 1 and report["intervals"]["5m"]["deleted_history"] >= 1
+    )
+    assert report["intervals"]["1m"] == {"max_days": 30, "skipped": TIMESCALE_SKIP}
+    assert left == [("1m", old), ("5m", recent)]  # 1m is the TimescaleDB job's to expire
+    assert history == [(0,)]
