@@ -78,7 +78,9 @@ async def test_two_workers_on_one_redis_never_exceed_one_budget_together() -> No
         await asyncio.gather(*(call(w) for w in workers for _ in range(6)))
         stamps.sort()
         assert len(stamps) == 12
-        assert sum(s < 0.5 for s in stamps) == 5  # one budget between them, not two
+        # One budget between them, not two: at most five in the half second after the first
+        # grant (counted from the first grant, not from t0, which includes connecting to Redis).
+        assert sum(s < stamps[0] + 0.5 for s in stamps) <= 5
         # Moving window: any six consecutive calls span at least about a second.
         assert all(stamps[i + 5] - stamps[i] >= 0.9 for i in range(len(stamps) - 5))
         assert sum(w.waits for w in workers) >= 1
