@@ -180,3 +180,33 @@ async def test_tracked_sets_are_published_to_redis_and_replaced_whole() -> None:
     finally:
         await client.delete(TRACKED_ALL_KEY, TRACKED_NEW_KEY)
         await client.aclose()
+
+
+async def test_a_failed_refresh_is_retried_next_pass_an_applied_one_waits_a_week(make_pipeline) -> None:  # type: ignore[no-untyped-def]
+    from mds.ops.tracking import TrackingTasks
+    from mds.services.tracked import TrackedService
+
+    p = await make_pipeline()
+    down = ListSource("fmp", error=Unavailable("fmp", "503"))
+    refresher = IndexRefresher(
+        store=p.store, sources=[down], clock=p.clock, settings=p.settings, metrics=Metrics()
+    )
+    tasks = TrackingTasks(
+        indexes=refresher,
+        tracked=TrackedService(store=p.store, calendar=CAL, clock=p.clock, settings=p.settings),
+        store=p.store,
+        calendar=CAL,
+        clock=p.clock,
+        backfiller=p.collector.backfiller,
+        router=p.router,
+        settings=p.settings,
+    )
+    assert await tasks.refresh_indexes_if_due()  # nothing applied yet: due
+    p.clock.advance(86_400)
+    assert await tasks.refresh_indexes_if_due()  # every source failed: due again a day later
+    down.error, down.lists = None, {i: SP for i in ("SP500", "NASDAQ100", "DOW30")}
+    assert await tasks.refresh_indexes_if_due()
+    p.clock.advance(86_400)
+    assert not await tasks.refresh_indexes_if_due()  # applied a day ago: not due for a week
+    p.clock.advance(6 * 86_400)
+    assert await tasks.refresh_indexes_if_due()

@@ -27,13 +27,12 @@ def _echo(row: dict[str, object], as_json: bool) -> None:
     typer.echo(json.dumps(row, default=str) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))
 
 
-def _csv_directory(path: Path) -> tuple[SymbolDirectory, dict[str, Tier]]:
+def _csv_directory(path: Path, s: Settings) -> tuple[SymbolDirectory, dict[str, Tier]]:
     """A CSV universe file (``symbol``, optional ``tier``/``name``) as a directory plus its fixed tiers."""
-    from mds.config import Settings
     from mds.domain.reference import ListedSymbol, SymbolDirectory
     from mds.ingest.universe import load_universe_file
 
-    entries = load_universe_file(path, Settings())
+    entries = load_universe_file(path, s)
     with path.open(newline="") as fh:
         has_tier = "tier" in (csv.DictReader(fh).fieldnames or [])
     listed = [ListedSymbol(symbol=e.symbol, name=e.name, exchange=e.exchange) for e in entries]
@@ -78,7 +77,7 @@ def import_universe(
         if source == "csv":
             if not files or len(files) != 1:
                 fail("csv: give exactly one FILE")
-            directory, fixed = _csv_directory(files[0])
+            directory, fixed = _csv_directory(files[0], s)
         else:
             directory = asyncio.run(_nasdaq_directory(s, files or [], url))
     except (ConfigError, InvalidRequest, MdsError) as exc:

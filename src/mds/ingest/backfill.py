@@ -233,6 +233,20 @@ class Backfiller:
             total.refused += r.refused
         return total
 
+    async def enqueue_gaps_by_tier(self, gaps: list[Gap], tiers: Mapping[str, Tier]) -> EnqueueResult:
+        """Queue ``gaps`` at each symbol's tier (T2 when it has none), T0 first."""
+        by_tier: dict[Tier, list[Gap]] = {}
+        for g in gaps:
+            by_tier.setdefault(tiers.get(g.symbol, Tier.T2), []).append(g)
+        total = EnqueueResult([], [], [])
+        for tier in Tier:
+            if tier in by_tier:
+                r = await self.enqueue_gaps(by_tier[tier], tier)
+                total.created += r.created
+                total.merged_into += r.merged_into
+                total.refused += r.refused
+        return total
+
     async def _enqueue(
         self, interval: Interval, ranges: list[tuple[str, datetime, datetime]], tier: Tier
     ) -> EnqueueResult:

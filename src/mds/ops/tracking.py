@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
@@ -27,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Clock seconds between tracked-set builds (and backfills of tracked:new and of 5m history).
 TRACKED_REFRESH_SEC = 86_400.0
+#: Refresh records a pass reads to find the newest applied one (a few passes of every index).
+REFRESHES_LOOKED_AT = 20
 #: Wall seconds a pass waits for its backfills before the coverage snapshot.
 SETTLE_MAX_SEC = 600.0
 #: Symbols per batch of the nightly 5m backfill (the seed's route default).
@@ -59,10 +60,10 @@ class TrackingTasks:
         self.after_pass = after_pass
 
     async def refresh_indexes_if_due(self) -> bool:
-        """Refresh every index when the newest refresh is older than INDEX_REFRESH_SEC."""
-        last: datetime | None = None
-        for r in await self.store.index_refreshes(limit=1):
-            last = r.started_at
+        """Refresh every index when none was applied within INDEX_REFRESH_SEC. A failed or
+        refused refresh does not count: the next pass (a day later) tries again."""
+        recent = await self.store.index_refreshes(limit=REFRESHES_LOOKED_AT)
+        last = max((r.started_at for r in recent if r.applied), default=None)
         if last is not None and (self.clock.now() - last).total_seconds() < self.settings.INDEX_REFRESH_SEC:
             return False
         for r in await self.indexes.refresh_all():

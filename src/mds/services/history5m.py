@@ -16,9 +16,8 @@ from typing import Any, Protocol
 
 from mds.calendar import MarketCalendar
 from mds.domain.clock import Clock
-from mds.domain.models import Interval, Tier
+from mds.domain.models import Interval
 from mds.ingest.backfill import Backfiller
-from mds.ingest.gaps import Gap
 from mds.ingest.scan import ScanStore, scan_gaps
 from mds.serialize import iso
 from mds.storage.base import CoverageStore, UniverseStore
@@ -75,16 +74,11 @@ async def backfill_5m(
             store, calendar, symbols=todo, interval=Interval.M5, start=start, end=end, now=now
         )
         queued += len({g.symbol for g in gaps})
-        by_tier: dict[Tier, list[Gap]] = defaultdict(list)
-        for g in gaps:
-            by_tier[tiers.get(g.symbol, Tier.T2)].append(g)
-        for tier in Tier:  # T0 first
-            if by_tier[tier]:
-                r = await backfiller.enqueue_gaps(by_tier[tier], tier)
-                created += len(r.created)
-                merged += r.merged_into
-                for reason in r.refused:
-                    refused[reason] += 1
+        r = await backfiller.enqueue_gaps_by_tier(gaps, tiers)
+        created += len(r.created)
+        merged += r.merged_into
+        for reason in r.refused:
+            refused[reason] += 1
     return {
         "symbols": len(wanted),
         "skipped_with_1m": skipped,

@@ -34,7 +34,7 @@ META_TTL_SEC = 86_400.0
 
 
 class RefreshStore(ReferenceStore, UniverseStore, Protocol):
-    pass
+    """What a refresh writes: the index's rows and refresh records, and members into the universe."""
 
 
 class IndexRefresher:

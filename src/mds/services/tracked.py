@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -39,7 +38,8 @@ _TICKER = re.compile(TICKER_PATTERN)
 
 
 class TrackedStore(ReferenceStore, UniverseStore, CoverageStore, ListingStore, ContinuityStore, Protocol):
-    pass
+    """What the tracked set needs: membership, holdings, the universe, stored sessions and
+    listings, and the gap scan behind its backfills."""
 
 
 def clean_symbols(raw: Iterable[str], *, field: str = "symbols") -> list[str]:
@@ -144,22 +144,12 @@ async def queue_daily_backfill(
     sessions: int,
 ) -> EnqueueResult:
     """Queue what is missing of the last ``sessions`` daily bars of ``symbols``, per tier."""
-    total = EnqueueResult([], [], [])
     now = clock.now()
     closed = calendar.closed_sessions(now, sessions)
     if not closed or not symbols:
-        return total
+        return EnqueueResult([], [], [])
     gaps = await scan_gaps(
         store, calendar, symbols=list(symbols), interval=Interval.D1, start=closed[0].open, end=now, now=now
     )
     tiers = {e.symbol: e.tier for e in await store.universe(active_only=False)}
-    by_tier = defaultdict(list)
-    for g in gaps:
-        by_tier[tiers.get(g.symbol, Tier.T2)].append(g)
-    for tier in Tier:  # T0 first
-        if by_tier[tier]:
-            r = await backfiller.enqueue_gaps(by_tier[tier], tier)
-            total.created += r.created
-            total.merged_into += r.merged_into
-            total.refused += r.refused
-    return total
+    return await backfiller.enqueue_gaps_by_tier(gaps, tiers)

@@ -16,7 +16,7 @@ from mds.api.problems import problem_responses
 from mds.domain.reference import TICKER_PATTERN, IndexName, IndexRefresh
 from mds.errors import InvalidRequest
 from mds.serialize import iso
-from mds.services.tracked import clean_symbols, queue_daily_backfill
+from mds.services.tracked import queue_daily_backfill
 
 router = APIRouter(prefix="/api/v1/market-data", tags=["tracking"], responses=problem_responses(422, 500))
 admin_router = APIRouter(
@@ -179,7 +179,7 @@ async def backfill_index(runtime: RuntimeDep, index: IndexQuery) -> dict[str, ob
         raise InvalidRequest("index", "this process runs no collector; send backfills to a worker")
     refresh = await runtime.indexes.refresh(index)
     members = await runtime.store.index_members(index, active_only=False)
-    symbols = clean_symbols([m.symbol for m in members]) if members else []
+    symbols = sorted({m.symbol for m in members})
     result = await queue_daily_backfill(
         symbols,
         store=runtime.store,
