@@ -28,7 +28,7 @@ Point-in-time rules every implementation keeps (DESIGN.md):
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -53,6 +53,7 @@ from mds.domain.reference import (
     IndexName,
     IndexRefresh,
 )
+from mds.domain.schedules import JobRun, RunStatus, Schedule
 
 
 class NewBackfill(NamedTuple):
@@ -525,6 +526,93 @@ class ListingStore(Protocol):
         ...
 
 
+class ScheduleStore(Protocol):
+    """Schedules (seed 004's RedBeat entries) and the scheduler's fire marks."""
+
+    async def put_schedule(self, schedule: Schedule) -> None:
+        """Insert or replace the schedule named ``schedule.name`` (every field as given)."""
+        ...
+
+    async def get_schedule(self, name: str) -> Schedule | None: ...
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Remove it; False when there was none. Its job runs stay."""
+        ...
+
+    async def schedules_changed_at(self) -> tuple[int, datetime | None]:
+        """(count, newest ``since``): cheap, so a scheduler can tell when to reload."""
+        ...
+
+    async def fire_schedule(self, name: str, due_at: datetime, run: JobRun) -> JobRun | None:
+        """Mark ``name`` fired for ``due_at`` and insert ``run`` (queued), atomically.
+
+        Compare-and-set: only when the schedule is enabled and its ``last_due_at`` is
+        before ``due_at`` (or unset); otherwise nothing is written and None is returned, so
+        two schedulers that both think they lead fire a due time once between them.
+        """
+        ...
+
+
+class JobRunStore(Protocol):
+    """``job_run`` rows: every task execution, its status, counters and errors."""
+
+    async def create_run(self, run: JobRun) -> JobRun:
+        """Insert; returns the run with its ``id``."""
+        ...
+
+    async def get_run(self, run_id: int) -> JobRun | None: ...
+
+    async def update_run(self, run: JobRun) -> None:
+        """Write every mutable field of ``run`` (status, times, counters, error, note, attempt, lease)."""
+        ...
+
+    async def claim_run(
+        self,
+        run_id: int,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        single_flight: bool,
+        max_concurrency: int | None,
+    ) -> RunStatus | None:
+        """Move a queued run to running, atomically across processes; what blocked it otherwise.
+
+        Returns None when claimed. Returns ``RunStatus.SKIPPED`` when ``single_flight`` and
+        another run of the same schedule is running (an unexpired lease), ``RunStatus.QUEUED``
+        when ``max_concurrency`` runs of the same task are running, and the run's own
+        status when it is not queued any more (a duplicate delivery).
+        """
+        ...
+
+    async def renew_lease(self, run_id: int, lease_until: datetime) -> bool:
+        """Extend a running run's lease; False if it is not running any more."""
+        ...
+
+    async def job_runs(
+        self,
+        *,
+        task: str | None = None,
+        schedule: str | None = None,
+        status: RunStatus | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[JobRun]:
+        """Newest first (by queued time, then id); ``since`` bounds the queued time."""
+        ...
+
+    async def latest_runs_for(self, schedules: Sequence[str], logical_date: date) -> dict[str, JobRun]:
+        """Per schedule name, its newest run for ``logical_date`` (absent when none)."""
+        ...
+
+    async def expire_runs(self, *, now: datetime, note: str) -> list[JobRun]:
+        """Fail running runs whose lease ended before ``now`` (their worker died); return them."""
+        ...
+
+
 class Store(
     BarStore,
     UniverseStore,
@@ -535,6 +623,8 @@ class Store(
     CoverageStore,
     RetentionStore,
     ListingStore,
+    ScheduleStore,
+    JobRunStore,
     StoreLifecycle,
     Protocol,
 ):

@@ -38,6 +38,7 @@ from mds.storage.postgres.ledger import PostgresLedger
 from mds.storage.postgres.listing import PostgresListing
 from mds.storage.postgres.reference import PostgresReference
 from mds.storage.postgres.retention import PostgresRetention
+from mds.storage.postgres.schedules import PostgresSchedules
 from mds.storage.postgres.universe import PostgresUniverse
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class PostgresStore(
     PostgresCoverage,
     PostgresRetention,
     PostgresListing,
+    PostgresSchedules,
 ):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 

@@ -26,6 +26,7 @@ from mds.storage.sqlite.ledger import SqliteLedger
 from mds.storage.sqlite.listing import SqliteListing
 from mds.storage.sqlite.reference import SqliteReference
 from mds.storage.sqlite.retention import SqliteRetention
+from mds.storage.sqlite.schedules import SqliteSchedules
 from mds.storage.sqlite.universe import SqliteUniverse
 
 
@@ -39,6 +40,7 @@ class SqliteStore(
     SqliteCoverage,
     SqliteRetention,
     SqliteListing,
+    SqliteSchedules,
 ):
     """The Store protocol on a SQLite file (or ``":memory:"``).
 
