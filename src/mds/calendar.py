@@ -126,6 +126,8 @@ class MarketCalendar:
                 cal = xcals.get_calendar(self.name, start=start, end=end)
         except xcals.errors.InvalidCalendarName:
             raise ValueError(f"unknown exchange calendar {self.name!r}") from None
+        #: The exchange's IANA time zone (America/New_York for XNYS).
+        self.zone = str(cal.tz)
         sched = cal.schedule
         opens = sched["open"].to_numpy(dtype="datetime64[s]").astype(np.int64)
         closes = sched["close"].to_numpy(dtype="datetime64[s]").astype(np.int64)

@@ -99,6 +99,10 @@ _FAMILIES = (
     "RETENTION_",
     "COVERAGE_",
     "INDEX_",
+    "SCHEDULER_",
+    "TASK_",
+    "DISCORD_WEBHOOK_",
+    "HOOK_",
     "BACKFILL_",
     "BREAKER_",
     "TIER_MAXS",
@@ -167,6 +171,14 @@ IndexSources = Annotated[
     list[IndexSourceName], NoDecode, BeforeValidator(_split_names), AfterValidator(_distinct)
 ]
 DEFAULT_INDEX_SOURCES: tuple[IndexSourceName, ...] = ("fmp", "wikipedia")
+#: Task queue names (schedule metadata ``queue``); at least one.
+TaskQueues = Annotated[
+    list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]],
+    NoDecode,
+    BeforeValidator(_split_names),
+    AfterValidator(_distinct),
+    Field(min_length=1),
+]
 #: A vendor endpoint override; empty means unset (the vendor's documented URL).
 VendorUrl = Annotated[Annotated[str, Field(pattern=r"^https?://")] | None, BeforeValidator(_blank_is_unset)]
 DatabaseUrl = Annotated[str, Field(pattern=r"^(sqlite:///|postgresql://|postgres://)")]
@@ -420,17 +432,13 @@ class Settings(BaseSettings):
         description="Days of 1m bars kept on SQLite and plain PostgreSQL (0 keeps all;"
         " TimescaleDB keeps its own policies)",
     )
-    RETENTION_INTERVAL_SEC: PositiveFloat = Field(
-        default=86_400.0, description="Clock seconds between retention runs"
-    )
     COVERAGE_REFRESH_SEC: PositiveFloat = Field(
-        default=3600.0, description="Clock seconds between coverage-health snapshots"
+        default=3600.0,
+        description="Clock seconds the monitor_coverage_health schedule is expected to take between"
+        " snapshots; the cached snapshot lives twice as long",
     )
     COVERAGE_DAILY_MIN_SHARE: Share = Field(
         default=0.9, description="SLA: share of tracked symbols that must hold the last closed session"
-    )
-    INDEX_REFRESH_SEC: PositiveFloat = Field(
-        default=7 * 86_400.0, description="Clock seconds between index constituent refreshes (weekly)"
     )
     INDEX_MIN_KEEP_SHARE: Share = Field(
         default=0.9,
@@ -451,6 +459,41 @@ class Settings(BaseSettings):
     UNIVERSE_NASDAQ_TRADER_URL: VendorUrl = Field(
         default=None,
         description="Base URL of the NASDAQ Trader symbol directory (default https://www.nasdaqtrader.com)",
+    )
+
+    # Scheduler, task runs and their hooks (seed 004)
+    SCHEDULER_CATALOG_SEED: bool = Field(
+        default=True,
+        description="On first start, write every catalog task's default schedule (`mds schedules seed` does it any time)",
+    )
+    SCHEDULER_RELOAD_SEC: PositiveFloat = Field(
+        default=2.0, description="Wall seconds between the leader's re-reads of the stored schedules"
+    )
+    TASK_QUEUES: TaskQueues = Field(
+        default_factory=lambda: ["default", "market_data"],
+        description="Task queues this deployment has (schedule metadata `queue` must name one); workers serve all",
+    )
+    TASK_WORKERS: PositiveInt = Field(
+        default=2, description="Task runs at once per queue in each worker process"
+    )
+    HOOK_TIMEOUT_SEC: PositiveFloat = Field(
+        default=5.0, description="Seconds a Discord or Pushgateway hook may take before it counts as failed"
+    )
+    DISCORD_WEBHOOK_SYSTEM_STATUS: SecretStr | None = Field(
+        default=None,
+        description="Discord webhook for alias system_status; failures go here without a per-job hook",
+    )
+    DISCORD_WEBHOOK_SIGNALS: SecretStr | None = Field(
+        default=None, description="Discord webhook for alias signals"
+    )
+    DISCORD_WEBHOOK_PORTFOLIO: SecretStr | None = Field(
+        default=None, description="Discord webhook for alias portfolio"
+    )
+    DISCORD_WEBHOOK_MORNING_BREW: SecretStr | None = Field(
+        default=None, description="Discord webhook for alias morning_brew"
+    )
+    DISCORD_WEBHOOK_PLAYGROUND: SecretStr | None = Field(
+        default=None, description="Discord webhook for alias playground"
     )
 
     # Redis / Rate-Limit Coordinator

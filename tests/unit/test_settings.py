@@ -235,6 +235,8 @@ READ_THROUGH: dict[str, tuple[str, ...]] = {
     ".cadence(": ("CADENCE_T0", "CADENCE_T1", "CADENCE_T2"),
     ".backfill_concurrency(": tuple(f"BACKFILL_MAX_CONCURRENCY_{t.value}" for t in Tier),
     ".backfill_max_queue(": tuple(f"BACKFILL_MAX_QUEUE_{t.value}" for t in Tier),
+    # ops/hooks.py reads getattr(settings, f"DISCORD_WEBHOOK_{alias.upper()}"), one per alias.
+    'f"DISCORD_WEBHOOK_{': tuple(n for n in Settings.model_fields if n.startswith("DISCORD_WEBHOOK_")),
     # providers/http.py reads getattr(settings, f"{name.upper()}_BASE_URL"), one per vendor.
     '_BASE_URL"': tuple(n for n in Settings.model_fields if n.endswith("_BASE_URL")),
     '_RATE_PER_MIN"': tuple(n for n in Settings.model_fields if n.endswith("_RATE_PER_MIN")),

@@ -14,6 +14,7 @@ from mds.domain.models import Tier
 
 if TYPE_CHECKING:
     from mds.config import Settings
+    from mds.domain.schedules import JobRun
 
 _LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _WRITE_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
@@ -254,6 +255,33 @@ class Metrics:
             ["interval"],
             registry=r,
         )
+
+        self.task_runs_total = Counter(
+            "task_runs_total",
+            "Finished task runs by task and status (succeeded, failed, timed_out, skipped)",
+            ["task", "status"],
+            registry=r,
+        )
+        self.task_duration_seconds = Histogram(
+            "task_duration_seconds",
+            "Clock seconds a task run took, per task (runs that started)",
+            ["task"],
+            buckets=(0.1, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200),
+            registry=r,
+        )
+        self.hook_failures_total = Counter(
+            "hook_failures_total",
+            "Task-run hooks that could not be delivered, by kind (discord, pushgateway); the run "
+            "itself is unaffected",
+            ["kind"],
+            registry=r,
+        )
+
+    def observe_task_run(self, run: JobRun) -> None:
+        """Count a finished run (and time it when it started)."""
+        self.task_runs_total.labels(task=run.task, status=run.status.value).inc()
+        if run.duration_s is not None:
+            self.task_duration_seconds.labels(task=run.task).observe(run.duration_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
