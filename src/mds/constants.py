@@ -9,6 +9,8 @@ Job queues (Redis LISTs; :mod:`mds.queue.redis` documents the keys hung off each
                                           (setting ``RLC_REDIS_JOBS_KEY``)
     ``market:backfills:T0|T1|T2``         one backfill queue per tier
                                           (settings ``RLC_REDIS_BACKFILL_KEYS__T0`` …)
+    ``<live queue>:tasks:<name>:T0|T1|T2`` task runs of queue ``<name>`` (``TASK_QUEUES``),
+                                          one list per priority band
     ``<queue>:processing:<consumer>``     jobs a consumer took and has not acked
     ``<queue>:lease:<consumer>``          the consumer's heartbeat (expires)
     ``<queue>:consumers``                 consumers that may hold processing lists
@@ -45,6 +47,11 @@ BACKFILL_KEY_PREFIX = "market:backfills:"
 
 def backfill_jobs_key(tier: str) -> str:
     return f"{BACKFILL_KEY_PREFIX}{tier}"
+
+
+def task_queue_key(live_jobs_key: str, queue: str, band: str) -> str:
+    """Beside the live queue, like the leader lock: one deployment's task runs."""
+    return f"{live_jobs_key}:tasks:{queue}:{band}"
 
 
 def processing_key(queue: str, consumer: str) -> str:

@@ -23,28 +23,33 @@ from mds.analysis.service import AnalysisService
 from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
-from mds.constants import scheduler_leader_key
+from mds.constants import scheduler_leader_key, task_queue_key
 from mds.domain.clock import Clock, SystemClock
 from mds.domain.models import Tier
+from mds.domain.schedules import RunStatus
 from mds.ingest.collector import Collector
 from mds.ingest.live_lag import LiveLagTracker
 from mds.ingest.universe import default_universe, demo_universe
 from mds.observability.loop_lag import LoopLagMonitor
 from mds.observability.metrics import Metrics, publish_cadences
+from mds.ops.catalog import Catalog, TaskContext
+from mds.ops.hooks import RunHooks
 from mds.ops.reload import effective_environ
-from mds.ops.tracking import TrackingTasks
+from mds.ops.runs import Preflight, RunSubmitter, TaskRunner
+from mds.ops.scheduler import Scheduler
 from mds.providers.base import Provider
 from mds.providers.ratelimit import RateLimiter
 from mds.providers.registry import build_providers
 from mds.queue.base import JobQueue
 from mds.queue.memory import InMemoryJobQueue
+from mds.queue.tasks import BandedQueue, TaskQueues
 from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
-from mds.services.coverage import CoverageMonitor, CoverageService
+from mds.services.coverage import CoverageService
 from mds.services.indexes import IndexRefresher
 from mds.services.market import MarketService
-from mds.services.retention import RetentionTask
+from mds.services.schedules import ScheduleService
 from mds.services.stream_snapshot import Snapshots
 from mds.services.tracked import TrackedService
 from mds.storage.base import Store
@@ -79,6 +84,9 @@ class Runtime:
     tracked: TrackedService
     indexes: IndexRefresher
     coverage: CoverageService
+    runs: TaskRunner
+    schedules: ScheduleService
+    task_queues: TaskQueues
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -91,6 +99,7 @@ class Runtime:
     loop_lag: LoopLagMonitor | None = None
     hub: Hub | None = None
     redis: Redis | None = None
+    hooks: RunHooks | None = None
 
     def current_environ(self) -> dict[str, str]:
         """The environment settings would be read from now (the env file is re-read)."""
@@ -108,18 +117,28 @@ class Runtime:
         if self.hub is not None:
             self.hub.configure(hub_limits(settings))
         self.coverage.update_settings(settings)
+        self.schedules.settings = settings
+        self.runs.ctx.settings = settings  # tasks read their defaults (sessions, days) per run
+        if self.hooks is not None:
+            self.hooks.settings = settings
         publish_cadences(self.metrics, settings)
 
 
 def analysis_service(runtime: Runtime) -> AnalysisService:
     """The analysis service over a runtime's store, calendar, clock and market service."""
+    return new_analysis(runtime.store, runtime.calendar, runtime.clock, runtime.market, runtime.settings)
+
+
+def new_analysis(
+    store: Store, calendar: MarketCalendar, clock: Clock, market: MarketService, settings: Settings
+) -> AnalysisService:
     return AnalysisService(
-        store=runtime.store,
-        analysis=analysis_store_for(runtime.store),
-        calendar=runtime.calendar,
-        clock=runtime.clock,
-        market=runtime.market,
-        ttl_sec=runtime.settings.ANALYSIS_CACHE_TTL_SEC,
+        store=store,
+        analysis=analysis_store_for(store),
+        calendar=calendar,
+        clock=clock,
+        market=market,
+        ttl_sec=settings.ANALYSIS_CACHE_TTL_SEC,
     )
 
 
@@ -143,6 +162,18 @@ async def load_universe(store: Store, settings: Settings, *, demo: bool) -> None
         source="csv" if settings.UNIVERSE_FILE and not demo else source,
         keep_active=keep,
     )
+
+
+async def first_start(schedules: ScheduleService, settings: Settings, *, demo: bool) -> None:
+    """On a store with no schedules: seed the catalog's, and where index lists can be had
+    (the demo, or INDEX_SOURCES set) run the restore chain once now, so a new deployment
+    builds its tracked set and coverage without waiting for tonight's schedules."""
+    if not settings.SCHEDULER_CATALOG_SEED or await schedules.all():
+        return
+    seeded = await schedules.seed(by="catalog")
+    log.info("seeded %d schedules from the task catalog", len(seeded))
+    if demo or settings.INDEX_SOURCES:
+        await schedules.run_now("bootstrap_daily_coverage_tracked", by="catalog")
 
 
 def hub_limits(settings: Settings) -> HubLimits:
@@ -228,12 +259,27 @@ async def open_runtime(
             )
             for t in Tier
         }
+        task_queues = TaskQueues.build(
+            settings.TASK_QUEUES,
+            lambda q: BandedQueue(
+                {
+                    t: RedisJobQueue(
+                        redis,
+                        task_queue_key(settings.RLC_REDIS_JOBS_KEY, q, t.value),
+                        consumer=name,
+                        visibility_timeout=30.0,
+                    )
+                    for t in Tier
+                }
+            ),
+        )
     else:
         cache = InMemoryCache(clock)
         bus = InMemoryBus()
         stream_log = InMemoryStreamLog(clock, max_messages=settings.WS_REPLAY_MAX_MESSAGES)
         live_queue = InMemoryJobQueue()
         backfill_queues = {t: InMemoryJobQueue() for t in Tier}
+        task_queues = TaskQueues.build(settings.TASK_QUEUES, lambda _: InMemoryJobQueue())
     collector: Collector | None = None
     hub: Hub | None = None
     publisher = StreamPublisher(stream_log, bus, metrics)
@@ -241,6 +287,7 @@ async def open_runtime(
     loop_lag = LoopLagMonitor(metrics)
     loop_lag.start()  # every process: a stalled API loop matters as much as a worker's
     live_lag: LiveLagTracker | None = None
+    runner: TaskRunner | None = None
     try:
         await load_universe(store, settings, demo=demo)
         universe = await store.universe()
@@ -300,23 +347,43 @@ async def open_runtime(
             tracked=partial(tracked.tracked_set, with_new=False),
             settings=settings,
         )
-        collector.housekeeping.append(CoverageMonitor(coverage, clock).run)
-        if demo or settings.INDEX_SOURCES:
-            collector.housekeeping.append(
-                TrackingTasks(
-                    indexes=indexes,
-                    tracked=tracked,
-                    store=store,
-                    calendar=calendar,
-                    clock=clock,
-                    backfiller=collector.backfiller,
-                    router=router,
-                    settings=settings,
-                    after_pass=coverage.refresh,
-                ).run
-            )
+        hooks = RunHooks(settings, metrics)
+        context = TaskContext(
+            store=store,
+            calendar=calendar,
+            clock=clock,
+            settings=settings,
+            router=router,
+            backfiller=collector.backfiller,
+            indexes=indexes,
+            tracked=tracked,
+            coverage=coverage,
+            analysis=new_analysis(store, calendar, clock, market, settings),
+            metrics=metrics,
+            generations=market.generations,
+        )
+        catalog = Catalog()
+        submitter = RunSubmitter(
+            store=store, catalog=catalog, clock=clock, queues=task_queues, zone=calendar.zone
+        )
+        runner = TaskRunner(
+            submitter=submitter,
+            ctx=context,
+            notifier=hooks,
+            preflight=Preflight(context, redis=redis),
+            observe=metrics.observe_task_run,
+        )
+        schedules = ScheduleService(
+            store=store, catalog=catalog, submitter=submitter, clock=clock, settings=settings
+        )
         collector.housekeeping.append(
-            RetentionTask(store, clock, settings, metrics, generations=market.generations).run
+            Scheduler(
+                store=store,
+                runner=runner,
+                clock=clock,
+                reload_seconds=settings.SCHEDULER_RELOAD_SEC,
+                first_lead=partial(first_start, schedules, settings, demo=demo),
+            ).run
         )
         leader = None
         if redis is not None and "scheduler" in roles:
@@ -324,6 +391,11 @@ async def open_runtime(
 
             leader = LeaderLock(redis, scheduler_leader_key(settings.RLC_REDIS_JOBS_KEY))
         await collector.start(roles, leader=leader, restore=redis is None)
+        if "worker" in roles:
+            if redis is None:  # in-process queues died with the last process: queue its runs again
+                for run in await store.job_runs(status=RunStatus.QUEUED, limit=10_000):
+                    await submitter.enqueue(run)
+            runner.start(settings.TASK_WORKERS)
         if roles & {"worker", "scheduler"}:
             live_lag.start()  # seeds from the store in the background, then publishes
         if "api" in roles:
@@ -356,6 +428,10 @@ async def open_runtime(
             tracked=tracked,
             indexes=indexes,
             coverage=coverage,
+            runs=runner,
+            schedules=schedules,
+            hooks=hooks,
+            task_queues=task_queues,
             redis=redis,
             hub=hub,
             auth=Authenticator(
@@ -375,6 +451,8 @@ async def open_runtime(
             loop_lag=loop_lag,
         )
     finally:
+        if runner is not None:
+            await runner.stop()
         if hub is not None:
             await hub.stop()
         if live_lag is not None:
@@ -390,6 +468,7 @@ async def open_runtime(
         await live_queue.close()
         for q in backfill_queues.values():
             await q.close()
+        await task_queues.close()
         await bus.close()
         await stream_log.close()
         await cache.close()

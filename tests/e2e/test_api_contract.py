@@ -28,6 +28,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 #: Rules no JSON Schema can state, per operation: a 422 for schema-valid data is right
 #: when, and only when, its detail is one of these (see ``cross_field_rules_only``).
+TIMING_RULES = (r"^(cron|timezone|calendar|when): ",)
+SCHEDULE_RULES = (
+    *TIMING_RULES,
+    r"^body: Value error, (give `cron`|a schedule cannot depend on itself)",
+    r"^name: Value error, '.*' is reserved",
+    r"^task: unknown task ",
+    r"^(kwargs\.|args: )",
+    r"^metadata\.(queue|dependencies|preflight_checks): ",
+    r"^metadata\.maintenance_windows\[\d+\](\.timezone)?: Value error, ",
+    r"^metadata\.hooks\.(discord_webhook|prometheus_endpoint): Value error, ",
+)
 CROSS_FIELD_RULES: dict[str, tuple[str, ...]] = {
     "GET /stocks/{symbol}/intraday": (
         r"^start: start must be before end$",
@@ -46,6 +57,20 @@ CROSS_FIELD_RULES: dict[str, tuple[str, ...]] = {
     ),
     "GET /ws/replay": (r"^epoch: epoch goes with an offset, not a time$",),
     "GET /api/v1/market-data/db/history": (r"^start: start must be before end$",),
+    # A schedule's timing, task, parameters and metadata are checked against croniter, the
+    # time-zone database, the exchange calendars, the task catalog, TASK_QUEUES and the other
+    # schedules: data, not schema.
+    "POST /api/v1/admin/schedules": SCHEDULE_RULES,
+    "PUT /api/v1/admin/schedules/{name}": (*SCHEDULE_RULES, r"^name: the body names "),
+    # Resume checks the saved metadata again: a dependency may have been deleted meanwhile.
+    "POST /api/v1/admin/schedules/{name}/resume": (*TIMING_RULES, r"^metadata\.(queue|dependencies): "),
+    "POST /api/v1/admin/schedules/preview": (*TIMING_RULES, r"^cron: give `cron`"),
+    "POST /api/v1/admin/schedules/import": (
+        *(rule.replace("^", r"^(\[\d+\]\.?)?", 1) for rule in SCHEDULE_RULES),
+        r"^\[\d+\]: Value error, (give `cron`|a schedule cannot depend on itself)",
+        r"^name: .* listed twice$",
+    ),
+    "POST /api/v1/market-data/admin/tasks/run": (r"^task: unknown task ", r"^kwargs\."),
 }
 #: Symbols in the demo universe, so some requests reach past "404 unknown symbol".
 DEMO_SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "NVDA"]

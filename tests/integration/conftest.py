@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import uvicorn
 from mds.access.admin import issue_key
 from mds.access.keys import Role
 from mds.api.app import create_app
+from mds.cache import InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings, load_settings
 from mds.domain.clock import ManualClock
@@ -27,11 +29,16 @@ from mds.ingest.collector import Collector
 from mds.ingest.dispatch import Dispatcher
 from mds.ingest.worker import Worker
 from mds.observability.metrics import Metrics
+from mds.ops.catalog import TaskContext
 from mds.providers.registry import build_providers
 from mds.providers.sim.market import ground_truth
 from mds.queue.memory import InMemoryJobQueue
 from mds.routing.router import Router
-from mds.runtime import Runtime, open_runtime
+from mds.runtime import Runtime, new_analysis, open_runtime
+from mds.services.coverage import CoverageService
+from mds.services.indexes import IndexRefresher
+from mds.services.market import MarketService
+from mds.services.tracked import TrackedService
 from mds.storage.sqlite import SqliteStore
 from tests.helpers import SIM_ENV
 
@@ -62,6 +69,38 @@ class Pipeline:
             await self.worker.process(d)
             done += 1
         raise AssertionError("queue did not drain")
+
+    def task_context(self, indexes: IndexRefresher | None = None) -> TaskContext:
+        """The catalog tasks' context over this pipeline's parts (index lists from ``indexes``)."""
+        cache = InMemoryCache(self.clock)
+        tracked = TrackedService(store=self.store, calendar=CAL, clock=self.clock, settings=self.settings)
+        market = MarketService(
+            store=self.store, calendar=CAL, clock=self.clock, cache=cache, metrics=self.metrics
+        )
+        return TaskContext(
+            store=self.store,
+            calendar=CAL,
+            clock=self.clock,
+            settings=self.settings,
+            router=self.router,
+            backfiller=self.collector.backfiller,
+            indexes=indexes
+            or IndexRefresher(
+                store=self.store, sources=[], clock=self.clock, settings=self.settings, metrics=self.metrics
+            ),
+            tracked=tracked,
+            coverage=CoverageService(
+                store=self.store,
+                calendar=CAL,
+                clock=self.clock,
+                cache=cache,
+                metrics=self.metrics,
+                tracked=partial(tracked.tracked_set, with_new=False),
+                settings=self.settings,
+            ),
+            analysis=new_analysis(self.store, CAL, self.clock, market, self.settings),
+            metrics=self.metrics,
+        )
 
     async def drain_backfills(self) -> int:
         """Dispatch backfills through the real Dispatcher until none is active."""

@@ -6,7 +6,6 @@ last closed session ("<=24h"), Friday 10-17 the one before ("24-48h").
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from mds.domain.models import Bar, Interval, Tier
 from mds.domain.records import UniverseEntry
 from mds.domain.reference import TrackedSet
 from mds.observability.metrics import Metrics
-from mds.services.coverage import CACHE_KEY, CoverageMonitor, CoverageService
+from mds.services.coverage import CACHE_KEY, CoverageService
 from mds.storage.sqlite import SqliteStore
 
 CAL = MarketCalendar()
@@ -327,47 +326,31 @@ def iso_of(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
-class Pacer:
-    """The monitor's clock: moves the shared ManualClock on each sleep and says when the
-    monitor has gone to sleep ``passes`` times (so has finished that many passes)."""
+async def test_the_hourly_monitor_task_caches_the_snapshot_and_counts_what_it_saw(world: World) -> None:
+    from types import SimpleNamespace
 
-    speed = 1.0
+    from mds.ops.catalog import monitor_coverage_health
 
-    def __init__(self, clock: ManualClock, passes: int) -> None:
-        self.clock = clock
-        self.passes = passes
-        self.slept: list[float] = []
-        self.done = asyncio.Event()
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
-        if len(self.slept) >= self.passes:
-            self.done.set()
-        await asyncio.sleep(0)
-
-
-async def test_the_monitor_refreshes_on_the_clock_and_survives_a_failed_pass(world: World) -> None:
     await seed_degraded(world)
+    ctx: Any = SimpleNamespace(coverage=world.service)
     world.tracked.fail_next = 1
-    pacer = Pacer(world.clock, passes=3)
-    monitor = CoverageMonitor(world.service, pacer)
-    assert monitor.period == 3600  # COVERAGE_REFRESH_SEC
-    task = asyncio.create_task(monitor.run())
-    try:
-        await asyncio.wait_for(pacer.done.wait(), timeout=30)  # a guard against a hang
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    assert (monitor.passes, monitor.failures) == (3, 1)
-    assert pacer.slept == [3600, 3600, 3600]  # the failed pass kept the schedule
-    # Pass 1 failed at 12:00; pass 2 cached the 13:00 snapshot, pass 3 the 14:00 one.
+    with pytest.raises(Exception, match="tracked"):  # the run fails; nothing is cached
+        await monitor_coverage_health(ctx, {})
+    assert await world.cache.get(CACHE_KEY) is None
+    world.clock.advance(3600)
+    counters: dict[str, Any] = {}
+    await monitor_coverage_health(ctx, counters)
     cached = await world.cache.get(CACHE_KEY)
-    assert cached is not None and cached["meta"]["updated_at"] == "2025-10-21T14:00:00Z"
-    assert gauge(world, "coverage_snapshot_timestamp_seconds") == (NOW + timedelta(hours=2)).timestamp()
+    assert cached is not None and cached["meta"]["updated_at"] == "2025-10-21T13:00:00Z"
+    assert counters == {
+        "status": "degraded",
+        "tracked": cached["tracked_count"],
+        "daily_fresh": cached["daily"]["freshness"]["<=24h"],
+        "daily_stale": cached["daily"]["freshness"][">48h"] + cached["daily"]["freshness"]["none"],
+        "m5_fresh": cached["m5"]["freshness"]["<=24h"],
+    }
+    assert counters["daily_stale"] == 56  # 55 three sessions behind and one without bars
+    assert gauge(world, "coverage_snapshot_timestamp_seconds") == (NOW + timedelta(hours=1)).timestamp()
 
 
 # -- the routes, over the app built as in tests/integration/conftest.py --------------------

@@ -29,7 +29,7 @@ from mds.serialize import iso
 from mds.services.bar_cache import ResponseBytes, SeriesGenerations
 from mds.services.history5m import backfill_5m
 from mds.services.market import MarketService
-from mds.services.retention import DISABLED, TIMESCALE_SKIP, RetentionTask, enforce_retention
+from mds.services.retention import DISABLED, TIMESCALE_SKIP, enforce_retention
 from mds.storage.base import RetentionCount
 from mds.storage.sqlite import SqliteStore
 from tests.helpers import rows
@@ -242,23 +242,34 @@ class _TimescaleLike(SqliteStore):
         return await super().delete_bars_before(interval, cutoff)
 
 
-async def test_retention_task_reads_the_backend_mode_and_outlives_a_failed_pass(tmp_path) -> None:
-    settings = load_settings({"RETENTION_DAYS_1M": "30", "RETENTION_INTERVAL_SEC": "3600"})
-    clock = ManualClock(NOW)
+async def test_the_retention_task_reads_the_backend_mode_and_a_failed_pass_raises_for_the_retry(
+    tmp_path,
+) -> None:
+    from types import SimpleNamespace
+
+    from mds.ops.catalog import enforce_price_data_retention
+
+    settings = load_settings({"RETENTION_DAYS_1M": "30"})
     store = _TimescaleLike(str(tmp_path / "r.db"))
     await store.open()
     try:
-        task = RetentionTask(store, clock, settings, Metrics())
-        runner = asyncio.create_task(task.run())
-        try:
-            await asyncio.wait_for(store.second_pass.wait(), timeout=10)
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-        assert store.calls >= 2 and clock.now() >= NOW + timedelta(hours=1)  # slept between passes
-        report = await task.run_once()
-        assert report["intervals"]["1m"] == {"max_days": 30, "skipped": TIMESCALE_SKIP}
-        assert report["intervals"]["5m"]["max_days"] == settings.RETENTION_DAYS_5M == 90
+        ctx: Any = SimpleNamespace(
+            store=store, clock=ManualClock(NOW), settings=settings, metrics=Metrics(), generations=None
+        )
+        with pytest.raises(StorageError):  # the run fails; its schedule's retry policy tries again
+            await enforce_price_data_retention(ctx, {})
+        counters: dict[str, Any] = {}
+        await enforce_price_data_retention(ctx, counters)
+        assert store.calls == 2  # TimescaleDB: only 5m is deleted here, 1m is left to its policy
+        assert counters == {
+            "deleted_bars_5m": 0,
+            "deleted_history_5m": 0,
+            "deleted_bars_1m": 0,
+            "deleted_history_1m": 0,
+        }
+        counters = {}
+        await enforce_price_data_retention(ctx, counters, max_days_5m=0)
+        assert store.calls == 2  # 0 keeps all: nothing asked of the store
     finally:
         await store.close()
 

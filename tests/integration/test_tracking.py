@@ -182,31 +182,37 @@ async def test_tracked_sets_are_published_to_redis_and_replaced_whole() -> None:
         await client.aclose()
 
 
-async def test_a_failed_refresh_is_retried_next_pass_an_applied_one_waits_a_week(make_pipeline) -> None:  # type: ignore[no-untyped-def]
-    from mds.ops.tracking import TrackingTasks
-    from mds.services.tracked import TrackedService
+async def test_the_weekly_refresh_task_counts_per_index_and_fails_when_no_source_answers(
+    make_pipeline,
+) -> None:  # type: ignore[no-untyped-def]
+    from mds.ops.catalog import backfill_new_tracked, refresh_index_constituents
 
     p = await make_pipeline()
     down = ListSource("fmp", error=Unavailable("fmp", "503"))
-    refresher = IndexRefresher(
-        store=p.store, sources=[down], clock=p.clock, settings=p.settings, metrics=Metrics()
+    ctx = p.task_context(
+        IndexRefresher(store=p.store, sources=[down], clock=p.clock, settings=p.settings, metrics=Metrics())
     )
-    tasks = TrackingTasks(
-        indexes=refresher,
-        tracked=TrackedService(store=p.store, calendar=CAL, clock=p.clock, settings=p.settings),
-        store=p.store,
-        calendar=CAL,
-        clock=p.clock,
-        backfiller=p.collector.backfiller,
-        router=p.router,
-        settings=p.settings,
-    )
-    assert await tasks.refresh_indexes_if_due()  # nothing applied yet: due
-    p.clock.advance(86_400)
-    assert await tasks.refresh_indexes_if_due()  # every source failed: due again a day later
+    failed: dict[str, object] = {}
+    with pytest.raises(RuntimeError, match="not applied") as err:
+        await refresh_index_constituents(ctx, failed)
+    assert "fmp: " in str(err.value) and "503" in str(err.value)
+    assert failed["SP500"] == {  # what the failed run records for each index
+        "fetched": 0,
+        "inserted": 0,
+        "reactivated": 0,
+        "inactivated": 0,
+        "provider_used": "",
+        "fallback_used": False,
+        "applied": False,
+        "reason": failed["SP500"]["reason"],  # type: ignore[index]
+    }
     down.error, down.lists = None, {i: SP for i in ("SP500", "NASDAQ100", "DOW30")}
-    assert await tasks.refresh_indexes_if_due()
-    p.clock.advance(86_400)
-    assert not await tasks.refresh_indexes_if_due()  # applied a day ago: not due for a week
-    p.clock.advance(6 * 86_400)
-    assert await tasks.refresh_indexes_if_due()
+    done: dict[str, object] = {}
+    await refresh_index_constituents(ctx, done, index="DOW30")
+    assert set(done) == {"DOW30", "fetched", "inserted", "reactivated", "inactivated"}
+    assert (done["fetched"], done["inserted"], done["DOW30"]["provider_used"]) == (100, 100, "fmp")  # type: ignore[index]
+    # The new members are tracked:new; the nightly task queues their missing daily history.
+    queued: dict[str, object] = {}
+    await backfill_new_tracked(ctx, queued, sessions=20)
+    assert queued["symbols"] == 101  # the index's 100 members and SPY
+    assert isinstance(queued["jobs_created"], int) and queued["jobs_created"] >= 101

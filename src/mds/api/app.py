@@ -15,7 +15,19 @@ from mds.api.docs import install_docs
 from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
 from mds.api.problems import install_openapi, problem_responses
-from mds.api.routes import analysis, coverage, dlq, market_data, ops, reference, root, stats, stocks, stream
+from mds.api.routes import (
+    analysis,
+    coverage,
+    dlq,
+    market_data,
+    ops,
+    reference,
+    root,
+    schedules,
+    stats,
+    stocks,
+    stream,
+)
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
@@ -76,13 +88,15 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (reference.admin_router, ADMIN),
     (coverage.admin_router, ADMIN),
     (market_data.admin_router, ADMIN),
+    (schedules.schedules_router, ADMIN),
+    (schedules.tasks_router, ADMIN),
 )
 
 
 def _operations(guarded: tuple[tuple[APIRouter, Guard], ...]) -> list[tuple[str, str, Guard]]:
     """(method, path, guard) of every guarded route, for the OpenAPI document."""
     return [
-        (method, route.path, guard)
+        (method, route.path_format, guard)  # as OpenAPI spells it: {name}, not {name:convertor}
         for router, guard in guarded
         for route in router.routes
         if isinstance(route, APIRoute)

@@ -73,6 +73,7 @@ class Guard:
             return None
         key = header or (bearer.credentials if bearer else None)
         principal: Principal = await runtime.auth.authorize(key, self.role, client=client_address(request))
+        request.state.principal = principal  # for the audit fields of what the route writes
         return principal
 
     def describe(self) -> str:

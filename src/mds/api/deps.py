@@ -21,5 +21,12 @@ async def get_market(request: Request) -> MarketService:
     return market
 
 
+async def get_caller(request: Request) -> str | None:
+    """The name of the API key the route's guard admitted (None where no guard asked)."""
+    principal = getattr(request.state, "principal", None)
+    return None if principal is None else str(principal.name)
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+CallerDep = Annotated[str | None, Depends(get_caller)]
 MarketDep = Annotated[MarketService, Depends(get_market)]

@@ -2,7 +2,7 @@
 
 | module | commands |
 |---|---|
-| ``apps`` | the Typer app and its groups (``config``, ``keys``, ``universe``, ``holdings``, ``sim``, ``bench``) |
+| ``apps`` | the Typer app and its groups (``config``, ``keys``, ``universe``, ``holdings``, ``schedules``, ``sim``, ``bench``) |
 | ``common`` | settings loading, failing with a message, parsing times and intervals |
 | ``serve`` | ``serve``, ``api``, ``worker``, ``scheduler`` (shared options declared once) |
 | ``config`` | ``config validate``, ``config show`` |
@@ -10,6 +10,7 @@
 | ``backfill`` / ``backfill_run`` | ``backfill`` and its foreground run with a progress bar |
 | ``keys`` | ``keys create``, ``keys list``, ``keys revoke`` |
 | ``tracking`` | ``universe import``, ``universe retier``, ``universe versions``, ``holdings ...`` |
+| ``schedules`` | ``schedules list|add|pause|resume|run|export|import|seed|jobs`` |
 | ``ta`` | ``ta`` |
 | ``sim`` | ``sim bars``, ``sim-server`` |
 | ``bench`` | ``bench ...`` |
@@ -18,7 +19,7 @@
 from __future__ import annotations
 
 # Importing a command module attaches its commands to the app, in --help order.
-from mds.cli import serve, data, backfill, ta, sim, config, keys, tracking, bench  # noqa: F401  # isort: skip
+from mds.cli import serve, data, backfill, ta, sim, config, keys, tracking, schedules, bench  # noqa: F401  # isort: skip
 from mds.cli.apps import app
 
 __all__ = ["app"]

@@ -27,3 +27,8 @@ holdings_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(universe_app, name="universe")
 app.add_typer(holdings_app, name="holdings")
+schedules_app = typer.Typer(
+    help="Schedules of catalog tasks: list, add, pause, resume, run, export, import, seed.",
+    no_args_is_help=True,
+)
+app.add_typer(schedules_app, name="schedules")

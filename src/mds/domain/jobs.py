@@ -71,11 +71,25 @@ class BackfillJob(BaseJob):
     backfill_id: int | None = Field(default=None, description="Row id in backfill_jobs")
 
 
-Job = Annotated[BarsFetchJob | QuotesFetchJob | BackfillJob, Field(discriminator="type")]
+class TaskJob(BaseJob):
+    """Run one catalog task: the ``job_run`` row ``run_id`` holds its task, params and metadata."""
+
+    type: Literal["task"] = "task"
+    run_id: int = Field(ge=1, description="Row id in job_runs")
+    task: str = Field(min_length=1, max_length=64)
+    queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def priority_band(priority: int) -> Tier:
+    """Schedule metadata priority (0 most urgent … 9) as a queue band: 0–2, 3–6, 7–9."""
+    return Tier.T0 if priority <= 2 else Tier.T1 if priority <= 6 else Tier.T2
+
+
+Job = Annotated[BarsFetchJob | QuotesFetchJob | BackfillJob | TaskJob, Field(discriminator="type")]
 _job_adapter: TypeAdapter[Job] = TypeAdapter(Job)
 
 
-def parse_job(raw: str | bytes | dict[str, Any]) -> BarsFetchJob | QuotesFetchJob | BackfillJob:
+def parse_job(raw: str | bytes | dict[str, Any]) -> BarsFetchJob | QuotesFetchJob | BackfillJob | TaskJob:
     """Validate a job from JSON text or a dict; raises pydantic.ValidationError."""
     if isinstance(raw, (str, bytes)):
         return _job_adapter.validate_json(raw)

@@ -95,8 +95,13 @@ class Worker:
         try:
             if isinstance(job, BarsFetchJob):
                 await self.handle_bars(job)
-            else:
+            elif isinstance(job, QuotesFetchJob):
                 await self.handle_quotes(job)
+            else:  # a task job pushed to the live queue: task runs travel on the task queues
+                self.metrics.jobs_failed_total.labels(type=job.type, reason="wrong_queue").inc()
+                log.warning(
+                    "%s: job %s is a %s job, not a live one; dropped", self.name, job.job_id, job.type
+                )
         except MdsError as exc:
             # Live jobs are not retried: the next sweep starts from the cursor, which did
             # not move, so nothing is lost by dropping this one.

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob
+from mds.domain.jobs import BackfillJob, BarsFetchJob, QuotesFetchJob, TaskJob
 
-AnyJob = BarsFetchJob | QuotesFetchJob | BackfillJob
+AnyJob = BarsFetchJob | QuotesFetchJob | BackfillJob | TaskJob
 
 
 @dataclass(frozen=True, slots=True)

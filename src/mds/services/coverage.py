@@ -14,8 +14,8 @@ holiday on the holiday. 5m counts 1m bars too (MDS rolls 5m up from 1m on read).
 
 The snapshot (seed shape, plus ``sessions``) is computed from the store by a handful of
 indexed queries over the tracked set, cached under ``coverage:health:last`` by
-:meth:`CoverageService.refresh` (which :class:`CoverageMonitor` runs every
-COVERAGE_REFRESH_SEC), and served from that cache when present.
+:meth:`CoverageService.refresh` (which the ``monitor_coverage_health`` task runs, hourly
+by its default schedule), and served from that cache when present.
 """
 
 from __future__ import annotations
@@ -372,30 +372,3 @@ def _figures(snap: dict[str, Any]) -> str:
         f"{snap['tracked_count']} tracked; daily {daily['<=24h']} fresh, {daily['24-48h']} one behind,"
         f" {daily['>48h']} older, {daily['none']} none; 5m {m5['<=24h']} fresh"
     )
-
-
-class CoverageMonitor:
-    """Refreshes the cached snapshot every ``every_seconds`` of clock time (default:
-    COVERAGE_REFRESH_SEC, read anew each pass so a reload applies); a failed pass is logged
-    and the next one runs on schedule."""
-
-    def __init__(self, service: CoverageService, clock: Clock, every_seconds: float | None = None) -> None:
-        self.service = service
-        self.clock = clock
-        self.every_seconds = every_seconds
-        self.passes = 0
-        self.failures = 0
-
-    @property
-    def period(self) -> float:
-        return self.every_seconds or self.service.settings.COVERAGE_REFRESH_SEC
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.service.refresh()
-            except Exception:  # the monitor must outlive a bad pass (store down, say)
-                self.failures += 1
-                log.exception("coverage snapshot failed")
-            self.passes += 1
-            await self.clock.sleep(self.period)

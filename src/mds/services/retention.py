@@ -16,13 +16,12 @@ import logging
 from datetime import timedelta
 from typing import Any, Protocol
 
-from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Interval
 from mds.observability.metrics import Metrics
 from mds.serialize import iso
 from mds.services.bar_cache import SeriesGenerations
-from mds.storage.base import RetentionStore, StoreLifecycle, UniverseStore
+from mds.storage.base import RetentionStore, UniverseStore
 
 log = logging.getLogger(__name__)
 
@@ -93,52 +92,3 @@ async def enforce_retention(
                 iso(cutoff),
             )
     return {"ran_at": iso(now), "intervals": report}
-
-
-class TaskStore(RetentionTarget, StoreLifecycle, Protocol):
-    """A store the background task can also ask whether it runs on TimescaleDB."""
-
-
-class RetentionTask:
-    """Runs :func:`enforce_retention` every RETENTION_INTERVAL_SEC of the service clock.
-
-    The first pass runs at once. A failed pass is logged and the next one comes on time:
-    the task outlives database outages.
-    """
-
-    def __init__(
-        self,
-        store: TaskStore,
-        clock: Clock,
-        settings: Settings,
-        metrics: Metrics | None = None,
-        *,
-        generations: SeriesGenerations | None = None,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.settings = settings
-        self.metrics = metrics
-        self.generations = generations
-        self.last_report: dict[str, Any] | None = None
-
-    async def run_once(self) -> dict[str, Any]:
-        info = await self.store.backend_info()
-        self.last_report = await enforce_retention(
-            self.store,
-            self.clock,
-            max_days_5m=self.settings.RETENTION_DAYS_5M,
-            max_days_1m=self.settings.RETENTION_DAYS_1M,
-            timescale=bool(info.get("timescaledb")),
-            metrics=self.metrics,
-            generations=self.generations,
-        )
-        return self.last_report
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # the task must outlive a failed pass
-                log.exception("retention pass failed")
-            await self.clock.sleep(self.settings.RETENTION_INTERVAL_SEC)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mds.analysis.base import TECHNICAL
 from mds.analysis.service import AnalysisService
+from mds.api.deps import CallerDep, RuntimeDep
 from mds.api.models import Ohlcv, SnapshotOut
 from mds.api.params import DATE_OR_TIME_PATTERN, DATE_PATTERN, PeriodQuery, SymbolQuery, parse_ts
 from mds.api.problems import problem_responses
@@ -165,16 +166,31 @@ async def ta(
     response_model=RefreshOut,
     operation_id="refreshIndex",
 )
-async def refresh_index(analysis: AnalysisDep, body: RefreshIn | None = Body(default=None)) -> dict[str, Any]:
-    """Recompute and cache the snapshots of the universe (or of the given symbols)."""
-    return await analysis.refresh(body.symbols if body else None)
+async def refresh_index(
+    analysis: AnalysisDep, runtime: RuntimeDep, caller: CallerDep, body: RefreshIn | None = Body(default=None)
+) -> dict[str, Any]:
+    """Recompute and cache the snapshots of the universe (or of the given symbols), recorded
+    as a `recompute_indicators_universe` job run."""
+    symbols = body.symbols if body else None
+    params = {"symbols": symbols} if symbols else {}
+    async with runtime.runs.recorded("recompute_indicators_universe", params, created_by=caller) as counters:
+        report = await analysis.refresh(symbols)
+        counters.update(symbols=report["symbols"], without_bars=len(report["without_bars"]))
+    return report
 
 
 @admin_router.post(
     "/api/v1/market-data/admin/history/record", response_model=RecordOut, operation_id="recordHistory"
 )
-async def record_history(analysis: AnalysisDep, body: RecordIn | None = Body(default=None)) -> dict[str, Any]:
-    """Record the day's snapshots into the immutable history; existing keys are refused."""
+async def record_history(
+    analysis: AnalysisDep, runtime: RuntimeDep, caller: CallerDep, body: RecordIn | None = Body(default=None)
+) -> dict[str, Any]:
+    """Record the day's snapshots into the immutable history; existing keys are refused
+    (recorded as a `record_daily_history` job run)."""
     body = body or RecordIn()
     as_of = date.fromisoformat(body.as_of) if body.as_of else None  # the pattern admits real dates only
-    return await analysis.record_history(body.symbols, as_of=as_of, analysis_type=body.analysis_type)
+    params = body.model_dump(exclude_none=True)
+    async with runtime.runs.recorded("record_daily_history", params, created_by=caller) as counters:
+        report = await analysis.record_history(body.symbols, as_of=as_of, analysis_type=body.analysis_type)
+        counters.update(recorded=report["recorded"], refused=len(report["refused"]))
+    return report

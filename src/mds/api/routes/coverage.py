@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mds.api.deps import RuntimeDep
+from mds.api.deps import CallerDep, RuntimeDep
 from mds.api.params import SymbolPath
 from mds.api.problems import problem, problem_responses
+from mds.ops.runs import scalar_counters
 from mds.serialize import iso
 from mds.services.coverage import STALE_BUCKETS, CoverageService
 from mds.services.tracked import queue_daily_backfill
@@ -220,9 +221,13 @@ async def symbol_coverage(symbol: SymbolPath, runtime: RuntimeDep, coverage: Cov
     response_model=CoverageHealthOut,
     operation_id="refreshCoverageHealth",
 )
-async def refresh_coverage(coverage: CoverageDep) -> dict[str, Any]:
-    """Compute the coverage snapshot now, cache it for readers and return it."""
-    return await coverage.refresh()
+async def refresh_coverage(coverage: CoverageDep, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """Compute the coverage snapshot now, cache it for readers and return it (recorded as a
+    `monitor_coverage_health` job run)."""
+    async with runtime.runs.recorded("monitor_coverage_health", created_by=caller) as counters:
+        snap = await coverage.refresh()
+        counters.update(scalar_counters(snap))
+    return snap
 
 
 @admin_router.post(
@@ -231,7 +236,7 @@ async def refresh_coverage(coverage: CoverageDep) -> dict[str, Any]:
     response_model=StaleBackfillOut,
     operation_id="backfillStaleDaily",
 )
-async def backfill_stale_daily(runtime: RuntimeDep, coverage: CoverageDep) -> Any:
+async def backfill_stale_daily(runtime: RuntimeDep, coverage: CoverageDep, caller: CallerDep) -> Any:
     """Queue daily backfills of the last BACKFILL_TRACKED_SESSIONS sessions for the stale
     tracked symbols only (daily bucket `>48h`, `none` or `24-48h`): what each misses,
     neither stored nor confirmed empty, per its tier.
@@ -243,16 +248,20 @@ async def backfill_stale_daily(runtime: RuntimeDep, coverage: CoverageDep) -> An
     sessions = runtime.settings.BACKFILL_TRACKED_SESSIONS
     now = runtime.clock.now()
     closed = runtime.calendar.closed_sessions(now, sessions)
-    groups = await coverage.stale_by_bucket(STALE_BUCKETS)
-    stale = sorted(s for group in groups.values() for s in group)
-    result = await queue_daily_backfill(
-        stale,
-        store=runtime.store,
-        calendar=runtime.calendar,
-        clock=runtime.clock,
-        backfiller=runtime.collector.backfiller,
-        sessions=sessions,
-    )
+    async with runtime.runs.recorded("backfill_stale_daily", created_by=caller) as counters:
+        groups = await coverage.stale_by_bucket(STALE_BUCKETS)
+        stale = sorted(s for group in groups.values() for s in group)
+        result = await queue_daily_backfill(
+            stale,
+            store=runtime.store,
+            calendar=runtime.calendar,
+            clock=runtime.clock,
+            backfiller=runtime.collector.backfiller,
+            sessions=sessions,
+        )
+        counters.update(
+            symbols=len(stale), jobs_created=len(result.created), jobs_refused=len(result.refused)
+        )
     refused = Counter(result.refused)
     body = {
         "symbols": len(stale),

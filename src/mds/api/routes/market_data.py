@@ -13,12 +13,13 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from mds.api.deps import RuntimeDep
+from mds.api.deps import CallerDep, RuntimeDep
 from mds.api.models import BarOut
 from mds.api.params import TIME_PATTERN, EndQuery, SymbolQuery, parse_ts
 from mds.api.problems import problem, problem_responses
 from mds.domain.models import Capability, Interval
 from mds.errors import InvalidRequest
+from mds.ops.runs import scalar_counters
 from mds.serialize import bar_rows, iso
 from mds.services.history5m import backfill_5m
 from mds.services.retention import enforce_retention
@@ -131,6 +132,7 @@ async def backfill_native_5m(
         Query(ge=1, le=366, description="Calendar days back from now; default BACKFILL_LOOKBACK_DAYS_5M"),
     ] = None,
     batch_size: Annotated[int, Query(ge=1, le=5000, description="Symbols per planning batch")] = 50,
+    caller: CallerDep = None,
 ) -> Response | dict[str, object]:
     """Queue native 5m bars for the tracked symbols that have no 1m series.
 
@@ -151,16 +153,19 @@ async def backfill_native_5m(
             "no provider is routable for bars_5m now: see POLICY_BARS_5M and its providers' keys",
             field="POLICY_BARS_5M",
         )
-    tracked = await runtime.tracked.tracked_set(with_new=False)
-    report = await backfill_5m(
-        symbols=sorted(tracked.all),
-        n_days=days,
-        batch_size=batch_size,
-        backfiller=runtime.collector.backfiller,
-        store=runtime.store,
-        clock=runtime.clock,
-        calendar=runtime.calendar,
-    )
+    params = {"n_days": days, "batch_size": batch_size}
+    async with runtime.runs.recorded("backfill_5m_last_n_days", params, created_by=caller) as counters:
+        tracked = await runtime.tracked.tracked_set(with_new=False)
+        report = await backfill_5m(
+            symbols=sorted(tracked.all),
+            n_days=days,
+            batch_size=batch_size,
+            backfiller=runtime.collector.backfiller,
+            store=runtime.store,
+            clock=runtime.clock,
+            calendar=runtime.calendar,
+        )
+        counters.update(scalar_counters(report))
     return {**report, "n_days": days}
 
 
@@ -184,15 +189,24 @@ async def retention_enforce(
             description="Days of 1m bars kept (0 keeps all; TimescaleDB keeps its own); default RETENTION_DAYS_1M",
         ),
     ] = None,
+    caller: CallerDep = None,
 ) -> dict[str, object]:
-    """Delete bars older than the retention limits now, and report what went per interval."""
-    info = await runtime.store.backend_info()
-    return await enforce_retention(
-        runtime.store,
-        runtime.clock,
-        max_days_5m=max_days_5m if max_days_5m is not None else runtime.settings.RETENTION_DAYS_5M,
-        max_days_1m=max_days_1m if max_days_1m is not None else runtime.settings.RETENTION_DAYS_1M,
-        timescale=bool(info.get("timescaledb")),
-        metrics=runtime.metrics,
-        generations=runtime.market.generations,
-    )
+    """Delete bars older than the retention limits now, and report what went per interval
+    (recorded as an `enforce_price_data_retention` job run)."""
+    days_5m = max_days_5m if max_days_5m is not None else runtime.settings.RETENTION_DAYS_5M
+    days_1m = max_days_1m if max_days_1m is not None else runtime.settings.RETENTION_DAYS_1M
+    params = {"max_days_5m": days_5m, "max_days_1m": days_1m}
+    async with runtime.runs.recorded("enforce_price_data_retention", params, created_by=caller) as counters:
+        info = await runtime.store.backend_info()
+        report = await enforce_retention(
+            runtime.store,
+            runtime.clock,
+            max_days_5m=days_5m,
+            max_days_1m=days_1m,
+            timescale=bool(info.get("timescaledb")),
+            metrics=runtime.metrics,
+            generations=runtime.market.generations,
+        )
+        for interval, part in report["intervals"].items():
+            counters[f"deleted_bars_{interval}"] = part.get("deleted_bars", 0)
+    return report

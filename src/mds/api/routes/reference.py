@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints
 
-from mds.api.deps import RuntimeDep
+from mds.api.deps import CallerDep, RuntimeDep
 from mds.api.problems import problem_responses
 from mds.domain.reference import TICKER_PATTERN, IndexName, IndexRefresh
 from mds.errors import InvalidRequest
@@ -171,24 +171,35 @@ async def remove_holdings(
     response_model=IndexBackfillOut,
     operation_id="backfillIndex",
 )
-async def backfill_index(runtime: RuntimeDep, index: IndexQuery) -> dict[str, object]:
+async def backfill_index(runtime: RuntimeDep, index: IndexQuery, caller: CallerDep) -> dict[str, object]:
     """Refresh the index's constituents, then queue the missing part of the last
     BACKFILL_TRACKED_SESSIONS daily bars of its members (leavers included) through the
     tiered backfill. A refused or failed refresh still backfills the members already stored."""
     if runtime.collector is None:
         raise InvalidRequest("index", "this process runs no collector; send backfills to a worker")
-    refresh = await runtime.indexes.refresh(index)
-    members = await runtime.store.index_members(index, active_only=False)
-    symbols = sorted({m.symbol for m in members})
-    result = await queue_daily_backfill(
-        symbols,
-        store=runtime.store,
-        calendar=runtime.calendar,
-        clock=runtime.clock,
-        backfiller=runtime.collector.backfiller,
-        sessions=runtime.settings.BACKFILL_TRACKED_SESSIONS,
-    )
-    await runtime.tracked.refresh()
+    async with runtime.runs.recorded("backfill_index", {"index": index}, created_by=caller) as counters:
+        refresh = await runtime.indexes.refresh(index)
+        members = await runtime.store.index_members(index, active_only=False)
+        symbols = sorted({m.symbol for m in members})
+        result = await queue_daily_backfill(
+            symbols,
+            store=runtime.store,
+            calendar=runtime.calendar,
+            clock=runtime.clock,
+            backfiller=runtime.collector.backfiller,
+            sessions=runtime.settings.BACKFILL_TRACKED_SESSIONS,
+        )
+        await runtime.tracked.refresh()
+        counters.update(
+            fetched=refresh.fetched,
+            inserted=refresh.inserted,
+            reactivated=refresh.reactivated,
+            inactivated=refresh.inactivated,
+            provider_used=refresh.provider_used,
+            fallback_used=refresh.fallback_used,
+            symbols=len(symbols),
+            jobs_created=len(result.created),
+        )
     return {
         "refresh": _refresh_out(refresh),
         "symbols": len(symbols),
