@@ -102,6 +102,18 @@ class IndexRefresh:
     applied: bool
     reason: str = ""
 
+    def counters(self) -> dict[str, object]:
+        """What seed 004's job run records of an index refresh."""
+        return {
+            "applied": self.applied,
+            "fetched": self.fetched,
+            "inserted": self.inserted,
+            "reactivated": self.reactivated,
+            "inactivated": self.inactivated,
+            "provider_used": self.provider_used,
+            "fallback_used": self.fallback_used,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Holding:

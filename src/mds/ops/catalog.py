@@ -125,15 +125,7 @@ async def refresh_index_constituents(ctx: TaskContext, counters: Counters, index
     failed = []
     for name in names:
         r = await ctx.indexes.refresh(name)
-        counters[name] = {
-            "fetched": r.fetched,
-            "inserted": r.inserted,
-            "reactivated": r.reactivated,
-            "inactivated": r.inactivated,
-            "provider_used": r.provider_used,
-            "fallback_used": r.fallback_used,
-            "applied": r.applied,
-        }
+        counters[name] = r.counters()
         for key in ("fetched", "inserted", "reactivated", "inactivated"):
             counters[key] = counters.get(key, 0) + getattr(r, key)
         if not r.applied:

@@ -88,17 +88,7 @@ class IndexBackfillOut(BaseModel):
 
 
 def _refresh_out(r: IndexRefresh) -> dict[str, object]:
-    return {
-        "index": r.index,
-        "applied": r.applied,
-        "fetched": r.fetched,
-        "inserted": r.inserted,
-        "reactivated": r.reactivated,
-        "inactivated": r.inactivated,
-        "provider_used": r.provider_used,
-        "fallback_used": r.fallback_used,
-        "reason": r.reason,
-    }
+    return {"index": r.index, **r.counters(), "reason": r.reason}
 
 
 @router.get("/tracked", response_model=TrackedOut, operation_id="getTracked")
@@ -190,16 +180,7 @@ async def backfill_index(runtime: RuntimeDep, index: IndexQuery, caller: CallerD
             sessions=runtime.settings.BACKFILL_TRACKED_SESSIONS,
         )
         await runtime.tracked.refresh()
-        counters.update(
-            fetched=refresh.fetched,
-            inserted=refresh.inserted,
-            reactivated=refresh.reactivated,
-            inactivated=refresh.inactivated,
-            provider_used=refresh.provider_used,
-            fallback_used=refresh.fallback_used,
-            symbols=len(symbols),
-            jobs_created=len(result.created),
-        )
+        counters.update(refresh.counters(), symbols=len(symbols), jobs_created=len(result.created))
     return {
         "refresh": _refresh_out(refresh),
         "symbols": len(symbols),

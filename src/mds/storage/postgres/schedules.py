@@ -32,16 +32,16 @@ _UPSERT_SCHEDULE = (
     " ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _SCHEDULE_COLS.split(", ")[1:])
 )
-# Everything but id, in the order _run_params binds it.
+# Everything but id, in the order _run_params binds it: what says which run it is, then
+# what changes over its life (_change_params).
 _RUN_FIELDS = (
-    "task, schedule, trigger, logical_date, status, queue, priority, due_at, params, metadata,"
-    " counters, error, note, attempt, queued_at, started_at, finished_at, duration_s, lease_until,"
-    " created_by"
+    "task, schedule, trigger, logical_date, queued_at, created_by, status, queue, priority, due_at,"
+    " params, metadata, counters, error, note, attempt, started_at, finished_at, duration_s, lease_until"
 )
 _RUN_COLS = "id, " + _RUN_FIELDS
 _INSERT_RUN = (
-    f"INSERT INTO job_runs ({_RUN_FIELDS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb,"
-    " $11::jsonb, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id"
+    f"INSERT INTO job_runs ({_RUN_FIELDS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb,"
+    " $12::jsonb, $13::jsonb, $14, $15, $16, $17, $18, $19, $20) RETURNING id"
 )
 # What a worker changes while a run goes through its life, in the order _change_params
 # binds it; id, task, schedule, trigger, logical_date, queued_at and created_by say which
@@ -106,28 +106,15 @@ def _schedule(row: asyncpg.Record) -> Schedule:
 
 
 def _run_params(r: JobRun) -> tuple[Any, ...]:
-    return (
+    identity = (
         r.task,
         r.schedule,
         Trigger(r.trigger).value,
         r.logical_date,
-        RunStatus(r.status).value,
-        r.queue,
-        r.priority,
-        _utc(r.due_at),
-        json.dumps(r.params),
-        json.dumps(r.metadata),
-        json.dumps(r.counters),
-        r.error,
-        r.note,
-        r.attempt,
         ensure_utc(r.queued_at),
-        _utc(r.started_at),
-        _utc(r.finished_at),
-        r.duration_s,
-        _utc(r.lease_until),
         r.created_by,
     )
+    return (*identity, *_change_params(r))
 
 
 def _change_params(r: JobRun) -> tuple[Any, ...]:

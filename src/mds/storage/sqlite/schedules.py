@@ -24,14 +24,19 @@ _SCHEDULE_COLS = (
     "name, task, cron, timezone, calendar, when_expr, args, kwargs, metadata, enabled,"
     " paused_snapshot, last_due_at, since"
 )
-# Everything but id, in the order _run_params binds it.
+# Everything but id, in the order _run reads it.
 _RUN_FIELDS = (
     "task, schedule, trigger, logical_date, status, queue, priority, due_at, params, metadata,"
     " counters, error, note, attempt, queued_at, started_at, finished_at, duration_s, lease_until,"
     " created_by"
 )
 _RUN_COLS = "id, " + _RUN_FIELDS
-_INSERT_RUN = f"INSERT INTO job_runs ({_RUN_FIELDS}) VALUES ({', '.join('?' * 20)})"
+# The insert binds what says which run it is, then what changes over its life (_change_params).
+_INSERT_FIELDS = (
+    "task, schedule, trigger, logical_date, queued_at, created_by, status, queue, priority, due_at,"
+    " params, metadata, counters, error, note, attempt, started_at, finished_at, duration_s, lease_until"
+)
+_INSERT_RUN = f"INSERT INTO job_runs ({_INSERT_FIELDS}) VALUES ({', '.join('?' * 20)})"
 _UPSERT_SCHEDULE = (
     f"INSERT INTO schedules ({_SCHEDULE_COLS}) VALUES ({', '.join('?' * 13)})"
     " ON CONFLICT (name) DO UPDATE SET "
@@ -98,28 +103,15 @@ def _schedule(row: tuple[Any, ...]) -> Schedule:
 
 
 def _run_params(r: JobRun) -> tuple[Any, ...]:
-    return (
+    identity = (
         r.task,
         r.schedule,
         Trigger(r.trigger).value,
         r.logical_date.isoformat(),
-        RunStatus(r.status).value,
-        r.queue,
-        r.priority,
-        _micros(r.due_at),
-        json.dumps(r.params),
-        json.dumps(r.metadata),
-        json.dumps(r.counters),
-        r.error,
-        r.note,
-        r.attempt,
         q.micros(r.queued_at),
-        _micros(r.started_at),
-        _micros(r.finished_at),
-        r.duration_s,
-        _micros(r.lease_until),
         r.created_by,
     )
+    return (*identity, *_change_params(r))
 
 
 def _change_params(r: JobRun) -> tuple[Any, ...]:
