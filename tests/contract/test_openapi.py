@@ -87,6 +87,11 @@ def test_the_document_covers_every_route(doc: dict[str, Any]) -> None:
     assert all(ids) and len(set(ids)) == len(ids), "operationIds name the client's methods"
 
 
+#: JSON answers that are arrays by contract: seed 004's schedule export is the array
+#: `POST /api/v1/admin/schedules/import` takes back, a file kept in version control.
+ARRAY_ANSWERS = {("get", "/api/v1/admin/schedules/export")}
+
+
 def test_every_operation_declares_a_real_success_schema(doc: dict[str, Any]) -> None:
     for method, path, op in operations(doc):
         ok = {s: r for s, r in op["responses"].items() if s.startswith("2")}
@@ -98,7 +103,7 @@ def test_every_operation_declares_a_real_success_schema(doc: dict[str, Any]) -> 
                 schema = deref(doc, body.get("schema", {}))
                 assert schema and schema != {}, f"{method} {path} {status} {media_type}: any-schema"
                 assert "type" in schema or "properties" in schema or "enum" in schema, (method, path, schema)
-                if media_type == "application/json":
+                if media_type == "application/json" and (method, path) not in ARRAY_ANSWERS:
                     assert schema.get("type") == "object" and schema.get("properties"), (method, path)
 
 
@@ -262,7 +267,7 @@ async def client(app: Any) -> Any:
 
 
 def _concrete(path: str) -> str:
-    return path.format(symbol="AAPL", interval="1m", source="auto", job_id=1)
+    return path.format(symbol="AAPL", interval="1m", source="auto", job_id=1, name="ping", run_id=1)
 
 
 async def test_every_path_answers_an_undeclared_method_with_405_and_allow(

@@ -25,6 +25,8 @@ from tests.conftest import skip_or_fail
 from tests.integration.conftest import API_ENV, API_NOW, API_OPEN
 from tests.pgserver import PgProvider, Unavailable, drop_database
 
+SCHEDULES = "/api/v1/admin/schedules"
+HOURLY = {"task": "ping", "cron": "0 * * * *"}
 DAY = f"start={API_OPEN.isoformat().replace('+00:00', 'Z')}&end={API_NOW.isoformat().replace('+00:00', 'Z')}"
 
 
@@ -137,6 +139,30 @@ CALLS = [
         "/api/v1/market-data/admin/backfill/index?index=DOW30",
         Role.ADMIN,
     ),
+    # Schedules, in an order each answers 2xx in: created first, deleted last.
+    Call("POST", SCHEDULES, SCHEDULES, Role.ADMIN, {**HOURLY, "name": "access"}),
+    Call("GET", SCHEDULES, SCHEDULES, Role.ADMIN),
+    Call("POST", f"{SCHEDULES}/preview", f"{SCHEDULES}/preview", Role.ADMIN, {"cron": "0 * * * *"}),
+    Call("GET", f"{SCHEDULES}/export", f"{SCHEDULES}/export", Role.ADMIN),
+    Call("POST", f"{SCHEDULES}/import", f"{SCHEDULES}/import", Role.ADMIN, [{**HOURLY, "name": "imported"}]),
+    Call("GET", f"{SCHEDULES}/{{name}}", f"{SCHEDULES}/access", Role.ADMIN),
+    Call("PUT", f"{SCHEDULES}/{{name}}", f"{SCHEDULES}/access", Role.ADMIN, {**HOURLY, "name": "access"}),
+    Call("POST", f"{SCHEDULES}/{{name}}/pause", f"{SCHEDULES}/access/pause", Role.ADMIN),
+    Call("POST", f"{SCHEDULES}/{{name}}/resume", f"{SCHEDULES}/access/resume", Role.ADMIN),
+    Call("POST", f"{SCHEDULES}/{{name}}/run-now", f"{SCHEDULES}/access/run-now", Role.ADMIN),
+    Call("DELETE", f"{SCHEDULES}/{{name}}", f"{SCHEDULES}/imported", Role.ADMIN),
+    Call("GET", "/api/v1/market-data/admin/jobs", "/api/v1/market-data/admin/jobs?task=ping", Role.ADMIN),
+    Call(
+        "GET", "/api/v1/market-data/admin/jobs/{run_id}", "/api/v1/market-data/admin/jobs/{run}", Role.ADMIN
+    ),
+    Call("GET", "/api/v1/market-data/admin/tasks", "/api/v1/market-data/admin/tasks", Role.ADMIN),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/tasks/run",
+        "/api/v1/market-data/admin/tasks/run",
+        Role.ADMIN,
+        {"task": "ping"},
+    ),
 ]
 OPEN_ROUTES = {("GET", "/"), ("GET", "/health"), ("GET", "/metrics")}
 BELOW = {Role.OPS: Role.READ, Role.ADMIN: Role.OPS}
@@ -198,6 +224,16 @@ async def _failed_job(rt: Runtime) -> int:
     return job.id
 
 
+async def _url(rt: Runtime, call: Call) -> str:
+    """``call.url`` with its placeholders filled: a failed backfill job, a queued job run."""
+    url = call.url
+    if "{failed}" in url:
+        url = url.replace("{failed}", str(await _failed_job(rt)))
+    if "{run}" in url:
+        url = url.replace("{run}", str((await rt.schedules.run_task("ping", by="test")).id))
+    return url
+
+
 async def _send(client: httpx.AsyncClient, call: Call, url: str, key: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return await client.request(call.method, url, json=call.body, headers=headers)
@@ -228,7 +264,7 @@ async def test_each_route_refuses_missing_and_lower_keys_and_admits_its_role(gua
     rt, keys = guarded
     async with _client(rt) as client:
         for call in CALLS:
-            url = call.url.replace("{failed}", str(await _failed_job(rt)))
+            url = await _url(rt, call)
             missing = await _send(client, call, url, None)
             assert _is_problem(missing, 401), (call.path, missing.status_code, missing.text)
             assert missing.headers["www-authenticate"].startswith("Bearer")
@@ -259,7 +295,7 @@ async def test_reads_are_open_by_default_and_ops_never_are(guarded) -> None:
     rt.apply_settings(load_settings({**rt.environ, "AUTH_READ_REQUIRED": "false"}))
     async with _client(rt) as client:
         for call in CALLS:
-            url = call.url.replace("{failed}", str(await _failed_job(rt)))
+            url = await _url(rt, call)
             r = await _send(client, call, url, None)
             if call.role is Role.READ:
                 assert 200 <= r.status_code < 300, (call.path, r.status_code)

@@ -10,7 +10,7 @@
 | ``backfill`` / ``backfill_run`` | ``backfill`` and its foreground run with a progress bar |
 | ``keys`` | ``keys create``, ``keys list``, ``keys revoke`` |
 | ``tracking`` | ``universe import``, ``universe retier``, ``universe versions``, ``holdings ...`` |
-| ``schedules`` | ``schedules list|add|pause|resume|run|export|import|seed|jobs`` |
+| ``schedules`` | ``schedules list|add|pause|resume|delete|run|export|import|seed|jobs|tasks`` |
 | ``ta`` | ``ta`` |
 | ``sim`` | ``sim bars``, ``sim-server`` |
 | ``bench`` | ``bench ...`` |

@@ -1,4 +1,4 @@
-"""`mds schedules list|add|pause|resume|run|export|import|seed|jobs`: the schedules API from a shell.
+"""`mds schedules list|add|pause|resume|delete|run|export|import|seed|jobs|tasks`: the schedules API from a shell.
 
 The commands work on the store DATABASE_URL names. `run` does not run the task in this
 process: it stores a run for the service's leading scheduler to queue (the CLI holds no
@@ -253,4 +253,21 @@ def jobs(
             "error": r.error,
             "note": r.note,
         }
+        typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@schedules_app.command("tasks")
+def tasks(as_json: JsonOpt = False) -> None:
+    """The task catalog: each task, its default timing and what it does."""
+    from mds.ops.catalog import Catalog
+
+    catalog = Catalog()
+    for name in catalog.names():
+        d = catalog[name]
+        timing = (
+            d.default.cron
+            and f"cron '{d.default.cron}' {d.default.timezone}"
+            or f"{d.default.calendar} {d.default.when}"
+        )
+        row = {"task": name, "default": timing, "paused": d.paused, "does": d.description}
         typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))

@@ -135,7 +135,9 @@ class Safety(BaseModel):
         le=172_800,
         description="The run is cancelled, recorded timed_out and `slow` fires",
     )
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="Retries of a failed or timed-out run"
+    )
 
 
 class Hooks(BaseModel):
@@ -200,14 +202,20 @@ class ScheduleMetadata(BaseModel):
         le=86_400,
         description="How long a run waits for its dependencies before it is skipped",
     )
-    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list, max_length=20)
-    preflight_checks: list[str] = Field(default_factory=list, max_length=20)
-    safety: Safety = Field(default_factory=Safety)
-    hooks: Hooks = Field(default_factory=Hooks)
-    created_by: str | None = None
-    created_at: datetime | None = None
-    updated_by: str | None = None
-    updated_at: datetime | None = None
+    maintenance_windows: list[MaintenanceWindow] = Field(
+        default_factory=list, max_length=20, description="Times no run may start in (it waits for the end)"
+    )
+    preflight_checks: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="store, redis, session_day, provider:<capability>; a failure skips the run",
+    )
+    safety: Safety = Field(default_factory=Safety, description="Single-flight, concurrency, timeout, retry")
+    hooks: Hooks = Field(default_factory=Hooks, description="Discord and Pushgateway alerts")
+    created_by: str | None = Field(default=None, description="API key (or cli, catalog) that created it")
+    created_at: datetime | None = Field(default=None, description="When it was created (UTC)")
+    updated_by: str | None = Field(default=None, description="API key (or cli, catalog) that last wrote it")
+    updated_at: datetime | None = Field(default=None, description="When it was last written (UTC)")
 
     @field_validator("dependencies")
     @classmethod
@@ -236,7 +244,9 @@ class ScheduleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=SCHEDULE_NAME_PATTERN)
+    name: str = Field(
+        pattern=SCHEDULE_NAME_PATTERN, description="Unique name (not export, import or preview)"
+    )
     task: str = Field(min_length=1, max_length=64, description="A task of the catalog (GET /admin/tasks)")
     cron: str | None = Field(default=None, max_length=120, description="Five-field cron, in `timezone`")
     timezone: str = Field(default="UTC", description="IANA time zone the cron fields are read in")
@@ -244,9 +254,13 @@ class ScheduleSpec(BaseModel):
     when: str | None = Field(
         default=None, pattern=WHEN_PATTERN, description="after_close+30m, before_open-60m, …"
     )
-    args: list[Any] = Field(default_factory=list, max_length=50)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    metadata: ScheduleMetadata = Field(default_factory=ScheduleMetadata)
+    args: list[Any] = Field(
+        default_factory=list, max_length=50, description="Positional arguments (catalog tasks take none)"
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="The task's parameters")
+    metadata: ScheduleMetadata = Field(
+        default_factory=ScheduleMetadata, description="Routing, guards, hooks and audit fields"
+    )
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
@@ -279,7 +293,7 @@ class ScheduleSpec(BaseModel):
 class ScheduleEntry(ScheduleSpec):
     """One entry of an export file: the spec and whether it is active (false: paused)."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="False: imported paused")
 
 
 class Schedule(ScheduleSpec):

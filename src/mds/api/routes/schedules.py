@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -65,7 +65,7 @@ class ScheduleOut(ScheduleSpec):
 
 
 class SchedulesOut(BaseModel):
-    schedules: list[ScheduleOut]
+    schedules: list[ScheduleOut] = Field(description="Every schedule, by name")
 
 
 class ResumeIn(BaseModel):
@@ -94,19 +94,19 @@ class PreviewOut(BaseModel):
 
 
 class JobRunOut(BaseModel):
-    id: int
-    task: str
+    id: int = Field(description="The run's id (job_runs)")
+    task: str = Field(description="The catalog task")
     schedule: str | None = Field(description="The schedule that fired it (null for a task run or admin POST)")
     trigger: str = Field(description="schedule, run_now, task or api")
     logical_date: str = Field(description="The date the run is for (the session date of nightly tasks)")
-    status: RunStatus
-    queue: str
-    priority: int
+    status: RunStatus = Field(description="queued, running, succeeded, failed, timed_out or skipped")
+    queue: str = Field(description="The task queue it travels on")
+    priority: int = Field(description="0 most urgent … 9")
     due_at: str | None = Field(description="The due time a scheduled fire was for (UTC)")
-    queued_at: str
-    started_at: str | None
-    finished_at: str | None
-    duration_s: float | None
+    queued_at: str = Field(description="When it was queued (UTC)")
+    started_at: str | None = Field(description="When its last try started (UTC)")
+    finished_at: str | None = Field(description="When it finished (UTC)")
+    duration_s: float | None = Field(description="Clock seconds from start to finish")
     attempt: int = Field(description="Retries so far")
     counters: dict[str, Any] = Field(description="What the task did: fetched, inserted, bars, symbols, …")
     error: str | None = Field(description="Why it failed or timed out")
@@ -117,19 +117,19 @@ class JobRunOut(BaseModel):
 
 
 class JobRunsOut(BaseModel):
-    jobs: list[JobRunOut]
+    jobs: list[JobRunOut] = Field(description="Job runs, newest first")
 
 
 class TaskOut(BaseModel):
-    name: str
-    description: str
+    name: str = Field(description="The task's name (seed 004's)")
+    description: str = Field(description="What it does")
     params: dict[str, Any] = Field(description="JSON schema of the task's kwargs")
     default_schedule: dict[str, Any] = Field(description="What `mds schedules seed` writes for it")
-    seeded_paused: bool
+    seeded_paused: bool = Field(description="Seeded paused: there to resume or run now")
 
 
 class TasksOut(BaseModel):
-    tasks: list[TaskOut]
+    tasks: list[TaskOut] = Field(description="The catalog, by name")
 
 
 class TaskRunIn(BaseModel):
@@ -138,9 +138,13 @@ class TaskRunIn(BaseModel):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="The task's parameters")
 
 
+class DeletedOut(BaseModel):
+    deleted: str = Field(description="The schedule removed")
+
+
 class ImportOut(BaseModel):
-    created: list[str]
-    updated: list[str]
+    created: list[str] = Field(description="Schedules the file added")
+    updated: list[str] = Field(description="Schedules the file replaced")
 
 
 def _by(caller: str | None) -> str:
@@ -239,11 +243,11 @@ async def update_schedule(
     return schedule_out(service, await service.update(name, spec, by=_by(caller)))
 
 
-@schedules_router.delete("/{name:schedule_name}", status_code=204, operation_id="deleteSchedule")
-async def delete_schedule(name: str, service: SchedulesDep) -> Response:
-    """Remove it; its job runs stay."""
+@schedules_router.delete("/{name:schedule_name}", response_model=DeletedOut, operation_id="deleteSchedule")
+async def delete_schedule(name: str, service: SchedulesDep) -> dict[str, Any]:
+    """Remove it; its job runs stay. 409 while another schedule depends on it."""
     await service.delete(name)
-    return Response(status_code=204)
+    return {"deleted": name}
 
 
 @schedules_router.post(
