@@ -140,18 +140,23 @@ class TestSchedules:
         assert await store.get_schedule("gone") is None
         assert [r.id for r in await store.job_runs(schedule="gone")] == [made.id]
 
-    async def test_changed_at_follows_count_and_newest_since(self, store: Store) -> None:
-        assert await store.schedules_changed_at() == (0, None)
-        await store.put_schedule(schedule("a", since=T0))
-        assert await store.schedules_changed_at() == (1, T0)
-        await store.put_schedule(schedule("b"))  # no since: counted, max unchanged
-        assert await store.schedules_changed_at() == (2, T0)
+    async def test_changed_at_moves_with_every_write_and_delete_but_not_with_fires(
+        self, store: Store
+    ) -> None:
+        assert await store.schedules_changed_at() == (0, 0)
         await store.put_schedule(schedule("a", since=NOW))
-        count, since = await store.schedules_changed_at()
-        assert (count, since) == (2, NOW)
-        assert since is not None and since.utcoffset() == timedelta(0)
+        count, first = await store.schedules_changed_at()
+        assert count == 1 and first > 0
+        await store.put_schedule(schedule("a", since=T0))  # an older since, as another clock writes
+        count, second = await store.schedules_changed_at()
+        assert count == 1 and second > first
+        await store.put_schedule(schedule("b"))
+        count, third = await store.schedules_changed_at()
+        assert count == 2 and third > second
+        assert await store.fire_schedule("a", NOW, run(due_at=NOW)) is not None
+        assert await store.schedules_changed_at() == (2, third)  # a fire is not a change
         assert await store.delete_schedule("b")
-        assert await store.schedules_changed_at() == (1, NOW)
+        assert (await store.schedules_changed_at())[0] == 1
 
 
 class TestFire:

@@ -302,6 +302,8 @@ class TaskRunner:
         if blocked is None:
             run.status, run.started_at = RunStatus.RUNNING, now
             run.lease_until = now + timedelta(seconds=LEASE_SEC)
+            if run.note and not run.note.startswith("coalesced"):
+                run.note = None  # what it waited for is over; a coalesced fire stays said
             return None
         if blocked == RunStatus.SKIPPED:
             return self._skip(run, f"single-flight: a run of {run.schedule} is still running")
@@ -459,11 +461,13 @@ class TaskRunner:
                 await self._finish(run)
 
     async def expire_abandoned(self) -> list[JobRun]:
-        """Fail the runs whose worker stopped renewing their lease."""
+        """Fail the runs whose worker stopped renewing their lease (and report them as failures)."""
         runs = await self.store.expire_runs(
             now=self.clock.now(), note="abandoned: its worker stopped renewing the lease"
         )
         for run in runs:
             if self.observe is not None:
                 self.observe(run)
+            if self.notifier is not None:
+                await self.notifier.notify(run, ScheduleMetadata.model_validate(run.metadata).hooks)
         return runs

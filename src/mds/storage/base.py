@@ -543,8 +543,9 @@ class ScheduleStore(Protocol):
         """Remove it; False when there was none. Its job runs stay."""
         ...
 
-    async def schedules_changed_at(self) -> tuple[int, datetime | None]:
-        """(count, newest ``since``): cheap, so a scheduler can tell when to reload."""
+    async def schedules_changed_at(self) -> tuple[int, int]:
+        """(count, newest revision): cheap, so a scheduler can tell when to reload. The
+        revision grows with every ``put_schedule`` (whatever its clock), not with fires."""
         ...
 
     async def fire_schedule(self, name: str, due_at: datetime, run: JobRun) -> JobRun | None:

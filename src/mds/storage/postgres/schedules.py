@@ -31,6 +31,7 @@ _UPSERT_SCHEDULE = (
     " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10, $11::jsonb, $12, $13)"
     " ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _SCHEDULE_COLS.split(", ")[1:])
+    + ", revision = nextval('schedules_revision_seq')"
 )
 # Everything but id, in the order _run_params binds it: what says which run it is, then
 # what changes over its life (_change_params).
@@ -185,10 +186,10 @@ class PostgresSchedules:
         )
         return deleted is not None
 
-    async def schedules_changed_at(self) -> tuple[int, datetime | None]:
-        row = await self.db.fetchrow("SELECT count(*), max(since) FROM schedules")
+    async def schedules_changed_at(self) -> tuple[int, int]:
+        row = await self.db.fetchrow("SELECT count(*), coalesce(max(revision), 0) FROM schedules")
         assert row is not None
-        return row[0], row[1]
+        return int(row[0]), int(row[1])
 
     async def fire_schedule(self, name: str, due_at: datetime, run: JobRun) -> JobRun | None:
         queued = dataclasses.replace(run, status=RunStatus.QUEUED, id=None)

@@ -177,7 +177,16 @@ class SqliteSchedules:
 
     async def put_schedule(self, schedule: Schedule) -> None:
         params = _schedule_params(schedule)
-        await self.db.transaction(lambda conn: conn.execute(_UPSERT_SCHEDULE, params))
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_SCHEDULE, params)
+            # One writer at a time: the revision grows with every write.
+            conn.execute(
+                "UPDATE schedules SET revision = (SELECT max(revision) + 1 FROM schedules) WHERE name = ?",
+                (schedule.name,),
+            )
+
+        await self.db.transaction(put)
 
     async def get_schedule(self, name: str) -> Schedule | None:
         sql = f"SELECT {_SCHEDULE_COLS} FROM schedules WHERE name = ?"
@@ -195,11 +204,11 @@ class SqliteSchedules:
         )
         return bool(deleted)
 
-    async def schedules_changed_at(self) -> tuple[int, datetime | None]:
-        count, since = await self.db.on_reader(
-            lambda conn: conn.execute("SELECT count(*), max(since) FROM schedules").fetchone()
+    async def schedules_changed_at(self) -> tuple[int, int]:
+        count, revision = await self.db.on_reader(
+            lambda conn: conn.execute("SELECT count(*), coalesce(max(revision), 0) FROM schedules").fetchone()
         )
-        return count, _time(since)
+        return int(count), int(revision)
 
     async def fire_schedule(self, name: str, due_at: datetime, run: JobRun) -> JobRun | None:
         queued = dataclasses.replace(run, status=RunStatus.QUEUED, id=None)

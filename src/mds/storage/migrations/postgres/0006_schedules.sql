@@ -1,4 +1,7 @@
 -- Schedules and job runs (seed 004), PostgreSQL: the same tables as migrations/sqlite/0006_schedules.sql.
+-- revision grows with every write of a schedule (not with fires): count(*) and
+-- max(revision) tell a scheduler to reload.
+CREATE SEQUENCE schedules_revision_seq;
 CREATE TABLE schedules (
     name            text        PRIMARY KEY,
     task            text        NOT NULL,
@@ -12,7 +15,8 @@ CREATE TABLE schedules (
     enabled         boolean     NOT NULL DEFAULT true,
     paused_snapshot jsonb,
     last_due_at     timestamptz,
-    since           timestamptz
+    since           timestamptz,
+    revision        bigint      NOT NULL DEFAULT nextval('schedules_revision_seq')
 );
 
 -- A sequence never hands out an id twice, so a stale queue message cannot claim somebody

@@ -3,7 +3,8 @@
 
 -- One row per schedule: the spec (WHEN is an SQL keyword, hence when_expr), its pause
 -- state and the scheduler's fire mark (last_due_at). since is when the caller wrote this
--- version; count(*) and max(since) are what tells a scheduler to reload.
+-- version (fires are planned from it); revision grows with every write (not with fires),
+-- and count(*) with max(revision) is what tells a scheduler to reload.
 CREATE TABLE schedules (
     name            TEXT    PRIMARY KEY,
     task            TEXT    NOT NULL,
@@ -17,7 +18,8 @@ CREATE TABLE schedules (
     enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     paused_snapshot TEXT    CHECK (paused_snapshot IS NULL OR json_valid(paused_snapshot)),
     last_due_at     INTEGER,
-    since           INTEGER
+    since           INTEGER,
+    revision        INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 -- Every task execution. AUTOINCREMENT: an id is never handed out twice, even after the
