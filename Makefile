@@ -50,6 +50,8 @@ bench: venv
 	$(BIN)/mds bench universe --json
 	$(BIN)/mds bench coverage --json
 	$(BIN)/mds bench coverage --backend postgres --json
+	$(BIN)/mds bench scheduler --json
+	$(BIN)/mds bench scheduler --backend postgres --queue redis --json
 	$(BIN)/mds bench ingest --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --auth --json

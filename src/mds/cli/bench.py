@@ -198,6 +198,30 @@ def bench_coverage(
     _report(coverage.run(backend, symbols, sessions, reads, cache), as_json)
 
 
+@bench_app.command("scheduler")
+def bench_scheduler(
+    schedules: Annotated[
+        int, typer.Option(help="Schedules the leader plans (cron in six zones, XNYS)")
+    ] = 1000,
+    days: Annotated[float, typer.Option(help="Clock days the tick walk covers")] = 7.0,
+    fires: Annotated[int, typer.Option(help="Fires per fire-latency round (burst, paced)")] = 100,
+    backend: Annotated[
+        str, typer.Option(help="Store of the fire-latency rounds: sqlite or postgres")
+    ] = "sqlite",
+    queue: Annotated[str, typer.Option(help="Task queues: memory or redis (MDS_BENCH_REDIS_URL)")] = "memory",
+    as_json: JsonOpt = False,
+) -> None:
+    """The leader's tick over N schedules (p99 target < 5 ms), and fire latency: a due
+    schedule's run starts within 1 s of its due time, over two rounds of fires."""
+    if backend not in ("sqlite", "postgres"):
+        fail("--backend: sqlite or postgres")
+    if queue not in ("memory", "redis"):
+        fail("--queue: memory or redis")
+    from mds.benchmarks import scheduler
+
+    _report(scheduler.run(backend, queue, schedules, days, fires), as_json)
+
+
 @bench_app.command("ws")
 def bench_ws(
     clients: Annotated[int, typer.Option(help="WebSocket clients, spread evenly over the symbols")] = 1000,

@@ -198,6 +198,7 @@ class TaskRunner:
         self.preflight = preflight or Preflight(ctx)
         self.observe = observe
         self._consumers: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def queues(self) -> TaskQueues:
@@ -214,14 +215,19 @@ class TaskRunner:
                 self._consumers.append(loop.create_task(self._consume(name)))
 
     async def stop(self) -> None:
+        self._stopping = True
         for t in self._consumers:
             t.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
         self._consumers.clear()
+        self._stopping = False
 
     async def _consume(self, name: str) -> None:
         queue = self.queues[name]
-        while True:
+        # Not only the cancel: on Python 3.11 a cancel can be lost inside a Redis call
+        # (asyncio.wait_for returns the result of a read that finished as it was cancelled),
+        # and a consumer that lost it would poll on forever and hang stop().
+        while not self._stopping:
             delivery = await queue.get(timeout=1.0)
             if delivery is None:
                 continue

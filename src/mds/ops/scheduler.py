@@ -13,6 +13,7 @@ due time (coalesced), with the number of fires it stands for in the run's note.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import time
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 
 from mds.domain.clock import Clock
 from mds.domain.schedules import JobRun, Schedule, Trigger
-from mds.ops.runs import TaskRunner
+from mds.ops.runs import HANDED_OVER, TaskRunner
 from mds.ops.timing import Timing, TimingError, logical_date, timing_for
 from mds.storage.base import ScheduleStore
 
@@ -62,7 +63,7 @@ class Scheduler:
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[datetime, int, str]] = []
         self._version = 0
-        self._seen: tuple[int, datetime | None] | None = None
+        self._seen: tuple[int, int] | None = None
         self.fired = 0
         self.first_lead = first_lead
 
@@ -150,7 +151,14 @@ class Scheduler:
         heapq.heappush(self._heap, (entry.next_due, entry.version, s.name))
         if fired is None:
             return None  # another scheduler fired it, or it was paused meanwhile
-        await self.runner.submitter.enqueue(fired)
+        try:
+            await self.runner.submitter.enqueue(fired)
+        except Exception:
+            # Fired but not queued (the queue is down): hand the run over, and the leader
+            # queues it (adopt_handed_over) once the queue answers again.
+            log.exception("queueing run %s of schedule %s failed: handed over", fired.id, s.name)
+            fired.note = HANDED_OVER
+            await self.runner.store.update_run(fired)
         self.fired += 1
         return fired
 
@@ -164,6 +172,9 @@ class Scheduler:
                 log.exception("scheduler start-up step failed")
             self.first_lead = None
         self._seen = None  # (re)gaining the lead: another leader may have fired meanwhile
+        # Plan from the store's marks on every lead: while another process led, this plan
+        # went stale (its due times fired there), and no schedule change may say so.
+        self._seen = None
         last_reload = last_expire = float("-inf")
         while True:
             wall = time.monotonic()
@@ -181,11 +192,18 @@ class Scheduler:
                     log.exception("expiring abandoned runs failed")
                 last_expire = wall
             now = self.clock.now()
-            for entry in self.due(now):
-                try:
-                    await self.fire(entry, now)
-                except Exception:  # the next tick tries it again: its mark did not move
-                    log.exception("firing schedule %s failed", entry.schedule.name)
+            entries = self.due(now)
+            planned = [e.version for e in entries]
+            # Side by side: each fire is a store transaction of its own (a commit), and a
+            # hundred schedules due at once must all start within a second.
+            outcomes = await asyncio.gather(*(self.fire(e, now) for e in entries), return_exceptions=True)
+            for entry, version, outcome in zip(entries, planned, outcomes, strict=True):
+                if not isinstance(outcome, Exception):
+                    continue
+                log.error("firing schedule %s failed", entry.schedule.name, exc_info=outcome)
+                # Retried only while its mark did not move: once fired, the entry is planned
+                # at its next due time, and a retry would fire that one early.
+                if entry.version == version:
                     retry_at = now + timedelta(seconds=RETRY_FIRE_SEC)
                     heapq.heappush(self._heap, (retry_at, entry.version, entry.schedule.name))
             await self._sleep_until_due()
