@@ -173,7 +173,8 @@ async def first_start(schedules: ScheduleService, settings: Settings, *, demo: b
     seeded = await schedules.seed(by="catalog")
     log.info("seeded %d schedules from the task catalog", len(seeded))
     if demo or settings.INDEX_SOURCES:
-        await schedules.run_now("bootstrap_daily_coverage_tracked", by="catalog")
+        # The nightly 5m backfill is hours away too: this first run queues 5m history as well.
+        await schedules.run_now("bootstrap_daily_coverage_tracked", by="catalog", kwargs={"with_5m": True})
 
 
 def hub_limits(settings: Settings) -> HubLimits:

@@ -44,7 +44,9 @@ def test_demo_serves_gap_free_ground_truth(start_mds) -> None:
     # 2% of bars go missing from every response, so the gap check has work to do.
     mds = start_mds(
         ["serve", "--demo", "--clock", CLOCK, "--speed", "60"],
-        env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02", "COVERAGE_REFRESH_SEC": "600"},
+        # The coverage cache lives 2 × COVERAGE_REFRESH_SEC (default 1 h) of clock time, beyond
+        # the hourly monitor_coverage_health schedule's next run.
+        env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02"},
     )
 
     def cursors_past(minute: datetime):

@@ -249,15 +249,22 @@ async def monitor_coverage_health(ctx: TaskContext, counters: Counters) -> None:
     )
 
 
-async def bootstrap_daily_coverage_tracked(ctx: TaskContext, counters: Counters) -> None:
+async def bootstrap_daily_coverage_tracked(
+    ctx: TaskContext, counters: Counters, with_5m: bool = False
+) -> None:
     """Restore daily coverage: refresh constituents → update tracked → backfill last-200
     daily → recompute indicators → record history → refresh coverage, one step after the
     other, each with its own counters. A failed index refresh does not stop the chain (the
-    stored lists still stand); any other failed step does."""
+    stored lists still stand); any other failed step does. ``with_5m`` also queues the 5m
+    history after the daily backfill (a new deployment's first run does)."""
     steps: list[tuple[str, Callable[[TaskContext, Counters], Awaitable[None]]]] = [
         ("refresh_index_constituents", refresh_index_constituents),
         ("update_tracked_symbol_cache", update_tracked_symbol_cache),
         ("backfill_last_200_bars", backfill_last_200_bars),
+    ]
+    if with_5m:
+        steps.append(("backfill_5m_last_n_days", _backfill_5m_if_served))
+    steps += [
         ("settle", _settle),
         ("recompute_indicators_universe", recompute_indicators_universe),
         ("record_daily_history", record_daily_history),
@@ -276,6 +283,13 @@ async def bootstrap_daily_coverage_tracked(ctx: TaskContext, counters: Counters)
         counters["steps_done"] += 1
 
 
+async def _backfill_5m_if_served(ctx: TaskContext, counters: Counters) -> None:
+    if not ctx.router.order(Capability.BARS_5M):
+        counters["skipped"] = "no provider is routable for bars_5m (POLICY_BARS_5M)"
+        return
+    await backfill_5m_last_n_days(ctx, counters)
+
+
 async def _settle(ctx: TaskContext, counters: Counters) -> None:
     """Let the queued backfills land before the indicators are recomputed from them; bounded,
     since scaled out other processes run the jobs and this one never sees them idle."""
@@ -283,6 +297,11 @@ async def _settle(ctx: TaskContext, counters: Counters) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ctx.backfiller.wait_idle(), timeout=SETTLE_MAX_SEC / ctx.clock.speed)
     counters["waited_s"] = round((ctx.clock.now() - started).total_seconds(), 1)
+
+
+class BootstrapParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    with_5m: bool = Field(default=False, description="Also queue the tracked symbols' 5m history")
 
 
 class PingParams(BaseModel):
@@ -398,7 +417,7 @@ CATALOG: dict[str, TaskDef] = {
         ),
         _def(
             bootstrap_daily_coverage_tracked,
-            NoParams,
+            BootstrapParams,
             _cron("bootstrap_daily_coverage_tracked", "0 7 * * 0", _meta(7200, retry=0)),
             paused=True,
         ),

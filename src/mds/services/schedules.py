@@ -63,14 +63,7 @@ class ScheduleService:
             timing_for(spec)
         except TimingError as exc:
             raise InvalidRequest(f"{prefix}{exc.field}", str(exc)) from exc
-        try:
-            kwargs = self.catalog[spec.task].validate_params(spec.args, spec.kwargs)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise InvalidRequest(f"{prefix}kwargs.{where}", f"{spec.task}: {err['msg']}") from exc
-        except ValueError as exc:
-            raise InvalidRequest(f"{prefix}args", str(exc)) from exc
+        kwargs = self._params(spec.task, spec.args, spec.kwargs, prefix=prefix)
         meta = spec.metadata
         if meta.queue not in self.settings.TASK_QUEUES:
             raise InvalidRequest(
@@ -91,6 +84,19 @@ class ScheduleService:
                     f"{prefix}metadata.dependencies", f"no schedule named {', '.join(missing)}"
                 )
         return spec.model_copy(update={"kwargs": kwargs})
+
+    def _params(
+        self, task: str, args: list[Any], kwargs: dict[str, Any], *, prefix: str = ""
+    ) -> dict[str, Any]:
+        """The task's parameters checked by its model, or InvalidRequest naming ``kwargs.<name>``."""
+        try:
+            return self.catalog[task].validate_params(args, kwargs)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise InvalidRequest(f"{prefix}kwargs.{where}", f"{task}: {err['msg']}") from exc
+        except ValueError as exc:
+            raise InvalidRequest(f"{prefix}args", str(exc)) from exc
 
     async def _names(self) -> set[str]:
         return {s.name for s in await self.store.schedules()}
@@ -280,9 +286,11 @@ class ScheduleService:
 
     # -- running ---------------------------------------------------------------------
 
-    async def run_now(self, name: str, *, by: str) -> JobRun:
-        """Queue a run of the schedule now, with its args, kwargs and metadata (paused or not)."""
+    async def run_now(self, name: str, *, by: str, kwargs: dict[str, Any] | None = None) -> JobRun:
+        """Queue a run of the schedule now, with its args, kwargs and metadata (paused or
+        not); ``kwargs`` override the schedule's for this run."""
         s = await self.get(name)
+        params = self._params(s.task, s.args, {**s.kwargs, **(kwargs or {})})
         try:
             zone = timing_for(s).zone
         except TimingError:
@@ -291,7 +299,7 @@ class ScheduleService:
             s.task,
             trigger=Trigger.RUN_NOW,
             metadata=s.metadata,
-            kwargs=s.kwargs,
+            kwargs=params,
             schedule=s.name,
             logical_date=now_date(self.clock, zone),
             created_by=by,
@@ -304,13 +312,7 @@ class ScheduleService:
             raise InvalidRequest(
                 "task", f"unknown task {task!r}; the catalog has {', '.join(self.catalog.names())}"
             )
-        try:
-            params = self.catalog[task].validate_params([], kwargs or {})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InvalidRequest(
-                "kwargs." + ".".join(str(p) for p in err["loc"]), f"{task}: {err['msg']}"
-            ) from exc
+        params = self._params(task, [], kwargs or {})
         run = self.submitter.new_run(task, trigger=Trigger.TASK, kwargs=params, created_by=by)
         return await self.submitter.submit(run)
 
