@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -182,12 +183,27 @@ def database_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/shared.db"
         return
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
     provider = PgProvider()
     try:
         admin = asyncio.run(provider.admin_url())
     except PgUnavailable as exc:
         skip_or_fail(str(exc))
     url = asyncio.run(create_database(admin))
-    yield url
-    asyncio.run(drop_database(admin, url))
-    provider.close()
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(admin, url))
+        provider.close()

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,11 +28,8 @@ from mds.ops.catalog import Catalog
 from mds.ops.runs import RunSubmitter
 from mds.services.schedules import ScheduleService
 from mds.storage.postgres import PostgresStore
-from tests.conftest import skip_or_fail
 from tests.e2e.conftest import Proc, free_port, wait_for
 from tests.helpers import SIM_ENV
-from tests.pgserver import PgProvider, create_database, drop_database
-from tests.pgserver import Unavailable as PgUnavailable
 from tests.redis_support import key_prefix, redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,19 +41,6 @@ END = START + timedelta(minutes=62)
 MINUTE = timedelta(minutes=1)
 SKIP_SLACK = timedelta(seconds=6)  # a tenth of a wall second at 60x
 COALESCED = re.compile(r"^coalesced: stands for (\d+) due times since (\S+)$")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    provider = PgProvider()
-    try:
-        admin = asyncio.run(provider.admin_url())
-    except PgUnavailable as exc:
-        skip_or_fail(str(exc))
-    url = asyncio.run(create_database(admin))
-    yield url
-    asyncio.run(drop_database(admin, url))
-    provider.close()
 
 
 async def _create_schedules(url: str) -> None:
