@@ -585,6 +585,17 @@ async def test_an_admin_post_records_a_job_run(alice: httpx.AsyncClient) -> None
     assert run["started_at"] and run["finished_at"] and run["duration_s"] is not None
 
 
+async def test_a_task_run_now_does_not_wait_for_the_nightly_chain(alice: httpx.AsyncClient) -> None:
+    r = await alice.post("/api/v1/market-data/admin/tasks/run", json={"task": "backfill_last_200_bars"})
+    assert r.status_code == 202, r.text
+    task_run = r.json()
+    assert task_run["metadata"]["dependencies"] == []  # the catalog's schedule has one
+    assert task_run["metadata"]["safety"]["single_flight"] is True  # the other guards stay
+    listed = (await alice.get("/api/v1/market-data/admin/tasks")).json()["tasks"]
+    default = next(t for t in listed if t["name"] == "backfill_last_200_bars")["default_schedule"]
+    assert default["metadata"]["dependencies"] == ["update_tracked_symbol_cache"]
+
+
 @pytest.mark.parametrize("role", [Role.READ, Role.OPS])
 async def test_lower_roles_are_refused(rt: Runtime, role: Role) -> None:
     async with client_as(rt, f"low-{role.value}", role) as low:
