@@ -204,6 +204,11 @@ def _assert_exactly(
     assert got == want, f"missing {sorted(set(want) - set(got))}, extra {sorted(set(got) - set(want))}"
 
 
+#: The demo's first start runs the restore chain (200 daily sessions and 5m history of the
+#: tracked set) beside the history these tests wait for; streaming is what they test, so on a
+#: loaded machine they do without it (test_demo_serves_ground_truth runs the demo with it).
+NO_CATALOG = {"SCHEDULER_CATALOG_SEED": "false"}
+
 # 1. Ground truth -------------------------------------------------------------------------
 
 
@@ -211,7 +216,9 @@ def test_stream_equals_ground_truth(start_mds) -> None:
     # Bars go missing from responses, so some minutes arrive late, backfilled, as bar messages.
     # 2% as in test_demo_serves_ground_truth: under a loaded CI machine 5% left the two
     # sessions of history incomplete after 60 s (the backfill, not streaming, was slow).
-    mds: MdsProcess = start_mds(DEMO, env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02"})
+    mds: MdsProcess = start_mds(
+        DEMO, env={"SIM_MISSING_RATE": "0.02", "SIM_BACKUP_MISSING_RATE": "0.02", **NO_CATALOG}
+    )
     mds.wait_until(lambda: _history_complete(mds.get), 120, "history")
     asyncio.run(_ground_truth(mds))
 
@@ -252,7 +259,7 @@ async def _ground_truth(mds: MdsProcess) -> None:
 def test_clients_joining_during_the_start_up_backfill_hear_nothing_twice(start_mds) -> None:
     # The previous session is being backfilled: bars land in the store a moment before their
     # stream messages are appended, so a snapshot often holds bars whose messages follow it.
-    mds: MdsProcess = start_mds(DEMO)
+    mds: MdsProcess = start_mds(DEMO, env=NO_CATALOG)
     asyncio.run(_early_joiners(mds.url))
 
 
@@ -280,7 +287,7 @@ async def _early_joiners(url: str) -> None:
 
 
 def test_resume_gets_exactly_what_was_missed(start_mds) -> None:
-    mds: MdsProcess = start_mds(DEMO)
+    mds: MdsProcess = start_mds(DEMO, env=NO_CATALOG)
     mds.wait_until(lambda: _history_complete(mds.get), 60, "history")
     asyncio.run(_resume(mds.url, mds.url, mds.get))
 
@@ -443,7 +450,7 @@ async def _replicas(apis: list[str], get: Callable[..., httpx.Response], url: st
 
 
 def test_bad_messages_get_errors_and_the_socket_stays_up(start_mds) -> None:
-    mds: MdsProcess = start_mds(DEMO, env={"WS_SUBSCRIBE_LIMIT": "5/second"})
+    mds: MdsProcess = start_mds(DEMO, env={"WS_SUBSCRIBE_LIMIT": "5/second", **NO_CATALOG})
     asyncio.run(_bad_input(mds.url))
 
 
@@ -491,7 +498,7 @@ async def _bad_input(url: str) -> None:
 
 
 def test_a_key_is_needed_when_reads_are_guarded(start_mds, tmp_path: Path) -> None:
-    mds: MdsProcess = start_mds(DEMO, env={"AUTH_READ_REQUIRED": "true"})
+    mds: MdsProcess = start_mds(DEMO, env={"AUTH_READ_REQUIRED": "true", **NO_CATALOG})
     read_key = create_key(clean_env({"DATABASE_URL": f"sqlite:///{tmp_path}/mds.db"}), tmp_path, role="read")
     asyncio.run(_access(mds.url, read_key))
 
