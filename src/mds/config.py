@@ -66,6 +66,7 @@ ProviderName = Literal[
     "twelvedata",
     "alpaca",
     "tiingo",
+    "fred",
 ]
 KNOWN_PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 PROVIDER_ALIASES = {"yfinance": "yahoo", "twelve_data": "twelvedata", "alpha_vantage": "alphavantage"}
@@ -77,19 +78,32 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.BARS_1M: ["fmp", "twelvedata", "yahoo"],
         Capability.EOD: ["fmp", "twelvedata", "yahoo", "stooq"],
         Capability.QUOTES_L1: ["fmp", "twelvedata", "yahoo"],
-        Capability.OPTIONS_CHAIN: ["polygon", "yahoo"],
+        Capability.OPTIONS_CHAIN: ["polygon", "alpaca", "yahoo"],
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
+        Capability.MACRO: ["fred"],
     },
     "free": {
         Capability.BARS_1M: ["finnhub", "twelvedata", "yahoo"],
         Capability.EOD: ["finnhub", "twelvedata", "yahoo", "stooq"],
         Capability.QUOTES_L1: ["finnhub", "twelvedata", "yahoo"],
-        Capability.OPTIONS_CHAIN: ["yahoo"],
+        Capability.OPTIONS_CHAIN: ["yahoo", "alpaca"],
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
+        Capability.MACRO: ["fred"],
     },
 }
 
-_VENDORS = ("YAHOO", "STOOQ", "FINNHUB", "ALPHAVANTAGE", "POLYGON", "FMP", "TWELVEDATA", "ALPACA", "TIINGO")
+_VENDORS = (
+    "YAHOO",
+    "STOOQ",
+    "FINNHUB",
+    "ALPHAVANTAGE",
+    "POLYGON",
+    "FMP",
+    "TWELVEDATA",
+    "ALPACA",
+    "TIINGO",
+    "FRED",
+)
 
 #: Setting families: an environment variable that starts with one of these but names no
 #: setting is refused, so a typo is an error instead of a silently ignored value.
@@ -113,6 +127,8 @@ _FAMILIES = (
     "MDS_",
     "AUTH_",
     "CORS_",
+    "OPTIONS_",
+    "MACRO_",
     *(f"{v}_" for v in (*_VENDORS, "ALPHA_VANTAGE", "TWELVE_DATA")),
 )
 #: Variables under those prefixes that belong to the test harness, not the service.
@@ -171,6 +187,43 @@ IndexSources = Annotated[
     list[IndexSourceName], NoDecode, BeforeValidator(_split_names), AfterValidator(_distinct)
 ]
 DEFAULT_INDEX_SOURCES: tuple[IndexSourceName, ...] = ("fmp", "wikipedia")
+
+
+def _split_upper(v: Any) -> Any:
+    if isinstance(v, str):
+        return [p for p in (x.strip().upper() for x in v.split(",")) if p]
+    return v
+
+
+#: Macro factor keys (FRED series ids, upper case); at least one.
+MacroFactorList = Annotated[
+    list[Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,40}$")]],
+    NoDecode,
+    BeforeValidator(_split_upper),
+    AfterValidator(_distinct),
+    Field(min_length=1),
+]
+#: Ticker symbols as a comma list; may be empty.
+SymbolList = Annotated[
+    list[Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")]],
+    NoDecode,
+    BeforeValidator(_split_upper),
+    AfterValidator(_distinct),
+]
+#: Seed issue 16's default factors: volatility, rates, curve, policy rate, dollar, credit,
+#: inflation expectations, oil. ``term_spread_10y2y`` is derived from DGS10 and DGS2.
+DEFAULT_MACRO_FACTORS: tuple[str, ...] = (
+    "VIXCLS",
+    "DGS10",
+    "DGS2",
+    "DGS3MO",
+    "T10Y2Y",
+    "DFF",
+    "DTWEXBGS",
+    "BAMLH0A0HYM2",
+    "T10YIE",
+    "DCOILWTICO",
+)
 #: Task queue names (schedule metadata ``queue``); at least one.
 TaskQueues = Annotated[
     list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]],
@@ -305,6 +358,7 @@ class Settings(BaseSettings):
     POLICY_EOD: ProviderList = Field(default=None, description="Provider order for daily bars")
     POLICY_QUOTES_L1: ProviderList = Field(default=None, description="Provider order for level-1 quotes")
     POLICY_OPTIONS_CHAIN: ProviderList = Field(default=None, description="Provider order for option chains")
+    POLICY_MACRO: ProviderList = Field(default=None, description="Provider order for macro series (FRED)")
     POLICY_BARS_5M: ProviderList = Field(
         default=None, description="Provider order for native 5m bars (tracked symbols without a 1m series)"
     )
@@ -512,6 +566,41 @@ class Settings(BaseSettings):
 
     # Cache of provider responses (seconds)
     CACHE_TTL_QUOTES_L1_SEC: PositiveFloat = 2.0
+    CACHE_TTL_OPTIONS_CHAIN_SEC: PositiveFloat = Field(
+        default=60.0,
+        description="Seconds a fetched option chain (priced) is served before it is fetched again",
+    )
+
+    # Options analytics (issue 16)
+    RISK_FREE_RATE: float = Field(
+        default=0.04,
+        ge=-0.05,
+        le=0.5,
+        description="Continuously compounded risk-free rate for implied volatility when the macro"
+        " series DGS3MO is not stored (a fraction: 0.04 is 4%)",
+    )
+    OPTIONS_SYMBOLS: SymbolList = Field(
+        default_factory=list,
+        description="Underlyings whose chains and metrics the refresh_options_metrics task refreshes"
+        " (comma list; WebSocket subscribers' symbols are refreshed too)",
+    )
+    OPTIONS_MAX_DAYS: int = Field(
+        default=90,
+        ge=35,
+        le=1100,
+        description="Expirations MDS fetches and serves, in calendar days out (at least 35: iv30 needs an"
+        " expiration past 30 days); chain reads over all expirations and strategies default to it",
+    )
+
+    # Macro factors (FRED)
+    MACRO_FACTORS: MacroFactorList = Field(
+        default_factory=lambda: list(DEFAULT_MACRO_FACTORS),
+        description="FRED series refreshed by refresh_macro_factors and shown by /factors/macro",
+    )
+    MACRO_HISTORY_DAYS: PositiveInt = Field(
+        default=730,
+        description="Days of history (with every vintage) a refresh asks for when a factor is new",
+    )
 
     # Serialised responses of closed bar ranges, per API process (see services/bar_cache.py)
     BARS_RESPONSE_CACHE_MB: NonNegativeInt = Field(default=64, description="0 turns the cache off")
@@ -570,6 +659,7 @@ class Settings(BaseSettings):
     ALPACA_API_KEY_ID: SecretStr | None = _key("Alpaca (key id)")
     ALPACA_API_SECRET_KEY: SecretStr | None = _key("Alpaca (secret)")
     TIINGO_API_KEY: SecretStr | None = _key("Tiingo")
+    FRED_API_KEY: SecretStr | None = _key("FRED")
 
     # Per-vendor endpoints and client-side limits, read by providers/http.py as <VENDOR>_*
     YAHOO_BASE_URL: VendorUrl = _url("Yahoo")
@@ -590,6 +680,8 @@ class Settings(BaseSettings):
     ALPACA_RATE_PER_MIN: PositiveFloat | None = _rate("Alpaca")
     TIINGO_BASE_URL: VendorUrl = _url("Tiingo")
     TIINGO_RATE_PER_MIN: PositiveFloat | None = _rate("Tiingo")
+    FRED_BASE_URL: VendorUrl = _url("FRED")
+    FRED_RATE_PER_MIN: PositiveFloat | None = _rate("FRED")
     RATE_LIMIT_STORAGE_URI: str = Field(
         default="memory://",
         description="`limits` storage for provider budgets; redis://… shares them across workers",

@@ -6,6 +6,8 @@ the one place where concrete implementations are chosen for the protocols.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -48,7 +50,9 @@ from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
 from mds.services.coverage import CoverageService
 from mds.services.indexes import IndexRefresher
+from mds.services.macro import MacroService
 from mds.services.market import MarketService
+from mds.services.options import OptionsService, StreamSnapshots, refresh_streamed
 from mds.services.schedules import ScheduleService
 from mds.services.stream_snapshot import Snapshots
 from mds.services.tracked import TrackedService
@@ -87,6 +91,8 @@ class Runtime:
     runs: TaskRunner
     schedules: ScheduleService
     task_queues: TaskQueues
+    macro: MacroService
+    options: OptionsService
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -118,6 +124,8 @@ class Runtime:
             self.hub.configure(hub_limits(settings))
         self.coverage.update_settings(settings)
         self.schedules.settings = settings
+        self.macro.settings = settings
+        self.options.settings = settings
         self.runs.ctx.settings = settings  # tasks read their defaults (sessions, days) per run
         if self.hooks is not None:
             self.hooks.settings = settings
@@ -167,7 +175,8 @@ async def load_universe(store: Store, settings: Settings, *, demo: bool) -> None
 async def first_start(schedules: ScheduleService, settings: Settings, *, demo: bool) -> None:
     """On a store with no schedules: seed the catalog's, and where index lists can be had
     (the demo, or INDEX_SOURCES set) run the restore chain once now, so a new deployment
-    builds its tracked set and coverage without waiting for tonight's schedules."""
+    builds its tracked set and coverage without waiting for tonight's schedules; likewise
+    the macro refresh where macro series can be had (the demo's sim, or FRED_API_KEY)."""
     if not settings.SCHEDULER_CATALOG_SEED or await schedules.all():
         return
     seeded = await schedules.seed(by="catalog")
@@ -175,6 +184,9 @@ async def first_start(schedules: ScheduleService, settings: Settings, *, demo: b
     if demo or settings.INDEX_SOURCES:
         # The nightly 5m backfill is hours away too: this first run queues 5m history as well.
         await schedules.run_now("bootstrap_daily_coverage_tracked", by="catalog", kwargs={"with_5m": True})
+    if demo or settings.FRED_API_KEY is not None:
+        # Tonight's macro refresh is hours away: load the factors' history now.
+        await schedules.run_now("refresh_macro_factors", by="catalog")
 
 
 def hub_limits(settings: Settings) -> HubLimits:
@@ -289,6 +301,7 @@ async def open_runtime(
     loop_lag.start()  # every process: a stalled API loop matters as much as a worker's
     live_lag: LiveLagTracker | None = None
     runner: TaskRunner | None = None
+    streamed: asyncio.Task[None] | None = None
     try:
         await load_universe(store, settings, demo=demo)
         universe = await store.universe()
@@ -349,6 +362,18 @@ async def open_runtime(
             settings=settings,
         )
         hooks = RunHooks(settings, metrics)
+        macro = MacroService(store=store, router=router, clock=clock, settings=settings)
+        options = OptionsService(
+            router=router,
+            store=store,
+            market=market,
+            macro=macro,
+            clock=clock,
+            calendar=calendar,
+            settings=settings,
+            metrics=metrics,
+            publisher=publisher,
+        )
         context = TaskContext(
             store=store,
             calendar=calendar,
@@ -362,6 +387,8 @@ async def open_runtime(
             analysis=new_analysis(store, calendar, clock, market, settings),
             metrics=metrics,
             generations=market.generations,
+            macro=macro,
+            options=options,
         )
         catalog = Catalog()
         submitter = RunSubmitter(
@@ -400,17 +427,21 @@ async def open_runtime(
         if roles & {"worker", "scheduler"}:
             live_lag.start()  # seeds from the store in the background, then publishes
         if "api" in roles:
+            snapshots = StreamSnapshots(
+                Snapshots(store=store, calendar=calendar, clock=clock, max_bars=settings.WS_REPLAY_MAX_BARS),
+                options,
+                market,
+            )
             hub = Hub(
                 log=stream_log,
                 bus=bus,
-                snapshots=Snapshots(
-                    store=store, calendar=calendar, clock=clock, max_bars=settings.WS_REPLAY_MAX_BARS
-                ),
+                snapshots=snapshots,
                 metrics=metrics,
                 limits=hub_limits(settings),
-                known_symbol=market.has_symbol,
+                known_symbol=snapshots.known,
             )
             await hub.start()
+            streamed = asyncio.create_task(refresh_streamed(options, hub, clock), name="options-streamed")
         yield Runtime(
             settings=settings,
             clock=clock,
@@ -433,6 +464,8 @@ async def open_runtime(
             schedules=schedules,
             hooks=hooks,
             task_queues=task_queues,
+            macro=macro,
+            options=options,
             redis=redis,
             hub=hub,
             auth=Authenticator(
@@ -452,6 +485,10 @@ async def open_runtime(
             loop_lag=loop_lag,
         )
     finally:
+        if streamed is not None:
+            streamed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await streamed
         if runner is not None:
             await runner.stop()
         if hub is not None:

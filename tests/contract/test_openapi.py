@@ -267,7 +267,9 @@ async def client(app: Any) -> Any:
 
 
 def _concrete(path: str) -> str:
-    return path.format(symbol="AAPL", interval="1m", source="auto", job_id=1, name="ping", run_id=1)
+    return path.format(
+        symbol="AAPL", interval="1m", source="auto", job_id=1, name="ping", run_id=1, factor_key="VIXCLS"
+    )
 
 
 async def test_every_path_answers_an_undeclared_method_with_405_and_allow(

@@ -51,6 +51,13 @@ CALLS = [
     Call("GET", "/api/v1/market/atr", "/api/v1/market/atr?symbol=AAPL", Role.READ),
     Call("GET", "/api/v1/market/ta", "/api/v1/market/ta?symbol=AAPL", Role.READ),
     Call("GET", "/ws/replay", "/ws/replay?symbol=AAPL&since=0", Role.READ),
+    Call("GET", "/options/{symbol}/chain", "/options/AAPL/chain?max_days=40", Role.READ),
+    Call("GET", "/options/{symbol}/metrics", "/options/AAPL/metrics", Role.READ),
+    Call("GET", "/options/{symbol}/metrics/history", "/options/AAPL/metrics/history", Role.READ),
+    Call("GET", "/options/{symbol}/strategies", "/options/AAPL/strategies?type=vertical", Role.READ),
+    Call("GET", "/factors/macro", "/factors/macro", Role.READ),
+    Call("GET", "/factors/macro/{factor_key}/history", "/factors/macro/DGS10/history", Role.READ),
+    Call("POST", "/admin/macro/refresh", "/admin/macro/refresh", Role.ADMIN, {"factors": ["DGS10"]}),
     Call("GET", "/ops/cursor/{symbol}/{interval}/{source}", "/ops/cursor/AAPL/1m/auto", Role.OPS),
     Call(
         "POST",

@@ -61,6 +61,8 @@ def demo_defaults(demo: bool) -> dict[str, str]:
         # The sim has no vendor budget to protect; the seed's 2 jobs/s would make the demo's
         # start-up backfill (a year of daily bars for 50 symbols) take over a minute.
         "BACKFILL_DISPATCH_RATE_PER_SEC": "50",
+        # The sim lists option chains for every symbol; these have their metrics recorded.
+        "OPTIONS_SYMBOLS": "SPY,QQQ,AAPL",
     }
 
 

@@ -63,6 +63,7 @@ class Capability(str, Enum):
     QUOTES_L1 = "quotes_l1"
     OPTIONS_CHAIN = "options_chain"
     BARS_5M = "bars_5m"  # native 5m bars, for tracked symbols that have no 1m series
+    MACRO = "macro"  # economic series with their release history (FRED/ALFRED)
 
 
 def capability_for_interval(interval: Interval) -> Capability:
@@ -184,3 +185,5 @@ class OptionQuote:
     implied_volatility: float | None
     ts: datetime | None
     provider: str
+    #: The underlying's price the vendor quoted beside the chain, where it gives one.
+    underlying_price: float | None = None

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from mds.analysis.service import AnalysisService
     from mds.observability.metrics import Metrics
     from mds.services.bar_cache import SeriesGenerations
+    from mds.services.macro import MacroService
+    from mds.services.options import OptionsService
 
 Counters = dict[str, Any]
 
@@ -61,6 +63,8 @@ class TaskContext:
     analysis: AnalysisService
     metrics: Metrics | None = None
     generations: SeriesGenerations | None = None
+    macro: MacroService | None = None
+    options: OptionsService | None = None
 
 
 TaskFn = Callable[..., Awaitable[None]]
@@ -304,6 +308,57 @@ class BootstrapParams(BaseModel):
     with_5m: bool = Field(default=False, description="Also queue the tracked symbols' 5m history")
 
 
+class MacroParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    factors: list[str] | None = Field(default=None, max_length=100, description="Default MACRO_FACTORS")
+
+
+class OptionsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[str] | None = Field(default=None, max_length=1000, description="Default OPTIONS_SYMBOLS")
+
+
+async def refresh_macro_factors(
+    ctx: TaskContext, counters: Counters, factors: list[str] | None = None
+) -> None:
+    """Fetch every vintage of the macro factors' recent observations (FRED/ALFRED) and store
+    the new ones; fails when every factor failed."""
+    if ctx.macro is None:
+        raise RuntimeError("this process has no macro service")
+    report = await ctx.macro.refresh(factors)
+    counters.update(report.counters())
+    if report.failed:
+        counters["errors"] = {k: report.factors[k]["error"] for k in report.failed[:20]}
+        if len(report.failed) == len(report.factors):
+            raise RuntimeError(f"every factor failed: {counters['errors']}")
+
+
+async def refresh_options_metrics(
+    ctx: TaskContext, counters: Counters, symbols: list[str] | None = None
+) -> None:
+    """Refresh the option chains and metrics of OPTIONS_SYMBOLS: store the metrics point in
+    time and announce them to WebSocket clients."""
+    if ctx.options is None:
+        raise RuntimeError("this process has no options service")
+    names = symbols if symbols is not None else list(ctx.settings.OPTIONS_SYMBOLS)
+    counters.update(symbols=len(names), refreshed=0, failed=0)
+    if not names:
+        counters["skipped"] = "OPTIONS_SYMBOLS is empty"
+        return
+    errors: dict[str, str] = {}
+    for symbol in names:
+        try:
+            await ctx.options.refresh(symbol.upper())
+            counters["refreshed"] += 1
+        except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the rest
+            errors[symbol] = f"{type(exc).__name__}: {exc}"[:200]
+    counters["failed"] = len(errors)
+    if errors:
+        counters["errors"] = dict(list(errors.items())[:20])
+        if len(errors) == len(names):
+            raise RuntimeError(f"every symbol failed: {counters['errors']}")
+
+
 class PingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = Field(default=0.0, ge=0, le=86_400, description="Clock seconds to sleep")
@@ -420,6 +475,21 @@ CATALOG: dict[str, TaskDef] = {
             BootstrapParams,
             _cron("bootstrap_daily_coverage_tracked", "0 7 * * 0", _meta(7200, retry=0)),
             paused=True,
+        ),
+        _def(
+            refresh_macro_factors,
+            MacroParams,
+            # FRED posts most daily series (H.15 rates, VIX, oil, the dollar) by early evening ET.
+            _cron("refresh_macro_factors", "30 18 * * 1-5", _meta(1800, checks=("store", "provider:macro"))),
+        ),
+        _def(
+            refresh_options_metrics,
+            OptionsParams,
+            _cron(
+                "refresh_options_metrics",
+                "*/15 9-16 * * 1-5",
+                _meta(600, retry=0, checks=("store", "provider:options_chain")),
+            ),
         ),
         _def(
             ping,

@@ -1,4 +1,4 @@
-"""Alpaca Market Data v2: stock bars (1m/5m/15m/1d) and snapshots as quotes.
+"""Alpaca Market Data: stock bars (1m/5m/15m/1d), snapshots as quotes, option chains.
 
 Wire format (https://docs.alpaca.markets/reference/stockbarsingle, alpaca-py's tests):
 ``{"bars": [{t, o, h, l, c, v, n, vw}], "symbol": ..., "next_page_token": ...}`` with
@@ -11,26 +11,35 @@ The adapter asks for ``adjustment=raw`` and ``feed=iex`` (the free plan's feed; 
 of the last 15 minutes needs a paid subscription and answers 403, mapped to NotEntitled).
 Not offered: 1h bars (Alpaca's ``1Hour`` bars are clock-aligned at 09:00, 10:00 ET and
 include pre-market trades; MDS's 1h bars start at the 09:30 open).
+
+Option chains (``/v1beta1/options/snapshots/{underlying}``, alpaca-py ``get_option_chain``):
+``{"snapshots": {OCC symbol: {latestQuote {ap, as, ax, bp, bs, bx, c, t}, latestTrade {c, p,
+s, t, x}, impliedVolatility, greeks, dailyBar {v, ...}}}, "next_page_token"}``. Contract
+terms come from the OCC symbol itself; there is no open interest and no underlying price
+(both None). The adapter asks for ``feed=indicative`` (the free plan's options feed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import httpx
 import orjson
 
-from mds.domain.models import Bar, Capability, Interval, Quote
-from mds.errors import AuthError, NoData, NotEntitled, RateLimited
+from mds.domain.models import Bar, Capability, Interval, OptionQuote, OptionRight, Quote
+from mds.errors import AuthError, BadPayload, NoData, NotEntitled, RateLimited
 from mds.providers.http import HttpProvider, Page, RequestSpec, redact
 from mds.providers.sessiongrid import session_grid
 from mds.providers.timeconv import NEW_YORK, local_date, session_open
 
 _TIMEFRAMES = {Interval.M1: "1Min", Interval.M5: "5Min", Interval.M15: "15Min", Interval.D1: "1Day"}
+#: An OCC option symbol: root (up to 6), YYMMDD expiration, C/P, strike x 1000 in 8 digits.
+_OCC = re.compile(r"(?P<root>[A-Z0-9.]{1,6})(?P<day>\d{6})(?P<right>[CP])(?P<strike>\d{8})")
 
 
 def _rfc3339(ts: datetime) -> str:
@@ -44,7 +53,15 @@ def _parse_ts(text: str) -> datetime:
 
 class AlpacaProvider(HttpProvider):
     name = "alpaca"
-    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset(
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.OPTIONS_CHAIN,
+        }
+    )
     default_base_url = "https://data.alpaca.markets"
     # Free ("Basic") market data plan: 200 historical API calls per minute
     # (docs.alpaca.markets/docs/about-market-data-api#subscription-plans).
@@ -54,6 +71,8 @@ class AlpacaProvider(HttpProvider):
     adjusted = False
     page_limit: ClassVar[int] = 10_000  # the documented maximum `limit`
     feed: ClassVar[str] = "iex"
+    options_feed: ClassVar[str] = "indicative"  # the free plan's options feed (OPRA is paid)
+    options_page_limit: ClassVar[int] = 1000  # the documented maximum for option snapshots
 
     def _auth(self) -> dict[str, str]:
         return {
@@ -147,6 +166,77 @@ class AlpacaProvider(HttpProvider):
                 )
         return out
 
+    # -- options -------------------------------------------------------------------
+    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+        params = {"feed": self.options_feed, "limit": str(self.options_page_limit)}
+        if expiration is not None:
+            params["expiration_date"] = expiration.isoformat()
+        return RequestSpec(f"/v1beta1/options/snapshots/{symbol}", params, self._auth())
+
+    def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
+        """One page of the chain. Its ``next`` carries only ``page_token``: Alpaca wants the
+        first request's query again beside it, which ``fetch_options_chain`` adds."""
+        data = self._json(body)
+        snapshots = data.get("snapshots") or {}
+        if not isinstance(snapshots, dict):
+            raise self.bad("snapshots is not an object")
+        with self.reading("option snapshots"):
+            out = [self._option(symbol, contract, snap or {}) for contract, snap in snapshots.items()]
+        token = data.get("next_page_token")
+        nxt = (
+            RequestSpec(f"/v1beta1/options/snapshots/{symbol}", {"page_token": str(token)}) if token else None
+        )
+        return Page(out, nxt)
+
+    def _option(self, symbol: str, contract: str, snap: dict[str, Any]) -> OptionQuote:
+        occ = _OCC.fullmatch(contract)
+        if occ is None:
+            raise self.bad(f"not an OCC option symbol: {contract[:40]!r}")
+        quote, trade = snap.get("latestQuote") or {}, snap.get("latestTrade") or {}
+        stamp = quote.get("t") or trade.get("t")
+        volume = (snap.get("dailyBar") or {}).get("v")
+        return OptionQuote(
+            underlying=symbol,
+            contract=contract,
+            expiration=datetime.strptime(occ["day"], "%y%m%d").date(),
+            strike=int(occ["strike"]) / 1000,
+            right=OptionRight.CALL if occ["right"] == "C" else OptionRight.PUT,
+            bid=_opt(quote.get("bp")),
+            ask=_opt(quote.get("ap")),
+            last=_opt(trade.get("p")),
+            volume=_opt(volume),
+            open_interest=None,  # Alpaca's snapshots carry none
+            implied_volatility=_opt(snap.get("impliedVolatility")),
+            ts=_parse_ts(stamp) if stamp else None,
+            provider=self.name,
+        )
+
+    async def fetch_options_chain(
+        self, symbol: str, expiration: date | None = None, *, until: date | None = None
+    ) -> list[OptionQuote]:
+        """Every page of ``symbol``'s chain: one expiration, or all (on or before ``until``)."""
+        first = self.options_request(symbol, expiration)
+        if expiration is None and until is not None:
+            first = RequestSpec(
+                first.path, {**first.params, "expiration_date_lte": until.isoformat()}, first.headers
+            )
+        spec: RequestSpec | None = first
+        out: list[OptionQuote] = []
+        pages = 0
+        while spec is not None:
+            pages += 1
+            if pages > self.max_pages:
+                raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
+            page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
+            out.extend(page.items)
+            # The same query again with the token (as bars page).
+            spec = (
+                None
+                if page.next is None
+                else RequestSpec(first.path, {**first.params, **page.next.params}, first.headers)
+            )
+        return out
+
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         status = response.status_code
         message = _message(response)
@@ -166,6 +256,10 @@ class AlpacaProvider(HttpProvider):
         if not isinstance(data, dict):
             raise self.bad("expected a JSON object")
         return data
+
+
+def _opt(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _retry_after(response: httpx.Response) -> float:

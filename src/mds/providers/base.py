@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
-from mds.domain.models import Bar, Capability, Interval, Quote
+from mds.domain.macro import MacroObservation
+from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote
 from mds.errors import BadPayload
 
 
@@ -43,6 +44,34 @@ class Provider(Protocol):
     async def fetch_quotes(self, symbols: Sequence[str]) -> list[Quote]: ...
 
     async def aclose(self) -> None: ...
+
+
+class OptionsProvider(Provider, Protocol):
+    """A provider with ``Capability.OPTIONS_CHAIN``."""
+
+    async def fetch_options_chain(
+        self, symbol: str, expiration: date | None = None, *, until: date | None = None
+    ) -> list[OptionQuote]:
+        """Every contract of ``symbol``'s chain as quoted: one ``expiration``, or every one
+        listed on or before ``until`` (all when both are None)."""
+        ...
+
+
+class MacroProvider(Provider, Protocol):
+    """A provider with ``Capability.MACRO``: economic series with their release history."""
+
+    async def fetch_macro_series(
+        self,
+        series: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        vintages: bool = False,
+    ) -> list[MacroObservation]:
+        """Observations of ``series`` dated ``start..end`` (inclusive). With ``vintages``,
+        every value ever published (each with its realtime period, ALFRED); without, the
+        values current today."""
+        ...
 
 
 def validate_bars(

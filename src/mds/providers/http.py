@@ -145,7 +145,7 @@ class HttpProvider:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every fetch entry point, the base's and any a vendor overrides, hides the keys.
         super().__init_subclass__(**kwargs)
-        for name in ("fetch_bars", "fetch_quotes", "fetch_options_chain"):
+        for name in ("fetch_bars", "fetch_quotes", "fetch_options_chain", "fetch_macro_series"):
             if name in cls.__dict__:
                 setattr(cls, name, _hiding_keys(cls.__dict__[name]))
 
@@ -260,7 +260,9 @@ class HttpProvider:
         return out
 
     @_hiding_keys
-    async def fetch_options_chain(self, symbol: str, expiration: date | None = None) -> list[OptionQuote]:
+    async def fetch_options_chain(
+        self, symbol: str, expiration: date | None = None, *, until: date | None = None
+    ) -> list[OptionQuote]:
         spec: RequestSpec | None = self.options_request(symbol, expiration)
         out: list[OptionQuote] = []
         pages = 0
@@ -271,7 +273,8 @@ class HttpProvider:
             page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
             out.extend(page.items)
             spec = page.next
-        return out
+        # Vendors whose request cannot say "until" get it applied here.
+        return out if until is None else [q for q in out if q.expiration <= until]
 
     async def get(self, spec: RequestSpec, capability: Capability) -> bytes:
         """One rate-limited GET; transport failures and error statuses become typed errors."""

@@ -8,6 +8,10 @@ path and query and sends them to the configured base URL, so a test server or pr
 sees every page. Auth is ``Authorization: Bearer <key>`` (the documented alternative to
 ``?apiKey=``), which keeps the key out of URLs and logs.
 
+Option chains: ``/v3/snapshot/options/{underlying}`` (``limit`` 250, paged by ``next_url``
+like the aggregates), ``O:``-prefixed OCC tickers, times in epoch nanoseconds, and the
+underlying's price beside each contract (``underlying_asset.price``).
+
 Not offered: 1h bars. Polygon's hour bars are clock-aligned (09:00, 10:00 ET) and
 contain pre-market minutes, while MDS's 1h bars start at the session open (09:30).
 """
@@ -24,7 +28,7 @@ import msgspec
 import orjson
 
 from mds.domain.models import Bar, BarStatus, Capability, Interval, OptionQuote, OptionRight, Quote
-from mds.errors import NoData, NotEntitled, RateLimited
+from mds.errors import BadPayload, NoData, NotEntitled, RateLimited
 from mds.providers._gc import gc_paused
 from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
 from mds.providers.sessiongrid import session_grid
@@ -57,6 +61,9 @@ class _Aggs(msgspec.Struct):
 
 
 _AGGS = msgspec.json.Decoder(_Aggs)
+#: The strike of an option row that has none: no listed contract has it, so the pricing
+#: layer drops and counts such contracts instead of pricing them.
+MISSING_STRIKE = 0.0
 
 
 class PolygonProvider(HttpProvider):
@@ -196,6 +203,12 @@ class PolygonProvider(HttpProvider):
         return RequestSpec(f"/v3/snapshot/options/{symbol}", params, self._auth())
 
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
+        """One page of the chain snapshot; the next page is its ``next_url`` on our host.
+
+        Times are epoch NANOseconds (``last_quote.last_updated``, ``last_trade.sip_timestamp``).
+        A row without a strike is kept with strike 0.0 (no listed contract has it): the
+        pricing layer drops such contracts and counts them, so they are never stored.
+        """
         data = self._json(body)
         out: list[OptionQuote] = []
         with self.reading("option snapshot"):
@@ -203,24 +216,49 @@ class PolygonProvider(HttpProvider):
                 d, q = r["details"], r.get("last_quote") or {}
                 trade, day = r.get("last_trade") or {}, r.get("day") or {}
                 stamp = q.get("last_updated") or trade.get("sip_timestamp")
+                strike, price = d.get("strike_price"), trade.get("price")
                 out.append(
                     OptionQuote(
                         underlying=symbol,
                         contract=str(d["ticker"]).removeprefix("O:"),
                         expiration=date.fromisoformat(d["expiration_date"]),
-                        strike=float(d["strike_price"]),
+                        strike=MISSING_STRIKE if strike is None else float(strike),
                         right=OptionRight(d["contract_type"]),
                         bid=_opt(q.get("bid")),
                         ask=_opt(q.get("ask")),
-                        last=_opt(trade.get("price", day.get("close"))),
+                        # The last trade; without one in the snapshot, the session's close.
+                        last=_opt(price if price is not None else day.get("close")),
                         volume=_opt(day.get("volume")),
                         open_interest=_opt(r.get("open_interest")),
                         implied_volatility=_opt(r.get("implied_volatility")),
                         ts=_from_ns(stamp) if stamp else None,
                         provider=self.name,
+                        underlying_price=_opt((r.get("underlying_asset") or {}).get("price")),
                     )
                 )
         return Page(out, self._next(data))
+
+    async def fetch_options_chain(
+        self, symbol: str, expiration: date | None = None, *, until: date | None = None
+    ) -> list[OptionQuote]:
+        """Every page of ``symbol``'s chain: one expiration, or all (on or before ``until``)."""
+        first = self.options_request(symbol, expiration)
+        if expiration is None and until is not None:
+            # The snapshot filters by range itself, so a horizon costs no extra pages.
+            first = RequestSpec(
+                first.path, {**first.params, "expiration_date.lte": until.isoformat()}, first.headers
+            )
+        spec: RequestSpec | None = first
+        out: list[OptionQuote] = []
+        pages = 0
+        while spec is not None:
+            pages += 1
+            if pages > self.max_pages:
+                raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
+            page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
+            out.extend(page.items)
+            spec = page.next
+        return out
 
     # -- failures ------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:

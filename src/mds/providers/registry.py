@@ -35,6 +35,7 @@ VENDORS = {
     "twelvedata": "mds.providers.twelvedata:TwelveDataProvider",
     "alpaca": "mds.providers.alpaca:AlpacaProvider",
     "tiingo": "mds.providers.tiingo:TiingoProvider",
+    "fred": "mds.providers.fred:FredProvider",
 }
 
 

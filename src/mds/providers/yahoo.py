@@ -6,12 +6,20 @@ Wire formats (see tests/fixtures/vendors/yahoo/SOURCE.md): the chart answer carr
 row of nulls, which is skipped; a row with only some nulls is corrupt. Daily bars are
 stamped at the 09:30 ET open. The quote arrays are raw prices (``adjclose`` is a
 separate array this adapter ignores), so ``adjusted`` is False.
+
+Option chains (``/v7/finance/options/{symbol}``) need a session: a cookie (``A3``, set by
+``https://fc.yahoo.com``), then a crumb (``/v1/test/getcrumb``, a text body) sent as
+``crumb=`` beside that cookie. Without them Yahoo answers 401 ``{"finance": {"error":
+{"code": "Unauthorized", "description": "Invalid Crumb"}}}``. The adapter keeps one pair
+per instance and renews it once when Yahoo refuses it; a second refusal is an AuthError.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote as urlquote
@@ -19,10 +27,14 @@ from urllib.parse import quote as urlquote
 import httpx
 import orjson
 
+from mds.calendar import MarketCalendar
+from mds.config import Settings
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, OptionRight, Quote
-from mds.errors import NoData
+from mds.errors import AuthError, BadPayload, NoData, Unavailable
 from mds.providers import timeconv
 from mds.providers.http import HttpProvider, Page, RequestSpec
+from mds.providers.ratelimit import RateLimiter
+from mds.routing.timing import transport
 
 _INTERVALS = {
     Interval.M1: "1m",
@@ -37,6 +49,27 @@ _INTERVALS = {
 _WINDOW = {Interval.M1: timedelta(days=7), Interval.M5: timedelta(days=60)}
 _WINDOW[Interval.M15] = _WINDOW[Interval.H1] = _WINDOW[Interval.M5]
 _QUOTE_BATCH = 50  # symbols per v7 quote call; the endpoint takes a comma list
+#: Yahoo's cookie host: it answers 404 and sets the session cookie.
+COOKIE_URL = "https://fc.yahoo.com"
+#: The strike of an option row that has none: no listed contract has it, so the pricing
+#: layer drops and counts such contracts instead of pricing them.
+MISSING_STRIKE = 0.0
+
+
+class InvalidCrumb(AuthError):
+    """Yahoo's 401 "Invalid Crumb" on a crumbed request: the session is stale; renew once.
+
+    Raised and caught inside the adapter only; callers see a plain AuthError.
+    """
+
+
+@dataclass(frozen=True)
+class YahooChain:
+    """One options answer: its contracts, the expirations it answered, and all Yahoo lists."""
+
+    quotes: list[OptionQuote]
+    answered: list[date]
+    expirations: list[date]
 
 
 class YahooProvider(HttpProvider):
@@ -58,6 +91,19 @@ class YahooProvider(HttpProvider):
     default_limits = ("60/minute",)
     key_settings = ()
     adjusted = False  # indicators.quote holds raw prices; adjclose is not used
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        calendar: MarketCalendar,
+        limiter: RateLimiter | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(settings=settings, calendar=calendar, limiter=limiter, client=client)
+        #: The (cookie, crumb) pair option requests carry; made on first use.
+        self._session: tuple[str, str] | None = None
+        self._session_lock = asyncio.Lock()
 
     # -- bars ----------------------------------------------------------------------
     def bars_request(self, symbol: str, interval: Interval, start: datetime, end: datetime) -> RequestSpec:
@@ -195,6 +241,16 @@ class YahooProvider(HttpProvider):
         return RequestSpec(f"/v7/finance/options/{urlquote(symbol, safe='')}", params)
 
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
+        return Page(self.parse_chain(body, symbol=symbol).quotes)
+
+    def parse_chain(self, body: bytes, *, symbol: str) -> YahooChain:
+        """One v7 options answer: its contracts and the expirations Yahoo lists beside them.
+
+        A row without a strike is kept with strike 0.0, which no listed contract has: the
+        pricing layer drops such contracts and counts them (``Chain.dropped``), so a
+        vendor's bad row is never stored and never silently lost. A row without its own
+        expiration takes the one its block names.
+        """
         with self.reading("option chain"):
             chain = _load(self, body).get("optionChain")
             if not isinstance(chain, dict):
@@ -202,26 +258,36 @@ class YahooProvider(HttpProvider):
             if chain.get("error"):
                 raise NoData(self.name, f"{symbol}: {_describe(chain['error'])}")
             results = chain.get("result") or []
-            if not results or not results[0].get("options"):
-                return Page([])
+            if not results:
+                return YahooChain([], [], [])
+            result = results[0]
+            listed = sorted({_epoch_date(self, e) for e in result.get("expirationDates") or []})
+            spot = _num((result.get("quote") or {}).get("regularMarketPrice"))
             out: list[OptionQuote] = []
-            for right, key in ((OptionRight.CALL, "calls"), (OptionRight.PUT, "puts")):
-                for row in results[0]["options"][0].get(key) or []:
-                    out.append(self._option(symbol, right, row))
-            return Page(out)
+            answered: list[date] = []
+            for block in result.get("options") or []:
+                block_expiration = block.get("expirationDate")
+                if block_expiration is not None:
+                    answered.append(_epoch_date(self, block_expiration))
+                for right, key in ((OptionRight.CALL, "calls"), (OptionRight.PUT, "puts")):
+                    for row in block.get(key) or []:
+                        out.append(self._option(symbol, right, row, block_expiration, spot))
+            return YahooChain(out, answered, listed)
 
-    def _option(self, symbol: str, right: OptionRight, row: dict[str, Any]) -> OptionQuote:
-        try:
-            expiration = timeconv.from_epoch(row["expiration"]).date()  # 00:00 UTC of the date
-            contract, strike = str(row["contractSymbol"]), float(row["strike"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self.bad(f"option row without {exc}") from None
+    def _option(
+        self, symbol: str, right: OptionRight, row: dict[str, Any], block_expiration: Any, spot: float | None
+    ) -> OptionQuote:
+        contract = row.get("contractSymbol")
+        stamp = row.get("expiration", block_expiration)
+        if not contract or stamp is None:
+            raise self.bad(f"option row without a contract symbol or expiration: {str(row)[:120]}")
+        strike = row.get("strike")
         traded = row.get("lastTradeDate")
         return OptionQuote(
             underlying=symbol,
-            contract=contract,
-            expiration=expiration,
-            strike=strike,
+            contract=str(contract),
+            expiration=_epoch_date(self, stamp),
+            strike=MISSING_STRIKE if strike is None else float(strike),
             right=right,
             bid=_num(row.get("bid")),
             ask=_num(row.get("ask")),
@@ -231,7 +297,106 @@ class YahooProvider(HttpProvider):
             implied_volatility=_num(row.get("impliedVolatility")),
             ts=_epoch_field(self, traded) if traded is not None else None,
             provider=self.name,
+            underlying_price=spot,
         )
+
+    async def fetch_options_chain(
+        self, symbol: str, expiration: date | None = None, *, until: date | None = None
+    ) -> list[OptionQuote]:
+        """``symbol``'s contracts for ``expiration``, or for every listed expiration.
+
+        Without ``expiration`` Yahoo answers the nearest expiration and lists the others
+        in ``expirationDates``; each further one is a request of its own (at most
+        ``max_pages`` requests in all). ``until`` keeps expirations on or before it, so
+        "all up to a horizon" asks only for those.
+        """
+        first = self.parse_chain(await self._crumbed(self.options_request(symbol, expiration)), symbol=symbol)
+        if expiration is not None:
+            return first.quotes
+        answered = {*first.answered, *(q.expiration for q in first.quotes)}
+        rest = [d for d in first.expirations if d not in answered and (until is None or d <= until)]
+        if 1 + len(rest) > self.max_pages:
+            raise BadPayload(self.name, f"{len(rest) + 1} expirations; more than {self.max_pages} requests")
+        out = list(first.quotes)
+        for day in rest:
+            body = await self._crumbed(self.options_request(symbol, day))
+            out.extend(self.parse_chain(body, symbol=symbol).quotes)
+        return out if until is None else [q for q in out if q.expiration <= until]
+
+    # -- the crumb handshake ---------------------------------------------------------
+    def cookie_url(self) -> str:
+        """Where the session cookie comes from.
+
+        Yahoo's own hosts (``*.yahoo.com``): ``https://fc.yahoo.com``, which answers 404
+        and sets the ``A3`` cookie (the way yfinance's "basic" strategy gets it). Any other
+        base URL (a test server, the sim-server, a proxy): that server's root, ``{base}/``,
+        so one setting (YAHOO_BASE_URL) moves the whole handshake.
+        """
+        host = httpx.URL(self.base_url).host
+        return COOKIE_URL if host == "yahoo.com" or host.endswith(".yahoo.com") else f"{self.base_url}/"
+
+    async def _crumbed(self, spec: RequestSpec) -> bytes:
+        """GET ``spec`` with the session's cookie and crumb; an "Invalid Crumb" renews them once."""
+        session = await self._yahoo_session(stale=None)
+        try:
+            return await self._get_in(session, spec)
+        except InvalidCrumb:
+            session = await self._yahoo_session(stale=session)
+        try:
+            return await self._get_in(session, spec)
+        except InvalidCrumb:
+            raise AuthError(self.name, "Invalid Crumb after renewing the crumb", code="401") from None
+
+    async def _get_in(self, session: tuple[str, str], spec: RequestSpec) -> bytes:
+        cookie, crumb = session
+        crumbed = RequestSpec(spec.path, {**spec.params, "crumb": crumb}, {**spec.headers, "Cookie": cookie})
+        try:
+            return await self.get(crumbed, Capability.OPTIONS_CHAIN)
+        except AuthError as exc:
+            # 401 {"finance":{"result":null,"error":{"code":"Unauthorized","description":"Invalid Crumb"}}}
+            if "Invalid Crumb" in exc.message:
+                raise InvalidCrumb(self.name, exc.message, code=exc.code) from None
+            raise
+
+    async def _yahoo_session(self, stale: tuple[str, str] | None) -> tuple[str, str]:
+        """The (cookie, crumb) pair in use, made anew when there is none or it is ``stale``.
+
+        The lock makes concurrent calls that all saw the same crumb refused renew it once:
+        the first renews, the others find a pair that is no longer the stale one.
+        """
+        async with self._session_lock:
+            if self._session is None or self._session == stale:
+                self._session = await self._handshake()
+            return self._session
+
+    async def _handshake(self) -> tuple[str, str]:
+        url = self.cookie_url()
+        response = await self._limited_get(url)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in response.cookies.jar)
+        if not cookie:
+            raise AuthError(self.name, f"no session cookie from {url}", code="cookie")
+        body = await self.get(
+            RequestSpec("/v1/test/getcrumb", headers={"Cookie": cookie}), Capability.OPTIONS_CHAIN
+        )
+        crumb = body.decode("utf-8", "replace").strip()
+        # A crumb is a short token; an HTML page or a JSON error in its place is no crumb.
+        if not crumb or len(crumb) > 64 or any(c in crumb for c in " <{"):
+            raise AuthError(self.name, f"no crumb from /v1/test/getcrumb: {crumb[:60]!r}", code="crumb")
+        return cookie, crumb
+
+    async def _limited_get(self, url: str) -> httpx.Response:
+        """A rate-limited, timed GET that accepts the cookie host's 404 (it still sets the cookie)."""
+        await self.limiter.acquire(self.name, self.limits)
+        try:
+            async with transport(self.name):
+                response = await self._client.get(url)
+        except httpx.TimeoutException:
+            raise Unavailable(self.name, f"timeout on {url}", code="timeout") from None
+        except httpx.HTTPError as exc:
+            raise Unavailable(self.name, f"{type(exc).__name__} on {url}", code="connect") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            super().check_response(response, Capability.OPTIONS_CHAIN)
+        return response
 
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         # 404/422 carry {"chart": {"error": {...}}}: an unknown symbol, or 1m asked for
@@ -271,6 +436,11 @@ def _positive(value: Any) -> float | None:
     # Yahoo sends bid/ask 0 outside hours or with no book; that is "no quote", not a price.
     number = _num(value)
     return number if number else None
+
+
+def _epoch_date(provider: HttpProvider, value: Any) -> date:
+    """An expiration stamp (epoch seconds at 00:00 UTC of the date) → that date."""
+    return _epoch_field(provider, value).date()
 
 
 def _epoch_field(provider: HttpProvider, value: Any) -> datetime:

@@ -25,6 +25,8 @@ FORMATS = (
     "alpaca",
     "tiingo",
     "stooq",
+    # macro series with their release history (ALFRED vintages)
+    "fred",
     # reference data (index lists, the symbol directory); FMP's lists are in "fmp"
     "nasdaqtrader",
     "wikipedia",

@@ -34,7 +34,9 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from mds.access.keys import ApiKey
+from mds.domain.macro import MacroRow
 from mds.domain.models import Bar, Interval, Quote, Tier
+from mds.domain.options import OptionsMetricRow
 from mds.domain.records import (
     BackfillRecord,
     BackfillStatus,
@@ -614,6 +616,60 @@ class JobRunStore(Protocol):
         ...
 
 
+class OptionsMetricsStore(Protocol):
+    """``options_metrics``: per symbol, metric and tenor, each computed value at its ``as_of``."""
+
+    async def write_options_metrics(self, rows: Sequence[OptionsMetricRow]) -> int:
+        """Insert ``rows``; a row with the same (symbol, metric, tenor, as_of) is kept as
+        it was (idempotent). Returns how many rows were new."""
+        ...
+
+    async def options_metrics_history(
+        self,
+        symbol: str,
+        *,
+        metric: str | None = None,
+        tenor: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[OptionsMetricRow]:
+        """Rows of ``symbol`` with ``start <= as_of < end``, oldest first, at most ``limit``
+        (the newest ``limit`` when more match); ``metric``/``tenor`` filter when given."""
+        ...
+
+    async def latest_options_metrics(self, symbol: str) -> list[OptionsMetricRow]:
+        """The rows of ``symbol``'s newest ``as_of`` (one computation), by metric then tenor."""
+        ...
+
+
+class MacroStore(Protocol):
+    """``macro_factors``: every vintage of every macro value (FRED's realtime periods)."""
+
+    async def write_macro_rows(self, rows: Sequence[MacroRow]) -> int:
+        """Insert ``rows``; a row whose (factor_key, date, realtime_start) is stored already is
+        kept as it was (a vintage never changes). Returns how many rows were new."""
+        ...
+
+    async def macro_history(
+        self,
+        factor_key: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        as_of: date | None = None,
+    ) -> list[MacroRow]:
+        """Per observation date in ``start <= date <= end``, oldest first, the vintage current
+        on ``as_of``: the row with the greatest ``realtime_start <= as_of`` (the newest vintage
+        when ``as_of`` is None). Dates with no vintage known by ``as_of`` are absent; a
+        current vintage with value None (missing) is returned as such."""
+        ...
+
+    async def macro_factor_keys(self) -> list[str]:
+        """Every factor_key with at least one row, sorted."""
+        ...
+
+
 class Store(
     BarStore,
     UniverseStore,
@@ -626,6 +682,8 @@ class Store(
     ListingStore,
     ScheduleStore,
     JobRunStore,
+    OptionsMetricsStore,
+    MacroStore,
     StoreLifecycle,
     Protocol,
 ):

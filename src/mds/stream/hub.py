@@ -124,6 +124,10 @@ class Hub:
             "slow_clients_closed": self._slow_closed,
         }
 
+    def watched(self, prefix: str = "") -> list[str]:
+        """The streams (symbols) some client of this process watches, those starting with ``prefix``."""
+        return sorted(s for s in self._feeds if s.startswith(prefix))
+
     # Clients --------------------------------------------------------------------------
     @asynccontextmanager
     async def connect(self, transport: Transport) -> AsyncIterator[Connection]:
@@ -243,7 +247,7 @@ class Hub:
             return
         conn.control({"type": "snapshot", "symbol": symbol, "offset": offset, "epoch": epoch, **body})
         watch.offset, watch.epoch = offset, epoch
-        watch.seen = {content_key({"type": "bar", **b}) for b in body["bars"]}
+        watch.seen = {content_key({"type": "bar", **b}) for b in body.get("bars", ())}
         if body.get("quote") is not None:
             watch.seen.add(content_key({"type": "quote", **body["quote"]}))
         self._go_live(conn, symbol, watch)

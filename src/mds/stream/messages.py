@@ -2,6 +2,7 @@
 
 Every message is one JSON object with ``type``, ``symbol``, ``offset`` and ``epoch``. The
 types a client meets: ``snapshot``, ``bar``, ``quote``, ``reset``, ``dropped``, ``error``,
+``options_metrics`` and ``options_chain`` (on ``/ws/options/{symbol}``),
 plus ``resumed`` (the answer to a resume, carrying the current offset even when nothing
 was missed) and ``unsubscribed``. ``bar`` and ``quote`` are what the replay log keeps; the
 others are made per client.
@@ -17,6 +18,16 @@ from mds.serialize import bar_json, quote_json
 BARS = "bars"
 QUOTES = "quotes"
 CHANNELS = frozenset({BARS, QUOTES})
+#: An underlying's option stream (``options:<SYMBOL>``): metrics and changed contracts.
+OPTIONS_METRICS = "metrics"
+OPTIONS_CHAIN = "chain"
+OPTIONS_CHANNELS = frozenset({OPTIONS_METRICS, OPTIONS_CHAIN})
+_CHANNEL_OF = {
+    "bar": BARS,
+    "quote": QUOTES,
+    "options_metrics": OPTIONS_METRICS,
+    "options_chain": OPTIONS_CHAIN,
+}
 #: Intervals a client may stream: 1m as written, 5m rolled up from it.
 STREAM_INTERVALS = (Interval.M1.value, Interval.M5.value)
 
@@ -31,8 +42,7 @@ def quote_message(quote: Quote) -> dict[str, Any]:
 
 
 def channel_of(message: dict[str, Any]) -> str | None:
-    kind = message.get("type")
-    return BARS if kind == "bar" else QUOTES if kind == "quote" else None
+    return _CHANNEL_OF.get(str(message.get("type")))
 
 
 def content_key(message: dict[str, Any]) -> tuple[Any, ...]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mds.domain.jobs import SYMBOL_PATTERN
-from mds.stream.messages import CHANNELS, STREAM_INTERVALS
+from mds.stream.messages import CHANNELS, OPTIONS_CHANNELS, STREAM_INTERVALS
 
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -91,6 +91,30 @@ def from_query(symbols: str, query: Mapping[str, str]) -> Subscribe:
             raise ProtocolError("since", "since is a stream offset: a whole number >= 0") from None
     parsed = _symbols(symbols.split(","))
     return Subscribe(parsed, _channels(body["channels"]), _interval(body["interval"]), _cursors(body, parsed))
+
+
+def options_from_query(symbol: str, query: Mapping[str, str]) -> Subscribe:
+    """The subscribe a ``/ws/options/{symbol}?channels=metrics,chain&since=&epoch=`` URL
+    stands for: the underlying's ``options:<SYMBOL>`` stream."""
+    (underlying,) = _symbols([symbol])
+    stream = f"options:{underlying}"
+    channels = query.get("channels")
+    picked = OPTIONS_CHANNELS
+    if channels is not None:
+        names = [c for c in channels.split(",") if c]
+        unknown = [c for c in names if c not in OPTIONS_CHANNELS]
+        if not names or unknown:
+            raise ProtocolError(
+                "channels", f"unknown channel {(unknown or [''])[0]!r}: use {sorted(OPTIONS_CHANNELS)}"
+            )
+        picked = frozenset(names)
+    body: dict[str, Any] = {k: query[k] for k in ("since", "epoch") if k in query}
+    if "since" in body:
+        try:
+            body["since"] = int(body["since"])
+        except ValueError:
+            raise ProtocolError("since", "since is a stream offset: a whole number >= 0") from None
+    return Subscribe((stream,), picked, STREAM_INTERVALS[0], _cursors(body, (stream,)))
 
 
 def _symbols(value: Any) -> tuple[str, ...]:

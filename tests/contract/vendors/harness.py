@@ -50,6 +50,7 @@ KEYS: dict[str, dict[str, str]] = {
     "twelvedata": {"TWELVE_DATA_API_KEY": KEY},
     "alpaca": {"ALPACA_API_KEY_ID": KEY, "ALPACA_API_SECRET_KEY": SECRET},
     "tiingo": {"TIINGO_API_KEY": KEY},
+    "fred": {"FRED_API_KEY": KEY},
 }
 
 P = TypeVar("P", bound=HttpProvider)

@@ -69,13 +69,19 @@ async def test_quotes(replay: ReplayServer) -> None:
 
 
 async def test_options(replay: ReplayServer) -> None:
+    # The session handshake comes first (see test_option_chains.py for the crumb's rules).
+    replay.expect("/", "", status=404, headers={"set-cookie": "A3=abc; Path=/"})
+    replay.expect("/v1/test/getcrumb", "crumb-1", content_type="text/plain")
     replay.expect("/v7/finance/options/AAPL", fixture("yahoo", "options.json"))
     p = vendor(YahooProvider, replay.url)
     try:
         chain = await p.fetch_options_chain("AAPL", date(2025, 3, 21))
     finally:
         await p.aclose()
-    assert replay.requests[0].params == {"date": str(int(utc("2025-03-21T00:00:00").timestamp()))}
+    assert replay.requests[-1].params == {
+        "date": str(int(utc("2025-03-21T00:00:00").timestamp())),
+        "crumb": "crumb-1",
+    }
     call, put = chain
     assert (call.contract, call.right, call.strike, call.expiration) == (
         "AAPL250321C00230000",

@@ -1,4 +1,5 @@
-"""Streaming: ``WS /ws/{symbol}``, ``WS /ws`` (subscribe/unsubscribe), ``GET /ws/replay``.
+"""Streaming: ``WS /ws/{symbol}``, ``WS /ws`` (subscribe/unsubscribe), ``WS /ws/options/{symbol}``,
+``GET /ws/replay``.
 
 The WebSocket routes authenticate themselves (``accept_websocket``: a socket cannot carry
 a route dependency's 401); the replay route is an ordinary guarded GET.
@@ -18,7 +19,7 @@ from mds.api.problems import problem_responses
 from mds.api.ws_auth import WebSocketRefused, accept_websocket
 from mds.errors import InvalidRequest
 from mds.stream.messages import error_message
-from mds.stream.protocol import ProtocolError, Subscribe, from_query
+from mds.stream.protocol import ProtocolError, Subscribe, from_query, options_from_query
 
 router = APIRouter(tags=["streaming"], responses=problem_responses(404, 422, 500))
 #: WebSocket routes: each calls accept_websocket with the role it needs (see mds.api.app).
@@ -49,6 +50,31 @@ async def stream(websocket: WebSocket) -> None:
 async def stream_symbol(websocket: WebSocket, symbol: str) -> None:
     """One symbol: snapshot, then its bars and quotes (``?channels=&interval=&since=&epoch=``)."""
     await _serve(websocket, symbol)
+
+
+@ws_router.websocket("/ws/options/{symbol}")
+async def stream_options(websocket: WebSocket, symbol: str) -> None:
+    """One underlying's options: a snapshot (metrics and the whole priced chain), then an
+    ``options_metrics`` and an ``options_chain`` (the contracts whose quotes changed) message
+    on each refresh. ``?channels=metrics,chain&since=&epoch=`` as for ``/ws/{symbol}``."""
+    runtime = websocket.app.state.runtime
+    try:
+        await accept_websocket(websocket, Role.READ, required=runtime.settings.AUTH_READ_REQUIRED)
+    except WebSocketRefused:
+        return
+    hub = runtime.hub
+    async with hub.connect(_Socket(websocket)) as conn:
+        try:
+            await hub.apply(conn, options_from_query(symbol, websocket.query_params))
+        except ProtocolError as exc:
+            conn.control(error_message(exc.field, exc.detail))
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            conn.control(
+                error_message("message", "this socket streams one underlying's options; it takes no messages")
+            )
 
 
 async def _serve(ws: WebSocket, symbols: str | None) -> None:

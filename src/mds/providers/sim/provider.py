@@ -16,10 +16,14 @@ from datetime import date, datetime
 
 from mds.domain import work
 from mds.domain.clock import Clock
-from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
+from mds.domain.macro import MacroObservation
+from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote, ensure_utc
 from mds.providers.base import validate_bars
 from mds.providers.sim.faults import FaultInjector, SimFaults
+from mds.providers.sim.macro import SIM_MACRO_EPOCH, sim_macro_observations
 from mds.providers.sim.market import SIM_LISTINGS, SimMarket, listing_open
+from mds.providers.sim.options import sim_option_chain
+from mds.providers.timeconv import NEW_YORK
 from mds.routing.timing import transport
 
 __all__ = ["SimProvider"]
@@ -38,7 +42,16 @@ class SimProvider:
         listings: Symbol -> first trading day; no bar of a symbol is served before it.
     """
 
-    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset(
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.OPTIONS_CHAIN,
+            Capability.MACRO,
+        }
+    )
     #: The simulated exchange (latency, faults) is wrapped in ``transport()``.
     times_transport = True
 
@@ -105,6 +118,41 @@ class SimProvider:
         async with transport(self.name):
             now = await self.injector.admit(self.clock)
         return [self.market.quote(s, now, provider=self.name) for s in symbols]
+
+    async def fetch_options_chain(
+        self, symbol: str, expiration: date | None = None, *, until: date | None = None
+    ) -> list[OptionQuote]:
+        """``symbol``'s option chain at the clock's now, priced from the sim's volatility surface
+        (one expiration, or all listed when None; outage/rate/error faults apply)."""
+        await self._take_budget()
+        async with transport(self.name):
+            now = await self.injector.admit(self.clock)
+        chain = sim_option_chain(self.market, symbol, now, expiration=expiration, provider=self.name)
+        return chain if until is None else [q for q in chain if q.expiration <= until]
+
+    async def fetch_macro_series(
+        self,
+        series: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        vintages: bool = False,
+    ) -> list[MacroObservation]:
+        """The sim's macro series as published by the clock's today (NoData for a series the
+        sim does not know; outage/rate/error faults apply)."""
+        await self._take_budget()
+        async with transport(self.name):
+            now = await self.injector.admit(self.clock)
+        today = now.astimezone(NEW_YORK).date()
+        return sim_macro_observations(
+            series,
+            start=start or SIM_MACRO_EPOCH,
+            end=end or today,
+            today=today,
+            seed=self.market.seed,
+            vintages=vintages,
+            provider=self.name,
+        )
 
     async def _take_budget(self) -> None:
         if self._backfill_budget is not None and work.is_backfill():

@@ -2,7 +2,10 @@
 
 Answers the paths ``AlpacaProvider`` sends: single-symbol bars (RFC-3339 bar starts,
 daily bars stamped at midnight America/New_York, ``end`` inclusive, pages linked by an
-opaque ``next_page_token``) and multi-symbol snapshots for quotes.
+opaque ``next_page_token``), multi-symbol snapshots for quotes, and option chain snapshots
+(``/v1beta1/options/snapshots/{underlying}``: keyed by OCC symbol, RFC-3339 times with
+nanoseconds, no open interest, at most 1000 a page; the page token pins the snapshot's
+time, so every page of one walk prices the same moment).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mds.domain.models import Bar, Interval
+from mds.domain.models import Bar, Interval, OptionQuote
 from mds.errors import ProviderError, RateLimited
+from mds.providers.sim.options import sim_option_chain
 from mds.providers.timeconv import NEW_YORK, local_date
 from mds.simserver.context import SimContext
 
 #: Bars per page at most, whatever `limit` asks, so paging is exercised.
 PAGE = 5000
+#: Option snapshots per page at most (Alpaca's documented maximum `limit`).
+OPTIONS_PAGE = 1000
 _TIMEFRAMES = {
     "1Min": Interval.M1,
     "5Min": Interval.M5,
@@ -128,7 +134,63 @@ def routes(ctx: SimContext) -> list[Route]:
             }
         return _json(out)
 
+    async def option_chain(request: Request) -> Response:
+        now = await ctx.admit()
+        underlying = request.path_params["underlying"]
+        q = request.query_params
+        offset = 0
+        try:
+            if "page_token" in q:  # "<snapshot time>|<offset>": the walk keeps its moment
+                at, _, start = base64.b64decode(q["page_token"]).decode().partition("|")
+                now, offset = datetime.fromisoformat(at), int(start)
+            expiration = date.fromisoformat(q["expiration_date"]) if "expiration_date" in q else None
+            until = date.fromisoformat(q["expiration_date_lte"]) if "expiration_date_lte" in q else None
+            limit = min(int(q.get("limit", "100")), OPTIONS_PAGE)
+        except ValueError:
+            return _json({"message": "invalid query parameter"}, 422)
+        chain = sim_option_chain(ctx.market, underlying, now, expiration=expiration, provider=ctx.provider)
+        if until is not None:
+            chain = [c for c in chain if c.expiration <= until]
+        token = None
+        if offset + limit < len(chain):
+            token = base64.b64encode(f"{now.isoformat()}|{offset + limit}".encode()).decode()
+        snapshots = {c.contract: _option_snapshot(c) for c in chain[offset : offset + limit]}
+        return _json({"snapshots": snapshots, "next_page_token": token})
+
     return [
         Route("/v2/stocks/snapshots", snapshots, methods=["GET"]),
         Route("/v2/stocks/{symbol}/bars", bars, methods=["GET"]),
+        Route("/v1beta1/options/snapshots/{underlying}", option_chain, methods=["GET"]),
     ]
+
+
+def _option_snapshot(c: OptionQuote) -> dict[str, object]:
+    """One contract as alpaca-py's ``get_option_chain`` test shows it (no open interest)."""
+    # RFC-3339 with nanoseconds, as Alpaca stamps option quotes and trades.
+    stamp = c.ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z") if c.ts is not None else None
+    snap: dict[str, object] = {
+        "latestQuote": {
+            "ap": c.ask,
+            "as": 10,
+            "ax": "C",
+            "bp": c.bid,
+            "bs": 10,
+            "bx": "C",
+            "c": " ",
+            "t": stamp,
+        },
+        "impliedVolatility": c.implied_volatility,
+    }
+    if c.last is not None:
+        snap["latestTrade"] = {"c": "I", "p": c.last, "s": 1, "t": stamp, "x": "C"}
+        snap["dailyBar"] = {
+            "t": stamp,
+            "o": c.last,
+            "h": c.last,
+            "l": c.last,
+            "c": c.last,
+            "v": c.volume,
+            "n": 1,
+            "vw": c.last,
+        }
+    return snap

@@ -1,27 +1,33 @@
 """`mds sim-server --format polygon`: the sim market in Polygon's wire format.
 
 Answers the paths ``PolygonProvider`` sends: aggregates (epoch-ms bar starts, daily bars
-stamped at midnight America/New_York, pages linked by an absolute ``next_url``) and the
-all-tickers stock snapshot for quotes.
+stamped at midnight America/New_York, pages linked by an absolute ``next_url``), the
+all-tickers stock snapshot for quotes, and the option chain snapshot
+(``/v3/snapshot/options/{underlying}``: ``O:`` tickers, nanosecond times, at most 250
+contracts a page, pages linked by ``next_url``; the cursor pins the snapshot's time, so
+every page of one walk prices the same moment).
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mds.domain.models import Bar, Interval
+from mds.domain.models import Bar, Interval, OptionQuote, OptionRight
 from mds.errors import ProviderError, RateLimited
+from mds.providers.sim.options import sim_option_chain
 from mds.providers.timeconv import NEW_YORK, local_date
 from mds.simserver.context import SimContext
 
 #: Bars per page at most, whatever `limit` asks (Polygon's default limit), so paging is exercised.
 PAGE = 5000
+#: Option snapshots per page at most (Polygon's documented maximum `limit`).
+OPTIONS_PAGE = 250
 _SPANS = {
     ("1", "minute"): Interval.M1,
     ("5", "minute"): Interval.M5,
@@ -127,7 +133,97 @@ def routes(ctx: SimContext) -> list[Route]:
             )
         return _json({"status": "OK", "count": len(out), "tickers": out})
 
+    async def options_chain(request: Request) -> Response:
+        now = await ctx.admit()
+        underlying = request.path_params["underlying"]
+        q = dict(request.query_params)
+        if "cursor" in q:
+            try:  # the cursor carries the first request's query and the snapshot's time
+                q = orjson.loads(base64.urlsafe_b64decode(q["cursor"]))
+                now = datetime.fromisoformat(q["at"])
+            except (ValueError, KeyError, TypeError):
+                return _json({"status": "ERROR", "request_id": "sim", "error": "invalid cursor"}, 400)
+        try:
+            expiration = date.fromisoformat(q["expiration_date"]) if "expiration_date" in q else None
+            until = date.fromisoformat(q["expiration_date.lte"]) if "expiration_date.lte" in q else None
+            limit = min(int(q.get("limit", "10")), OPTIONS_PAGE)
+            offset = int(q.get("offset", "0"))
+        except ValueError:
+            return _json({"status": "ERROR", "request_id": "sim", "error": "invalid query parameter"}, 400)
+        chain = sim_option_chain(ctx.market, underlying, now, expiration=expiration, provider=ctx.provider)
+        if until is not None:
+            chain = [c for c in chain if c.expiration <= until]
+        page = chain[offset : offset + limit]
+        body: dict[str, object] = {
+            "status": "OK",
+            "request_id": "sim",
+            "results": [_option_snapshot(c) for c in page],
+        }
+        if offset + limit < len(chain):
+            state = {**q, "offset": str(offset + limit), "limit": str(limit), "at": now.isoformat()}
+            state.pop("cursor", None)
+            cursor = base64.urlsafe_b64encode(orjson.dumps(state)).decode()
+            body["next_url"] = (
+                f"{str(request.base_url).rstrip('/')}/v3/snapshot/options/{underlying}?cursor={cursor}"
+            )
+        return _json(body)
+
     return [
         Route("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", aggs, methods=["GET"]),
         Route("/v2/snapshot/locale/us/markets/stocks/tickers", snapshot, methods=["GET"]),
+        Route("/v3/snapshot/options/{underlying}", options_chain, methods=["GET"]),
     ]
+
+
+def _ns(ts: datetime) -> int:
+    """A UTC time as Polygon's epoch nanoseconds (exact: no float on the way)."""
+    delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _option_snapshot(c: OptionQuote) -> dict[str, object]:
+    """One contract in the option chain snapshot's shape (client-python's AAPL mock)."""
+    stamp = _ns(c.ts) if c.ts is not None else None
+    row: dict[str, object] = {
+        "break_even_price": c.strike + (c.ask or 0.0) * (1 if c.right is OptionRight.CALL else -1),
+        "day": {
+            "volume": c.volume,
+            **({"close": c.last, "last_updated": stamp} if c.last is not None else {}),
+        },
+        "details": {
+            "contract_type": c.right.value,
+            "exercise_style": "american",
+            "expiration_date": c.expiration.isoformat(),
+            "shares_per_contract": 100,
+            "strike_price": c.strike,
+            "ticker": f"O:{c.contract}",
+        },
+        "greeks": {},
+        "implied_volatility": c.implied_volatility,
+        "last_quote": {
+            "ask": c.ask,
+            "ask_size": 10,
+            "bid": c.bid,
+            "bid_size": 10,
+            "last_updated": stamp,
+            "midpoint": round(((c.bid or 0.0) + (c.ask or 0.0)) / 2, 4),
+            "timeframe": "REAL-TIME",
+        },
+        "open_interest": c.open_interest,
+        "underlying_asset": {
+            "price": c.underlying_price,
+            "ticker": c.underlying,
+            "last_updated": stamp,
+            "timeframe": "REAL-TIME",
+        },
+    }
+    if c.last is not None:
+        row["last_trade"] = {
+            "conditions": [209],
+            "exchange": 312,
+            "price": c.last,
+            "sip_timestamp": stamp,
+            "size": 1,
+            "timeframe": "REAL-TIME",
+        }
+    return row

@@ -4,20 +4,30 @@ Answers the paths ``mds.providers.yahoo`` sends: ``/v8/finance/chart/{symbol}`` 
 bar-open timestamps, daily rows at the 09:30 ET open, parallel OHLCV arrays with null
 for a missing value) and ``/v7/finance/quote``. Like Yahoo it refuses 1m windows wider
 than 8 days with a 422 chart error, so the adapter's windowing is exercised.
+
+Option chains (``/v7/finance/options/{symbol}[?date=epoch]``) need Yahoo's session, as
+the real host does: ``GET /`` answers 404 and sets an ``A3`` cookie (``fc.yahoo.com``'s
+part), ``GET /v1/test/getcrumb`` with that cookie answers the crumb as text, and an
+options request without a valid cookie and the current crumb answers 401 "Invalid Crumb".
+``POST /__sim__/yahoo/expire-crumb`` (sim only) replaces the crumb, so a test can prove
+the adapter renews it.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mds.domain.models import Interval
+from mds.domain.models import Interval, OptionQuote, OptionRight
 from mds.errors import ProviderError, RateLimited
 from mds.providers import timeconv
+from mds.providers.sim.options import listed_expirations, sim_option_chain
 from mds.simserver.context import SimContext
 
 _INTERVALS = {
@@ -28,6 +38,33 @@ _INTERVALS = {
     "1d": Interval.D1,
 }
 _MAX_1M = timedelta(days=8)
+_INVALID_CRUMB = {
+    "finance": {"result": None, "error": {"code": "Unauthorized", "description": "Invalid Crumb"}}
+}
+_INVALID_COOKIE = {
+    "finance": {"result": None, "error": {"code": "Unauthorized", "description": "Invalid Cookie"}}
+}
+
+
+@dataclass
+class CrumbSession:
+    """The cookies this server has handed out and the one crumb it accepts now."""
+
+    cookies: set[str] = field(default_factory=set)
+    crumb: str = field(default_factory=lambda: secrets.token_urlsafe(8))
+    issued: int = 0  # crumbs handed out by /v1/test/getcrumb
+
+    def new_cookie(self) -> str:
+        # URL-safe characters only, so the cookie travels unquoted.
+        cookie = secrets.token_urlsafe(24)
+        self.cookies.add(cookie)
+        return cookie
+
+    def expire(self) -> None:
+        self.crumb = secrets.token_urlsafe(8)
+
+    def valid(self, request: Request) -> bool:
+        return request.cookies.get("A3") in self.cookies and request.query_params.get("crumb") == self.crumb
 
 
 def _chart_error(code: str, description: str, status: int) -> JSONResponse:
@@ -120,10 +157,100 @@ def routes(ctx: SimContext) -> list[Route]:
             )
         return JSONResponse({"quoteResponse": {"result": rows, "error": None}})
 
+    session = CrumbSession()
+
+    async def cookie(request: Request) -> Response:
+        # fc.yahoo.com answers 404 and still sets the session cookie.
+        response = PlainTextResponse("Not Found", status_code=404)
+        response.set_cookie("A3", session.new_cookie(), max_age=365 * 86_400, path="/", httponly=True)
+        return response
+
+    async def getcrumb(request: Request) -> Response:
+        if request.cookies.get("A3") not in session.cookies:
+            return JSONResponse(_INVALID_COOKIE, status_code=401)
+        session.issued += 1
+        return PlainTextResponse(session.crumb)
+
+    async def expire_crumb(request: Request) -> Response:
+        session.expire()
+        return JSONResponse({"issued": session.issued})
+
+    async def options(request: Request) -> Response:
+        if not session.valid(request):
+            return JSONResponse(_INVALID_CRUMB, status_code=401)
+        now = await ctx.admit()
+        symbol = request.path_params["symbol"].upper()
+        listed = listed_expirations(now, ctx.market.calendar)
+        asked = request.query_params.get("date")
+        try:
+            # Without `date`, Yahoo answers the nearest expiration and lists the others.
+            expiration = timeconv.from_epoch(int(asked)).date() if asked else (listed[0] if listed else None)
+        except ValueError:
+            return JSONResponse({"optionChain": {"result": None, "error": "bad date"}}, status_code=400)
+        chain = (
+            []
+            if expiration is None
+            else sim_option_chain(ctx.market, symbol, now, expiration=expiration, provider=ctx.provider)
+        )
+        spot = ctx.quote(symbol, now).last
+        result: dict[str, object] = {
+            "underlyingSymbol": symbol,
+            "expirationDates": [_midnight_utc(d) for d in listed],
+            "strikes": sorted({c.strike for c in chain}),
+            "hasMiniOptions": False,
+            "quote": {
+                "symbol": symbol,
+                "regularMarketPrice": spot,
+                "regularMarketTime": int(now.timestamp()),
+            },
+            "options": [],
+        }
+        if expiration is not None:
+            result["options"] = [
+                {
+                    "expirationDate": _midnight_utc(expiration),
+                    "hasMiniOptions": False,
+                    "calls": [_option_row(c, spot) for c in chain if c.right is OptionRight.CALL],
+                    "puts": [_option_row(c, spot) for c in chain if c.right is OptionRight.PUT],
+                }
+            ]
+        return JSONResponse({"optionChain": {"result": [result], "error": None}})
+
     return [
         Route("/v8/finance/chart/{symbol}", chart, methods=["GET"]),
         Route("/v7/finance/quote", quote, methods=["GET"]),
+        Route("/v7/finance/options/{symbol}", options, methods=["GET"]),
+        Route("/", cookie, methods=["GET"]),
+        Route("/v1/test/getcrumb", getcrumb, methods=["GET"]),
+        Route("/__sim__/yahoo/expire-crumb", expire_crumb, methods=["POST"]),
     ]
+
+
+def _midnight_utc(day: date) -> int:
+    """Yahoo names an expiration by the epoch second of its 00:00 UTC."""
+    return int(datetime.combine(day, time(), UTC).timestamp())
+
+
+def _option_row(c: OptionQuote, spot: float) -> dict[str, object]:
+    """One contract as yfinance reads it from ``options[0].calls/puts``."""
+    row: dict[str, object] = {
+        "contractSymbol": c.contract,
+        "strike": c.strike,
+        "currency": "USD",
+        "volume": c.volume,
+        "openInterest": c.open_interest,
+        "bid": c.bid,
+        "ask": c.ask,
+        "contractSize": "REGULAR",
+        "expiration": _midnight_utc(c.expiration),
+        "impliedVolatility": c.implied_volatility,
+        "inTheMoney": spot > c.strike if c.right is OptionRight.CALL else spot < c.strike,
+    }
+    if c.last is not None:
+        row["lastPrice"] = c.last
+    if c.ts is not None:
+        row["lastTradeDate"] = int(c.ts.timestamp())
+    return row
 
 
 def error_response(err: ProviderError) -> Response:

@@ -33,6 +33,7 @@ from mds.storage.postgres.bars import PostgresBars
 from mds.storage.postgres.connection import PostgresPool
 from mds.storage.postgres.continuity import PostgresContinuity
 from mds.storage.postgres.coverage import PostgresCoverage
+from mds.storage.postgres.factors import PostgresFactors
 from mds.storage.postgres.keys import PostgresKeys
 from mds.storage.postgres.ledger import PostgresLedger
 from mds.storage.postgres.listing import PostgresListing
@@ -60,6 +61,7 @@ class PostgresStore(
     PostgresRetention,
     PostgresListing,
     PostgresSchedules,
+    PostgresFactors,
 ):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 

@@ -21,6 +21,7 @@ from mds.storage.sqlite.bars import SqliteBars
 from mds.storage.sqlite.connection import SqliteConnections
 from mds.storage.sqlite.continuity import SqliteContinuity
 from mds.storage.sqlite.coverage import SqliteCoverage
+from mds.storage.sqlite.factors import SqliteFactors
 from mds.storage.sqlite.keys import SqliteKeys
 from mds.storage.sqlite.ledger import SqliteLedger
 from mds.storage.sqlite.listing import SqliteListing
@@ -41,6 +42,7 @@ class SqliteStore(
     SqliteRetention,
     SqliteListing,
     SqliteSchedules,
+    SqliteFactors,
 ):
     """The Store protocol on a SQLite file (or ``":memory:"``).
 
