@@ -71,6 +71,14 @@ CROSS_FIELD_RULES: dict[str, tuple[str, ...]] = {
         r"^name: .* listed twice$",
     ),
     "POST /api/v1/market-data/admin/tasks/run": (r"^task: unknown task ", r"^kwargs\."),
+    # Which expirations are listed, and how far MDS fetches (OPTIONS_MAX_DAYS), are data.
+    "GET /options/{symbol}/chain": (
+        r"^expiration: \S+ is not a listed expiration of ",
+        r"^max_days: at most OPTIONS_MAX_DAYS ",
+        r"^max_days: give expiration or max_days, not both$",
+    ),
+    "GET /options/{symbol}/metrics/history": (r"^end: end must be after start$",),
+    "GET /factors/macro/{factor_key}/history": (r"^end: end \S+ is before start ",),
 }
 #: Symbols in the demo universe, so some requests reach past "404 unknown symbol".
 DEMO_SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "NVDA"]

@@ -241,3 +241,40 @@ def bench_ws(
     except (RuntimeError, ValueError) as exc:
         fail(f"bench ws: {exc}", code=1)
     _report(result, as_json)
+
+
+@bench_app.command("options")
+def bench_options(
+    contracts: Annotated[int, typer.Option(help="Contracts whose IVs are solved in one call")] = 5000,
+    repeats: Annotated[int, typer.Option(help="Timed solves (the median counts)")] = 7,
+    vollib_contracts: Annotated[int, typer.Option(help="Contracts solved one by one by vollib")] = 1000,
+    metrics_contracts: Annotated[int, typer.Option(help="Contracts in the metrics' chain")] = 2000,
+    metrics_runs: Annotated[int, typer.Option(help="Timed metrics computations")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """IV of a 5,000-contract chain (target >= 50,000 contracts/s; vollib's own rate beside
+    it), and the options metrics computed on a 2,000-contract chain."""
+    from mds.benchmarks import options
+
+    _report(
+        options.run_iv_bench(contracts, repeats, vollib_contracts, metrics_contracts, metrics_runs), as_json
+    )
+
+
+@bench_app.command("options-api")
+def bench_options_api(
+    requests: Annotated[int, typer.Option(help="Sequential GET /options/{symbol}/metrics")] = 500,
+    chain_requests: Annotated[int, typer.Option(help="Sequential GET /options/{symbol}/chain")] = 100,
+    contracts: Annotated[int, typer.Option(help="Contracts the cached chain holds at least")] = 2000,
+    symbol: Annotated[str, typer.Option(help="A demo symbol (the sim lists its chain)")] = "MSFT",
+    as_json: JsonOpt = False,
+) -> None:
+    """GET /options/{symbol}/metrics on a cached ~2,000-contract chain over loopback HTTP
+    (p99 target < 50 ms), and the chain read beside it."""
+    from mds.benchmarks import options_api
+
+    try:
+        result = options_api.run(requests, chain_requests, contracts, symbol.upper())
+    except (RuntimeError, ValueError) as exc:
+        fail(f"bench options-api: {exc}", code=1)
+    _report(result, as_json)
