@@ -56,6 +56,8 @@ bench: venv
 	$(BIN)/mds bench read --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --auth --json
 	$(BIN)/mds bench ws --json
+	$(BIN)/mds bench options --json
+	$(BIN)/mds bench options-api --json
 
 # Both checks run, so one report shows lint errors and unformatted files alike.
 lint: venv

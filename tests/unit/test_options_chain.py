@@ -179,3 +179,23 @@ def test_as_of_must_be_aware_and_is_kept_in_utc() -> None:
     assert chain.as_of == AS_OF and chain.as_of.tzinfo is UTC
     with pytest.raises(ValueError, match="naive"):
         priced([quote(100)], as_of=datetime(2025, 11, 20, 15, 0))
+
+
+def test_a_mid_whose_time_value_is_inside_the_spread_gets_no_iv() -> None:
+    # Deep in the money, 29 days out: intrinsic on the forward ~40.1. A 40.00/41.00 quote has
+    # 0.40 of time value against a 0.50 half-spread: any volatility from ~0 to ~0.6 fits it.
+    t = year_fraction(AS_OF, expiry_close(date(2025, 12, 19), CAL))
+    intrinsic = float(discount(RATE, t) * (forward(SPOT, RATE, t) - 60.0))
+    wide = quote(60, bid=intrinsic - 0.1, ask=intrinsic + 0.9)
+    # The same strike quoted tightly around a price with real time value is solved.
+    fair = float(black_price(forward(SPOT, RATE, t), 60.0, t, 0.9, discount(RATE, t), True))
+    tight = quote(
+        60, bid=fair - 0.02, ask=fair + 0.02, expiration=date(2025, 12, 19), contract="ACME251219C00060001"
+    )
+    chain = priced([wide, tight])
+    by_contract = {c.quote.contract: c for c in chain.contracts}
+    vague = by_contract[wide.contract]
+    assert vague.iv is None and vague.iv_reason is IvReason.SPREAD_EXCEEDS_TIME_VALUE
+    assert vague.mid is not None and vague.mid > intrinsic  # above intrinsic: not BELOW_INTRINSIC
+    solved = by_contract["ACME251219C00060001"]
+    assert solved.iv == pytest.approx(0.9, abs=0.01) and solved.iv_reason is None

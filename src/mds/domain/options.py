@@ -22,6 +22,9 @@ class IvReason(str, Enum):
     NO_ASK = "no_ask"
     BELOW_INTRINSIC = "below_intrinsic"  # mid below the forward intrinsic value: no volatility prices it
     ABOVE_MAXIMUM = "above_maximum"  # mid above the no-arbitrage bound (the forward for a call)
+    #: The mid's time value (mid − intrinsic) is less than half the bid-ask spread: the quote
+    #: cannot tell a volatility apart from the spread (deep in the money, near expiry).
+    SPREAD_EXCEEDS_TIME_VALUE = "spread_exceeds_time_value"
     EXPIRED = "expired"  # no time left
     NO_SOLUTION = "no_solution"  # the solver could not settle on a volatility
 

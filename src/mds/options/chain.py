@@ -173,9 +173,28 @@ def price_chain(
     call = np.fromiter((q.right is OptionRight.CALL for q, _ in live), dtype=bool, count=n)
     price = np.array([np.nan if m is None else m for m in mids], dtype=np.float64)
     fwd = forward(spot, rate, t_arr, dividend_yield)
-    solve = np.flatnonzero(~np.isnan(price))
-    iv = np.full(n, np.nan)
     iv_reasons: list[IvReason | None] = list(mid_reasons)
+    # A mid whose time value is inside half the spread says nothing about volatility: its
+    # IV would be any number the spread allows (2.8 for a 2-day deep-ITM call), so none.
+    half_spread = (
+        np.array(
+            [
+                np.nan if m is None else (q.ask or 0.0) - (q.bid or 0.0)
+                for m, (q, _) in zip(mids, live, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        / 2.0
+    )
+    intrinsic = discount(rate, t_arr) * np.where(
+        call, np.maximum(fwd - strike, 0.0), np.maximum(strike - fwd, 0.0)
+    )
+    time_value = price - intrinsic
+    vague = (time_value >= 0) & (time_value < half_spread) & (intrinsic > 0)
+    for i in np.flatnonzero(vague).tolist():
+        iv_reasons[i] = IvReason.SPREAD_EXCEEDS_TIME_VALUE
+    solve = np.flatnonzero(~np.isnan(price) & ~vague)
+    iv = np.full(n, np.nan)
     if solve.size:
         ivs, solved_reasons = implied_vols(
             price[solve], fwd[solve], strike[solve], t_arr[solve], discount(rate, t_arr[solve]), call[solve]

@@ -32,7 +32,7 @@ import httpx
 import orjson
 
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, OptionRight, Quote
-from mds.errors import AuthError, BadPayload, NoData, NotEntitled, RateLimited
+from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers.http import HttpProvider, Page, RequestSpec, redact
 from mds.providers.sessiongrid import session_grid
 from mds.providers.timeconv import NEW_YORK, local_date, session_open
@@ -167,15 +167,17 @@ class AlpacaProvider(HttpProvider):
         return out
 
     # -- options -------------------------------------------------------------------
-    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+    def options_request(self, symbol: str, expiration: date | None, until: date | None = None) -> RequestSpec:
         params = {"feed": self.options_feed, "limit": str(self.options_page_limit)}
         if expiration is not None:
             params["expiration_date"] = expiration.isoformat()
+        elif until is not None:
+            params["expiration_date_lte"] = until.isoformat()
         return RequestSpec(f"/v1beta1/options/snapshots/{symbol}", params, self._auth())
 
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
         """One page of the chain. Its ``next`` carries only ``page_token``: Alpaca wants the
-        first request's query again beside it, which ``fetch_options_chain`` adds."""
+        first request's query again beside it, which ``options_next`` adds."""
         data = self._json(body)
         snapshots = data.get("snapshots") or {}
         if not isinstance(snapshots, dict):
@@ -211,31 +213,11 @@ class AlpacaProvider(HttpProvider):
             provider=self.name,
         )
 
-    async def fetch_options_chain(
-        self, symbol: str, expiration: date | None = None, *, until: date | None = None
-    ) -> list[OptionQuote]:
-        """Every page of ``symbol``'s chain: one expiration, or all (on or before ``until``)."""
-        first = self.options_request(symbol, expiration)
-        if expiration is None and until is not None:
-            first = RequestSpec(
-                first.path, {**first.params, "expiration_date_lte": until.isoformat()}, first.headers
-            )
-        spec: RequestSpec | None = first
-        out: list[OptionQuote] = []
-        pages = 0
-        while spec is not None:
-            pages += 1
-            if pages > self.max_pages:
-                raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
-            page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
-            out.extend(page.items)
-            # The same query again with the token (as bars page).
-            spec = (
-                None
-                if page.next is None
-                else RequestSpec(first.path, {**first.params, **page.next.params}, first.headers)
-            )
-        return out
+    def options_next(self, first: RequestSpec, page: Page[OptionQuote]) -> RequestSpec | None:
+        # The same query again with the token (as bars page).
+        if page.next is None:
+            return None
+        return RequestSpec(first.path, {**first.params, **page.next.params}, first.headers)
 
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         status = response.status_code

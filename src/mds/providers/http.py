@@ -204,8 +204,14 @@ class HttpProvider:
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
         raise NoData(self.name, "quotes are not offered", code="unsupported")
 
-    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+    def options_request(self, symbol: str, expiration: date | None, until: date | None = None) -> RequestSpec:
+        """The first request of a chain: one ``expiration``, or all up to ``until`` where the
+        vendor can filter by range (the base filters what comes back either way)."""
         raise NoData(self.name, "option chains are not offered", code="unsupported")
+
+    def options_next(self, first: RequestSpec, page: Page[OptionQuote]) -> RequestSpec | None:
+        """The request after ``page``; vendors whose cursor needs the first query again override it."""
+        return page.next
 
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
         raise NoData(self.name, "option chains are not offered", code="unsupported")
@@ -263,7 +269,8 @@ class HttpProvider:
     async def fetch_options_chain(
         self, symbol: str, expiration: date | None = None, *, until: date | None = None
     ) -> list[OptionQuote]:
-        spec: RequestSpec | None = self.options_request(symbol, expiration)
+        first = self.options_request(symbol, expiration, None if expiration is not None else until)
+        spec: RequestSpec | None = first
         out: list[OptionQuote] = []
         pages = 0
         while spec is not None:
@@ -272,7 +279,7 @@ class HttpProvider:
                 raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
             page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
             out.extend(page.items)
-            spec = page.next
+            spec = self.options_next(first, page)
         # Vendors whose request cannot say "until" get it applied here.
         return out if until is None else [q for q in out if q.expiration <= until]
 

@@ -28,7 +28,7 @@ import msgspec
 import orjson
 
 from mds.domain.models import Bar, BarStatus, Capability, Interval, OptionQuote, OptionRight, Quote
-from mds.errors import BadPayload, NoData, NotEntitled, RateLimited
+from mds.errors import NoData, NotEntitled, RateLimited
 from mds.providers._gc import gc_paused
 from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
 from mds.providers.sessiongrid import session_grid
@@ -196,10 +196,13 @@ class PolygonProvider(HttpProvider):
         return out
 
     # -- options -------------------------------------------------------------------
-    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+    def options_request(self, symbol: str, expiration: date | None, until: date | None = None) -> RequestSpec:
         params = {"limit": "250"}  # the documented maximum page size
         if expiration is not None:
             params["expiration_date"] = expiration.isoformat()
+        elif until is not None:
+            # The snapshot filters by range itself, so a horizon costs no extra pages.
+            params["expiration_date.lte"] = until.isoformat()
         return RequestSpec(f"/v3/snapshot/options/{symbol}", params, self._auth())
 
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
@@ -237,28 +240,6 @@ class PolygonProvider(HttpProvider):
                     )
                 )
         return Page(out, self._next(data))
-
-    async def fetch_options_chain(
-        self, symbol: str, expiration: date | None = None, *, until: date | None = None
-    ) -> list[OptionQuote]:
-        """Every page of ``symbol``'s chain: one expiration, or all (on or before ``until``)."""
-        first = self.options_request(symbol, expiration)
-        if expiration is None and until is not None:
-            # The snapshot filters by range itself, so a horizon costs no extra pages.
-            first = RequestSpec(
-                first.path, {**first.params, "expiration_date.lte": until.isoformat()}, first.headers
-            )
-        spec: RequestSpec | None = first
-        out: list[OptionQuote] = []
-        pages = 0
-        while spec is not None:
-            pages += 1
-            if pages > self.max_pages:
-                raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
-            page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
-            out.extend(page.items)
-            spec = page.next
-        return out
 
     # -- failures ------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:

@@ -233,7 +233,8 @@ class YahooProvider(HttpProvider):
             return out
 
     # -- options -------------------------------------------------------------------
-    def options_request(self, symbol: str, expiration: date | None) -> RequestSpec:
+    def options_request(self, symbol: str, expiration: date | None, until: date | None = None) -> RequestSpec:
+        # One expiration per call: ``fetch_options_chain`` applies ``until`` to the dates it asks.
         params: dict[str, str] = {}
         if expiration is not None:
             # Yahoo names an expiration by the epoch second of its 00:00 UTC.

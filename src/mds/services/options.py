@@ -231,8 +231,14 @@ class OptionsService:
         if self.publisher is None:
             return
         symbol = snap.chain.symbol
+        # The stream key last: metrics_json carries the underlying's own "symbol".
         await self.publisher.publish(
-            {"type": "options_metrics", "symbol": stream_key(symbol), **metrics_json(snap.metrics)}
+            {
+                **metrics_json(snap.metrics),
+                "type": "options_metrics",
+                "symbol": stream_key(symbol),
+                "underlying": symbol,
+            }
         )
         await self.publisher.publish(
             {

@@ -44,7 +44,8 @@ class ContractOut(BaseModel):
         description="MDS's implied volatility from the mid (Black-Scholes on the forward)"
     )
     iv_reason: str | None = Field(
-        description="Why iv is null: no_bid, no_ask, below_intrinsic, above_maximum, expired, no_solution"
+        description="Why iv is null: no_bid, no_ask, below_intrinsic, above_maximum,"
+        " spread_exceeds_time_value, expired, no_solution"
     )
     delta: float | None = Field(description="Black-Scholes delta with MDS's iv")
     quote_time: str | None = Field(description="The vendor's quote time (UTC)")
