@@ -101,7 +101,7 @@ class AlpacaProvider(HttpProvider):
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
-        data = self._json(body)
+        data = self.json_object(body)
         rows = data.get("bars") or []
         if not isinstance(rows, list):
             raise self.bad("bars is not a list")
@@ -141,7 +141,7 @@ class AlpacaProvider(HttpProvider):
         return [RequestSpec("/v2/stocks/snapshots", params, self._auth())]
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        data = self._json(body)
+        data = self.json_object(body)
         out: list[Quote] = []
         with self.reading("snapshot"):
             for symbol in symbols:
@@ -178,7 +178,7 @@ class AlpacaProvider(HttpProvider):
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
         """One page of the chain. Its ``next`` carries only ``page_token``: Alpaca wants the
         first request's query again beside it, which ``options_next`` adds."""
-        data = self._json(body)
+        data = self.json_object(body)
         snapshots = data.get("snapshots") or {}
         if not isinstance(snapshots, dict):
             raise self.bad("snapshots is not an object")
@@ -229,15 +229,6 @@ class AlpacaProvider(HttpProvider):
         if status == 429:
             raise RateLimited(self.name, message, retry_after=_retry_after(response))
         super().check_response(response, capability)
-
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise self.bad(f"invalid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise self.bad("expected a JSON object")
-        return data
 
 
 def _opt(value: object) -> float | None:

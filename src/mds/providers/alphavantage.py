@@ -90,20 +90,12 @@ class AlphaVantageProvider(HttpProvider):
         return [self._query(function="GLOBAL_QUOTE", symbol=s) for s in symbols]
 
     # -- parsing -------------------------------------------------------------------
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise self.bad("body is not JSON") from None
-        if not isinstance(doc, dict):
-            raise self.bad(f"expected a JSON object, got {type(doc).__name__}")
-        return doc
 
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
         with self.reading("time series"):
-            doc = self._json(body)
+            doc = self.json_object(body)
             key = (
                 "Time Series (Daily)" if interval is Interval.D1 else f"Time Series ({_INTERVALS[interval]})"
             )
@@ -155,7 +147,7 @@ class AlphaVantageProvider(HttpProvider):
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
         with self.reading("quote"):
-            quote = self._json(body).get("Global Quote")
+            quote = self.json_object(body).get("Global Quote")
             if not isinstance(quote, dict):
                 raise self.bad("no 'Global Quote' in the body")
             if not quote:  # {"Global Quote": {}}: the symbol is unknown to the vendor

@@ -73,7 +73,7 @@ class FinnhubProvider(HttpProvider):
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
         with self.reading("candles"):
-            doc = self._load(body)
+            doc = self.json_object(body)
             status = doc.get("s")
             if status == "no_data":
                 raise NoData(self.name, f"{symbol}: no_data for {interval.value}", code="no_data")
@@ -118,7 +118,7 @@ class FinnhubProvider(HttpProvider):
         return out
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        doc = self._load(body)
+        doc = self.json_object(body)
         if len(symbols) != 1:
             raise ValueError("a Finnhub quote body answers exactly one symbol")
         with self.reading("quote"):
@@ -151,15 +151,6 @@ class FinnhubProvider(HttpProvider):
         if status in (401, 403):
             raise AuthError(self.name, _message(response), code=str(status))
         super().check_response(response, capability)
-
-    def _load(self, body: bytes) -> dict[str, Any]:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise self.bad(f"not JSON: {body[:80]!r}") from None
-        if not isinstance(doc, dict):
-            raise self.bad("top level is not an object")
-        return doc
 
 
 def _message(response: httpx.Response) -> str:

@@ -155,12 +155,7 @@ class FredProvider(HttpProvider):
             return Page(dates, _next_page(spec, data, len(dates)))
 
     def _object(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise self.bad(f"invalid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise self.bad("expected a JSON object")
+        data = self.json_object(body)
         if "error_code" in data or "error_message" in data:
             # Errors come with an error status; one inside a 200 is read the same way.
             code = data.get("error_code")

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 import httpx
+import orjson
 from limits import RateLimitItem
 
 from mds.calendar import MarketCalendar
@@ -312,6 +313,16 @@ class HttpProvider:
         exc = BadPayload(self.name, message)
         self.hide_keys_in(exc)  # parsers quote the body, which may echo the key
         return exc
+
+    def json_object(self, body: bytes) -> dict[str, Any]:
+        """``body`` as a JSON object, or BadPayload saying what it was instead."""
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise self.bad(f"not JSON: {body[:80]!r}") from None
+        if not isinstance(doc, dict):
+            raise self.bad(f"expected a JSON object, got {type(doc).__name__}")
+        return doc
 
     @contextmanager
     def reading(self, what: str) -> Iterator[None]:

@@ -166,7 +166,7 @@ class PolygonProvider(HttpProvider):
         ]
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
-        data = self._json(body)
+        data = self.json_object(body)
         wanted = set(symbols)
         out: list[Quote] = []
         with self.reading("snapshot"):
@@ -212,7 +212,7 @@ class PolygonProvider(HttpProvider):
         A row without a strike is kept with strike 0.0 (no listed contract has it): the
         pricing layer drops such contracts and counts them, so they are never stored.
         """
-        data = self._json(body)
+        data = self.json_object(body)
         out: list[OptionQuote] = []
         with self.reading("option snapshot"):
             for r in data.get("results") or []:
@@ -252,15 +252,6 @@ class PolygonProvider(HttpProvider):
             # Free keys are limited per minute; without a Retry-After wait out the window.
             raise RateLimited(self.name, _message(response), retry_after=retry_after(response, 60.0))
         super().check_response(response, capability)
-
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise self.bad(f"invalid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise self.bad("expected a JSON object")
-        return data
 
 
 def _from_ns(ns: int) -> datetime:

@@ -87,20 +87,12 @@ class TwelveDataProvider(HttpProvider):
         return [RequestSpec("/quote", {"symbol": ",".join(symbols)}, self._auth())] if symbols else []
 
     # -- parsing -------------------------------------------------------------------
-    def _json(self, body: bytes) -> dict[str, Any]:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise self.bad("body is not JSON") from None
-        if not isinstance(doc, dict):
-            raise self.bad(f"expected a JSON object, got {type(doc).__name__}")
-        return doc
 
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> Page[Bar]:
         with self.reading("time series"):
-            doc = self._json(body)
+            doc = self.json_object(body)
             if doc.get("status") == "error":
                 self._raise(doc)
                 return Page([])  # "No data is available on the specified dates"
@@ -146,7 +138,7 @@ class TwelveDataProvider(HttpProvider):
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
         with self.reading("quote"):
-            doc = self._json(body)
+            doc = self.json_object(body)
             if doc.get("status") == "error":
                 self._raise(doc)
                 return []

@@ -190,7 +190,7 @@ class YahooProvider(HttpProvider):
         return timeconv.session_open(timeconv.local_date(ts), self.calendar)
 
     def _chart_result(self, body: bytes, symbol: str) -> dict[str, Any]:
-        chart = _load(self, body).get("chart")
+        chart = self.json_object(body).get("chart")
         if not isinstance(chart, dict):
             raise self.bad("no 'chart' object")
         error = chart.get("error")
@@ -210,7 +210,7 @@ class YahooProvider(HttpProvider):
 
     def parse_quotes(self, body: bytes, symbols: Sequence[str]) -> list[Quote]:
         with self.reading("quotes"):
-            response = _load(self, body).get("quoteResponse")
+            response = self.json_object(body).get("quoteResponse")
             if not isinstance(response, dict) or not isinstance(response.get("result"), list):
                 raise self.bad("no quoteResponse.result array")
             out: list[Quote] = []
@@ -253,7 +253,7 @@ class YahooProvider(HttpProvider):
         expiration takes the one its block names.
         """
         with self.reading("option chain"):
-            chain = _load(self, body).get("optionChain")
+            chain = self.json_object(body).get("optionChain")
             if not isinstance(chain, dict):
                 raise self.bad("no 'optionChain' object")
             if chain.get("error"):
@@ -411,16 +411,6 @@ class YahooProvider(HttpProvider):
             if error:
                 raise NoData(self.name, _describe(error), code=str(response.status_code))
         super().check_response(response, capability)
-
-
-def _load(provider: HttpProvider, body: bytes) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise provider.bad(f"not JSON: {body[:80]!r}") from None
-    if not isinstance(doc, dict):
-        raise provider.bad("top level is not an object")
-    return doc
 
 
 def _describe(error: Any) -> str:
