@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
@@ -167,12 +168,14 @@ async def chain(
         date | None, Query(description="One listed expiration (YYYY-MM-DD); 422 when it is not listed")
     ] = None,
     max_days: MaxDays = None,
-) -> dict[str, Any]:
+) -> Response:
     """The option chain priced by MDS: one expiration, or every one up to ``max_days``."""
     if expiration is not None and max_days is not None:
         raise InvalidRequest("max_days", "give expiration or max_days, not both")
     found = await runtime.options.chain(symbol.upper(), expiration=expiration, max_days=max_days)
-    return chain_json(found)
+    # Thousands of contracts: serialised once by orjson, not validated again by the model
+    # (which still documents the shape; tests/e2e/test_api_contract.py holds the two together).
+    return Response(orjson.dumps(chain_json(found)), media_type="application/json")
 
 
 @router.get("/{symbol}/metrics", response_model=MetricsOut, operation_id="getOptionsMetrics")
