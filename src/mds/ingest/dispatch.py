@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from mds.aio import honour_cancel
 from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Tier
@@ -49,6 +50,7 @@ class Dispatcher:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(0.2):
                             await self.backfiller.wakeup.wait()
+                    honour_cancel()
                     continue
                 await self._pace()
                 tier = delivery.job.priority

@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Mapping
 
+from mds.aio import honour_cancel
 from mds.cache import Cache
 from mds.config import Settings
 from mds.constants import quote_cache_key
@@ -76,6 +77,7 @@ class Worker:
         while True:
             delivery = await self.queue.get(timeout=1.0)
             if delivery is None:
+                honour_cancel()
                 continue
             await self.process(delivery)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
+from mds.aio import honour_cancel
 from mds.domain.jobs import TaskJob
 from mds.domain.models import Tier
 from mds.queue.base import Delivery, JobQueue
@@ -38,6 +39,7 @@ class BandedQueue:
                     return delivery
             if deadline is not None and loop.time() >= deadline:
                 return None
+            honour_cancel()
             await asyncio.sleep(POLL_SECONDS)
 
     async def ack(self, delivery: Delivery) -> None:
