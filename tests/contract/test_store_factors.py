@@ -6,7 +6,6 @@ vintages of FRED-style series (first print, then a revision).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 from mds.config import DEFAULT_MACRO_FACTORS
@@ -174,16 +173,14 @@ async def test_macro_bounds_are_inclusive_and_keys_separate(store: Store) -> Non
 
 async def test_stored_vintages_answer_as_of_like_the_sim_knew_then(store: Store) -> None:
     """Every vintage of two years of ten series, written in one go each; then a read as of
-    any day equals what the sim had published by that day."""
+    any day equals what the sim had published by that day. (No timing here: speed targets
+    live in benchmarks, not in tests on a shared machine.)"""
     start, end, today = date(2024, 1, 1), date(2025, 12, 31), date(2026, 1, 5)
-    t0 = time.perf_counter()
     written = 0
     for series in DEFAULT_MACRO_FACTORS:
         vintages = sim_macro_observations(series, start=start, end=end, today=today, vintages=True)
         written += await store.write_macro_rows(as_rows(vintages))
-    elapsed = time.perf_counter() - t0
     assert written > 10 * 523  # every date, plus the revisions
-    assert elapsed < 10, f"writing {written} vintages took {elapsed:.1f}s"
     assert await store.macro_factor_keys() == sorted(DEFAULT_MACRO_FACTORS)
 
     for series in ("DTWEXBGS", "DGS10", "T10Y2Y"):
