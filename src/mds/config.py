@@ -71,6 +71,10 @@ ProviderName = Literal[
 KNOWN_PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 PROVIDER_ALIASES = {"yfinance": "yahoo", "twelve_data": "twelvedata", "alpha_vantage": "alphavantage"}
 
+#: Every vendor that publishes splits and dividends, in the order they are asked by default
+#: (unconfigured ones are skipped by the router).
+CORPORATE_ACTION_VENDORS: tuple[str, ...] = ("polygon", "fmp", "tiingo", "alphavantage", "yahoo")
+
 #: Default policy orders per MARKET_PROVIDER_POLICY (seed 004: paid FMP -> Twelve Data ->
 #: yfinance; free Finnhub -> Twelve Data -> yfinance). Explicit POLICY_* settings win.
 DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
@@ -81,6 +85,7 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.OPTIONS_CHAIN: ["polygon", "alpaca", "yahoo"],
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
         Capability.MACRO: ["fred"],
+        Capability.CORPORATE_ACTIONS: list(CORPORATE_ACTION_VENDORS),
     },
     "free": {
         Capability.BARS_1M: ["finnhub", "twelvedata", "yahoo"],
@@ -89,6 +94,7 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.OPTIONS_CHAIN: ["yahoo", "alpaca"],
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
         Capability.MACRO: ["fred"],
+        Capability.CORPORATE_ACTIONS: list(CORPORATE_ACTION_VENDORS),
     },
 }
 
@@ -359,6 +365,9 @@ class Settings(BaseSettings):
     POLICY_QUOTES_L1: ProviderList = Field(default=None, description="Provider order for level-1 quotes")
     POLICY_OPTIONS_CHAIN: ProviderList = Field(default=None, description="Provider order for option chains")
     POLICY_MACRO: ProviderList = Field(default=None, description="Provider order for macro series (FRED)")
+    POLICY_CORPORATE_ACTIONS: ProviderList = Field(
+        default=None, description="Provider order for splits and dividends (default: every vendor that publishes them)"
+    )
     POLICY_BARS_5M: ProviderList = Field(
         default=None, description="Provider order for native 5m bars (tracked symbols without a 1m series)"
     )

@@ -64,6 +64,7 @@ class Capability(str, Enum):
     OPTIONS_CHAIN = "options_chain"
     BARS_5M = "bars_5m"  # native 5m bars, for tracked symbols that have no 1m series
     MACRO = "macro"  # economic series with their release history (FRED/ALFRED)
+    CORPORATE_ACTIONS = "corporate_actions"  # splits and cash dividends
 
 
 def capability_for_interval(interval: Interval) -> Capability:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Protocol
 
+from mds.domain.actions import CorporateAction
 from mds.domain.macro import MacroObservation
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote
 from mds.errors import BadPayload
@@ -71,6 +72,18 @@ class MacroProvider(Provider, Protocol):
         """Observations of ``series`` dated ``start..end`` (inclusive). With ``vintages``,
         every value ever published (each with its realtime period, ALFRED); without, the
         values current today."""
+        ...
+
+
+class CorporateActionsProvider(Provider, Protocol):
+    """A provider with ``Capability.CORPORATE_ACTIONS``: splits and cash dividends."""
+
+    async def fetch_corporate_actions(self, symbol: str, start: date, end: date) -> list[CorporateAction]:
+        """Every split and dividend of ``symbol`` with ``start <= ex_date <= end``, by ex_date.
+
+        Amounts are in the share basis of their own ex_date (a vendor that reports dividends
+        adjusted for later splits is translated back); ``as_of`` is left None.
+        """
         ...
 
 

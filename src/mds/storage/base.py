@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from mds.access.keys import ApiKey
+from mds.domain.actions import CorporateAction, SuspectedAction
 from mds.domain.macro import MacroRow
 from mds.domain.models import Bar, Interval, Quote, Tier
 from mds.domain.options import OptionsMetricRow
@@ -670,6 +671,50 @@ class MacroStore(Protocol):
         ...
 
 
+class CorporateActionStore(Protocol):
+    """``corporate_actions``: every version of every split and dividend, by when MDS learned it;
+    ``suspected_actions``: daily jumps no known action explains."""
+
+    async def write_corporate_actions(
+        self, actions: Sequence[CorporateAction], *, as_of: datetime
+    ) -> list[CorporateAction]:
+        """Store ``actions`` as learned at ``as_of``; return the ones that were new or restated
+        (stamped ``as_of``). An action whose current version has the same terms is kept as it
+        was: its knowledge time stays the first time it was learned."""
+        ...
+
+    async def corporate_actions(
+        self,
+        symbol: str,
+        *,
+        as_of: datetime | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> list[CorporateAction]:
+        """Per (type, ex_date) with ``start <= ex_date <= end``, the newest version learned at
+        or before ``as_of`` (the newest when None), by ex_date then type."""
+        ...
+
+    async def corporate_action_symbols(self, *, learned_since: datetime | None = None) -> dict[str, datetime]:
+        """Symbol -> when its newest action version was learned, for symbols with one learned
+        at or after ``learned_since`` (all when None)."""
+        ...
+
+    async def record_suspected_actions(self, rows: Sequence[SuspectedAction]) -> int:
+        """Insert ``rows``; a (symbol, session) stored already is kept. Returns how many were new."""
+        ...
+
+    async def suspected_actions(
+        self, *, symbol: str | None = None, limit: int = 100
+    ) -> list[SuspectedAction]:
+        """The newest ``limit`` suspected actions (of ``symbol``), newest session first."""
+        ...
+
+    async def clear_suspected_actions(self, symbol: str, sessions: Sequence[date]) -> int:
+        """Drop ``symbol``'s suspicions on ``sessions`` (an action now explains them)."""
+        ...
+
+
 class Store(
     BarStore,
     UniverseStore,
@@ -684,6 +729,7 @@ class Store(
     JobRunStore,
     OptionsMetricsStore,
     MacroStore,
+    CorporateActionStore,
     StoreLifecycle,
     Protocol,
 ):

@@ -29,6 +29,7 @@ from mds.storage.migrate import (
     discover,
 )
 from mds.storage.postgres import sql as q
+from mds.storage.postgres.actions import PostgresActions
 from mds.storage.postgres.bars import PostgresBars
 from mds.storage.postgres.connection import PostgresPool
 from mds.storage.postgres.continuity import PostgresContinuity
@@ -62,6 +63,7 @@ class PostgresStore(
     PostgresListing,
     PostgresSchedules,
     PostgresFactors,
+    PostgresActions,
 ):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 

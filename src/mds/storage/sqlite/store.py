@@ -17,6 +17,7 @@ from typing import Any
 
 from mds.storage.migrate import SQLITE_MIGRATIONS, apply_sqlite, discover
 from mds.storage.sqlite import sql as q
+from mds.storage.sqlite.actions import SqliteActions
 from mds.storage.sqlite.bars import SqliteBars
 from mds.storage.sqlite.connection import SqliteConnections
 from mds.storage.sqlite.continuity import SqliteContinuity
@@ -43,6 +44,7 @@ class SqliteStore(
     SqliteListing,
     SqliteSchedules,
     SqliteFactors,
+    SqliteActions,
 ):
     """The Store protocol on a SQLite file (or ``":memory:"``).
 
