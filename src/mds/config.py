@@ -135,6 +135,9 @@ _FAMILIES = (
     "CORS_",
     "OPTIONS_",
     "MACRO_",
+    "CORPORATE_ACTIONS_",
+    "ANALYSIS_",
+    "RECONCILE_",
     *(f"{v}_" for v in (*_VENDORS, "ALPHA_VANTAGE", "TWELVE_DATA")),
 )
 #: Variables under those prefixes that belong to the test harness, not the service.
@@ -621,6 +624,23 @@ class Settings(BaseSettings):
     # Analysis snapshots
     ANALYSIS_CACHE_TTL_SEC: PositiveFloat = Field(
         default=86_400.0, description="Expiry of a cached analysis snapshot"
+    )
+    ANALYSIS_ADJUST: Literal["split", "all"] = Field(
+        default="split",
+        description="The adjustment indicators and snapshots are computed on: split, or all (dividends too)",
+    )
+
+    # Corporate actions
+    CORPORATE_ACTIONS_HISTORY_DAYS: PositiveInt = Field(
+        default=3650, description="Days of splits and dividends a refresh asks each provider for"
+    )
+    CORPORATE_ACTIONS_AHEAD_DAYS: NonNegativeInt = Field(
+        default=90, description="Days past today a refresh asks for (actions announced ahead of their ex-date)"
+    )
+    CORPORATE_ACTIONS_JUMP_THRESHOLD: PositiveFloat = Field(
+        default=0.4,
+        description="Overnight move (fraction, either way) of a daily bar that no known action explains"
+        " above which it is flagged as a suspected unannounced action",
     )
 
     # WebSocket streaming

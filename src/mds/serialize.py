@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -54,7 +55,13 @@ def quote_json(q: Quote) -> dict[str, object]:
 
 
 def bars_document(
-    symbol: str, interval: str, start: datetime, end: datetime, as_of: datetime | None, bars: list[Bar]
+    symbol: str,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    as_of: datetime | None,
+    bars: list[Bar],
+    adjustment: dict[str, Any] | None = None,
 ) -> bytes:
     """The BarsOut document as JSON bytes.
 
@@ -68,9 +75,14 @@ def bars_document(
         "start": iso(start),
         "end": iso(end),
         "as_of": iso(as_of) if as_of is not None else None,
+        "adjustment": adjustment if adjustment is not None else RAW_ADJUSTMENT,
         "bars": bar_rows(bars),
     }
     return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
+#: What a read as stored says about its adjustment.
+RAW_ADJUSTMENT: dict[str, Any] = {"mode": "raw", "actions": [], "skipped": []}
 
 
 def bar_rows(bars: list[Bar]) -> list[dict[str, object]]:

@@ -101,6 +101,8 @@ async def test_point_in_time_snapshot_ignores_later_bars_and_revisions(rt: Runti
         **ind.compute_one(*_arrays(bars_then), symbol="SPY", sessions=_sessions(bars_then)),
         "source": "computed",
         "computed_as_of": then["computed_as_of"],
+        # No action is known for SPY: split-adjusted (the default) equals raw.
+        "adjustment": {"mode": "split", "actions": [], "skipped": []},
     }
 
     now = await svc.snapshot("spy")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -128,6 +128,7 @@ async def build_snapshots(
     end: datetime,
     as_of: datetime | None = None,
     bars: int = DEFAULT_BARS,
+    transform: Callable[[dict[str, np.ndarray]], Awaitable[dict[str, dict[str, Any]]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Snapshots of ``symbols`` from daily bars with ``ts < end`` known at ``as_of``.
 
@@ -138,12 +139,19 @@ async def build_snapshots(
         end: Exclusive upper bound on bar time; for "now", the current time.
         as_of: Point in time of the read; None reads current revisions.
         bars: Bars per symbol (the newest).
+        transform: Changes the bars in place before they are computed on (adjustment) and
+            returns fields to add to each symbol's snapshot.
     """
     if not symbols:
         return []
     data = await source.daily_bars(list(symbols), end, as_of=as_of, limit=bars)
-    batch, sessions = to_batch({s: data.get(s, np.zeros((0, 5))) for s in symbols}, calendar, end, bars)
-    return ind.snapshots(ind.compute(batch, sessions))
+    data = {s: data.get(s, np.zeros((0, 5))) for s in symbols}
+    extra = await transform(data) if transform is not None else {}
+    batch, sessions = to_batch(data, calendar, end, bars)
+    snaps = ind.snapshots(ind.compute(batch, sessions))
+    for snap in snaps:
+        snap.update(extra.get(snap["symbol"], {}))
+    return snaps
 
 
 def pit_cutoff(as_of: date | datetime, calendar: MarketCalendar, now: datetime) -> datetime:

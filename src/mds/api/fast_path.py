@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mds.access.keys import Role
 from mds.api.auth import raw_key
 from mds.api.params import parse_interval, parse_ts
+from mds.corporate.adjust import Adjust
 from mds.domain.models import Interval
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 _INTRADAY = re.compile(r"^/stocks/([^/]+)/intraday$")
 _INTRADAY_INTERVALS = (Interval.M1, Interval.M5, Interval.M15, Interval.H1)
-_PARAMS = {"interval", "start", "end", "as_of"}
+_PARAMS = {"interval", "start", "end", "as_of", "adjust"}
 
 
 class KeptBarsFastPath:
@@ -76,7 +77,8 @@ class KeptBarsFastPath:
             start = parse_ts("start", params["start"])
             end = parse_ts("end", params["end"])
             as_of = parse_ts("as_of", params.get("as_of"))
+            adjust = Adjust(params.get("adjust", "raw"))
             assert start is not None and end is not None
-            return await runtime.market.kept_bars(symbol, interval, start, end, as_of=as_of)
+            return await runtime.market.kept_bars(symbol, interval, start, end, as_of=as_of, adjust=adjust)
         except Exception:  # noqa: BLE001 - any doubt takes the full path, which reports it
             return None

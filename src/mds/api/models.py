@@ -45,12 +45,31 @@ class BarOut(Ohlcv):
         )
 
 
+class ActionOut(BaseModel):
+    type: Literal["split", "dividend"] = Field(description="split or cash dividend")
+    ex_date: str = Field(description="Ex-date (YYYY-MM-DD): bars of earlier sessions are adjusted")
+    ratio: float | None = Field(description="Split: new shares per old (4.0 for 4-for-1)")
+    amount: float | None = Field(description="Dividend: cash per share, in the basis of its ex-date")
+    currency: str | None = Field(description="Dividend currency")
+    source: str = Field(description="Provider that published it")
+    as_of: str | None = Field(description="When MDS learned it")
+    factor: float | None = Field(default=None, description="Price factor applied to earlier bars")
+    reason: str | None = Field(default=None, description="Why a skipped action was not applied")
+
+
+class AdjustmentOut(BaseModel):
+    mode: Literal["raw", "split", "all"] = Field(description="The adjustment applied")
+    actions: list[ActionOut] = Field(description="Actions applied, by ex-date")
+    skipped: list[ActionOut] = Field(description="Actions that could not be applied, with the reason")
+
+
 class BarsOut(BaseModel):
     symbol: str = Field(description="Ticker")
     interval: Interval = Field(description="Bar interval")
     start: str = Field(description="Inclusive start of the range (UTC)")
     end: str = Field(description="Exclusive end of the range (UTC)")
     as_of: str | None = Field(default=None, description="The point in time the bars were read as of")
+    adjustment: AdjustmentOut = Field(description="The adjustment applied to the bars and with which actions")
     bars: list[BarOut] = Field(description="Bars in time order")
 
 
@@ -200,6 +219,14 @@ _SNAPSHOT_FIELDS: dict[str, Any] = {
         Field(
             default=None, description="The point in time the snapshot was computed as of (UTC), with as_of"
         ),
+    ),
+    "date": (
+        str | None,
+        Field(default=None, description="The event date asked for: only sessions on or before it were used"),
+    ),
+    "adjustment": (
+        AdjustmentOut | None,
+        Field(default=None, description="The adjustment the indicators were computed on, with its actions"),
     ),
 }
 #: The technical snapshot, built from mds.analysis.indicators.FIELDS in the engine's

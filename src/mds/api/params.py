@@ -11,11 +11,12 @@ so the fast path (:mod:`mds.api.fast_path`) accepts exactly what the routes acce
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Path, Query
 
+from mds.corporate.adjust import Adjust
 from mds.domain.models import Interval
 from mds.domain.reference import TICKER_PATTERN
 from mds.errors import InvalidRequest
@@ -99,6 +100,34 @@ EndQuery = Annotated[
         description="Exclusive end, ISO-8601 with a zone; default: now. 1m to 1h bars: at most 31 days after start",
     ),
 ]
+
+
+AdjustQuery = Annotated[
+    Adjust,
+    Query(
+        description="raw: as stored (as traded); split: prices divided and volume multiplied by the"
+        " cumulative split factors; all: dividends applied too (CRSP factor 1 - dividend / previous"
+        " close). Actions known at as_of, up to the read's last session",
+    ),
+]
+EventDateQuery = Annotated[
+    str | None,
+    Query(
+        pattern=DATE_PATTERN,
+        description="Event time: only bars whose session is on or before this date (YYYY-MM-DD),"
+        " whenever MDS learned them; combine with as_of for what was known then",
+    ),
+]
+
+
+def parse_day(field: str, value: str | None) -> date | None:
+    """``value`` (matching :data:`DATE_PATTERN`) as a date; None for None."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(field, f"{value!r} is not {PATTERN_HELP[DATE_PATTERN]}") from None
 
 
 def parse_ts(field: str, value: str | None) -> datetime | None:

@@ -5,21 +5,24 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from mds.cache import Cache
 from mds.calendar import MarketCalendar
 from mds.constants import quote_cache_key
+from mds.corporate.adjust import RAW, Adjust, Adjustment, cutoff
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, BarStatus, Interval
 from mds.domain.records import UniverseEntry
 from mds.errors import InvalidRequest, NotFound
 from mds.observability.metrics import Metrics
 from mds.serialize import bars_document, iso, quote_json
+from mds.providers.timeconv import local_date
+from mds.services.adjustments import Adjustments
 from mds.services.bar_cache import ResponseBytes, SeriesGenerations
 from mds.services.rollup import rollup
-from mds.storage.base import BarStore, RollupReader, UniverseStore
+from mds.storage.base import BarStore, CorporateActionStore, RollupReader, UniverseStore
 
 _PERIOD = re.compile(r"^(\d{1,4})(d|wk|mo|y)$")
 PERIODS_HELP = "Nd (trading days), Nwk, Nmo, Ny, ytd or max, e.g. 5d, 1mo, 1y"
@@ -35,6 +38,19 @@ class BarsResult:
     start: datetime
     end: datetime
     bars: list[Bar]
+    adjustment: Adjustment = RAW
+
+    def document(self, as_of: datetime | None) -> bytes:
+        """The BarsOut JSON document of this result."""
+        return bars_document(
+            self.symbol,
+            self.interval.value,
+            self.start,
+            self.end,
+            as_of,
+            self.bars,
+            self.adjustment.describe(),
+        )
 
 
 _DB_ROLLUPS = (Interval.M5, Interval.M15, Interval.H1)
@@ -47,13 +63,19 @@ def _demote_open(bar: Bar, calendar: MarketCalendar, now: datetime) -> Bar:
     return bar
 
 
+def end_of_local_day(day: date) -> datetime:
+    """The instant New York date ``day`` ends (midnight at the start of the next day), in UTC."""
+    return cutoff(day + timedelta(days=1))
+
+
 def _source(interval: Interval) -> Interval:
     """The stored series an interval is read (and rolled up) from."""
     return Interval.M1 if interval.is_intraday else Interval.D1
 
 
-class MarketStore(BarStore, UniverseStore, Protocol):
-    """What the market reads need: bars and quotes, and universe entries to resolve symbols.
+class MarketStore(BarStore, UniverseStore, CorporateActionStore, Protocol):
+    """What the market reads need: bars and quotes, universe entries to resolve symbols, and
+    corporate actions for adjusted reads.
 
     A store that is also a :class:`RollupReader` rolls 5m/15m/1h up in the database.
     """
@@ -79,6 +101,7 @@ class MarketService:
         self.responses = responses if cache is not None else None
         self.generations = SeriesGenerations(cache) if cache is not None else None
         self.metrics = metrics
+        self.adjustments = Adjustments(store, calendar)
         self._symbols: dict[str, tuple[float, UniverseEntry]] = {}
 
     async def require_symbol(self, symbol: str) -> UniverseEntry:
@@ -114,14 +137,17 @@ class MarketService:
         end: datetime,
         *,
         as_of: datetime | None = None,
+        adjust: Adjust = Adjust.RAW,
     ) -> BarsResult:
         """Bars with ``start <= ts < end``, rolled up from 1m for 5m/15m/1h.
 
         5m comes from the 1m series wherever the range holds any 1m bar; a range with
-        none is answered from stored native 5m bars.
+        none is answered from stored native 5m bars. ``adjust`` applies the splits (and
+        dividends) known at ``as_of`` up to the range's last session (see
+        :mod:`mds.services.adjustments`).
         """
         entry = await self.require_symbol(symbol)
-        return await self._bars(entry, interval, start, end, as_of)
+        return await self._bars(entry, interval, start, end, as_of, adjust)
 
     async def bars_json(
         self,
@@ -131,6 +157,7 @@ class MarketService:
         end: datetime,
         *,
         as_of: datetime | None = None,
+        adjust: Adjust = Adjust.RAW,
     ) -> bytes:
         """:meth:`bars` as the BarsOut JSON document; closed ranges come from kept bytes.
 
@@ -139,17 +166,17 @@ class MarketService:
         part of the key (see :mod:`mds.services.bar_cache`).
         """
         entry = await self.require_symbol(symbol)
-        key = await self._kept_key(entry, interval, start, end, as_of)
+        key = await self._kept_key(entry, interval, start, end, as_of, adjust)
         if key is None or self.responses is None:
             self._count_cache("bypass")
-            result = await self._bars(entry, interval, start, end, as_of)
-            return bars_document(result.symbol, interval.value, start, end, as_of, result.bars)
+            result = await self._bars(entry, interval, start, end, as_of, adjust)
+            return result.document(as_of)
         body = self.responses.get(key)
         if body is not None:
             self._count_cache("hit")
             return body
-        result = await self._bars(entry, interval, start, end, as_of)
-        body = bars_document(result.symbol, interval.value, start, end, as_of, result.bars)
+        result = await self._bars(entry, interval, start, end, as_of, adjust)
+        body = result.document(as_of)
         self.responses.put(key, body)
         self._count_cache("miss")
         return body
@@ -162,6 +189,7 @@ class MarketService:
         end: datetime,
         *,
         as_of: datetime | None = None,
+        adjust: Adjust = Adjust.RAW,
     ) -> bytes | None:
         """What :meth:`bars_json` would answer, if it is kept; else None (ask bars_json).
 
@@ -171,14 +199,20 @@ class MarketService:
         entry = await self._active_symbol(symbol)
         if entry is None or start >= end:
             return None
-        key = await self._kept_key(entry, interval, start, end, as_of)
+        key = await self._kept_key(entry, interval, start, end, as_of, adjust)
         body = self.responses.get(key) if key is not None and self.responses is not None else None
         if body is not None:
             self._count_cache("hit")
         return body
 
     async def _kept_key(
-        self, entry: UniverseEntry, interval: Interval, start: datetime, end: datetime, as_of: datetime | None
+        self,
+        entry: UniverseEntry,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        as_of: datetime | None,
+        adjust: Adjust = Adjust.RAW,
     ) -> tuple[object, ...] | None:
         """The key of a closed range's bytes; None when the range is open or nothing is kept.
 
@@ -193,18 +227,33 @@ class MarketService:
         if end + timedelta(seconds=interval.seconds) > now or (as_of is not None and as_of > now):
             return None
         generation = await self.generations.current(entry.symbol, _source(interval))
+        # An adjusted answer also depends on the actions (a refresh that learns one bumps the
+        # series' generation) and on the basis date, which moves with the clock.
+        basis = None if adjust is Adjust.RAW else self.basis_date(end)
         if interval is Interval.M5:
             # A 5m answer may come from native 5m bars (see _bars): their writes count too.
             native = await self.generations.current(entry.symbol, Interval.M5)
-            return (entry.symbol, interval, start, end, as_of, generation, native)
-        return (entry.symbol, interval, start, end, as_of, generation)
+            return (entry.symbol, interval, start, end, as_of, adjust, basis, generation, native)
+        return (entry.symbol, interval, start, end, as_of, adjust, basis, generation)
 
     def _count_cache(self, result: str) -> None:
         if self.metrics is not None:
             self.metrics.bars_response_cache_total.labels(result=result).inc()
 
+    def basis_date(self, end: datetime) -> date:
+        """The session date an adjusted read of ``[start, end)`` is expressed in: today, or the
+        range's last day when it ends in the past (actions after it are not applied)."""
+        now = self.clock.now()
+        return local_date(min(end, now) - timedelta(microseconds=1))
+
     async def _bars(
-        self, entry: UniverseEntry, interval: Interval, start: datetime, end: datetime, as_of: datetime | None
+        self,
+        entry: UniverseEntry,
+        interval: Interval,
+        start: datetime,
+        end: datetime,
+        as_of: datetime | None,
+        adjust: Adjust = Adjust.RAW,
     ) -> BarsResult:
         if start >= end:
             raise InvalidRequest("start", "start must be before end")
@@ -224,15 +273,33 @@ class MarketService:
             # (services/history5m.py), labelled with the provider that sent them.
             native = await self.store.read_bars(entry.symbol, Interval.M5, start, end, as_of=as_of)
             bars = [_demote_open(b, self.calendar, now) for b in native]
-        return BarsResult(entry.symbol, interval, start, end, bars)
+        if adjust is Adjust.RAW:
+            return BarsResult(entry.symbol, interval, start, end, bars)
+        adjustment = await self.adjustments.plan(
+            entry.symbol, adjust, as_of=as_of, through=self.basis_date(end), daily=bars
+        )
+        return BarsResult(entry.symbol, interval, start, end, adjustment.apply(bars), adjustment)
 
-    async def history(self, symbol: str, period: str, interval: Interval = Interval.D1) -> BarsResult:
+    async def history(
+        self,
+        symbol: str,
+        period: str,
+        interval: Interval = Interval.D1,
+        *,
+        adjust: Adjust = Adjust.RAW,
+        as_of: datetime | None = None,
+        on: date | None = None,
+    ) -> BarsResult:
+        """Bars over ``period`` ending now, or ending with session date ``on`` (event time:
+        only bars whose session is on or before it, whenever MDS learned them)."""
         now = self.clock.now()
-        start = self.period_start(period, now)
         end = now + timedelta(seconds=1)
+        if on is not None:
+            end = min(end, end_of_local_day(on))
+        start = self.period_start(period, end - timedelta(seconds=1))
         if interval.is_intraday:  # a longer period is cut to the newest MAX_INTRADAY_RANGE
             start = max(start, end - MAX_INTRADAY_RANGE)
-        return await self.bars(symbol, interval, start, end)
+        return await self.bars(symbol, interval, start, end, as_of=as_of, adjust=adjust)
 
     def period_start(self, period: str, now: datetime) -> datetime:
         p = period.strip().lower()

@@ -16,9 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from mds.analysis.base import TECHNICAL
 from mds.analysis.service import AnalysisService
 from mds.api.deps import CallerDep, RuntimeDep
-from mds.api.models import Ohlcv, SnapshotOut
-from mds.api.params import DATE_OR_TIME_PATTERN, DATE_PATTERN, PeriodQuery, SymbolQuery, parse_ts
+from mds.api.models import AdjustmentOut, Ohlcv, SnapshotOut
+from mds.api.params import (
+    DATE_OR_TIME_PATTERN,
+    DATE_PATTERN,
+    AdjustQuery,
+    EventDateQuery,
+    PeriodQuery,
+    SymbolQuery,
+    parse_day,
+    parse_ts,
+)
 from mds.api.problems import problem_responses
+from mds.corporate.adjust import Adjust
 from mds.domain.jobs import Symbol
 from mds.domain.models import Interval
 from mds.errors import InvalidRequest
@@ -117,6 +127,7 @@ class PricesOut(BaseModel):
     start: str = Field(description="Inclusive start of the bars read (UTC)")
     end: str = Field(description="Exclusive end of the bars read (UTC)")
     count: int = Field(description="Number of bars")
+    adjustment: AdjustmentOut = Field(description="The adjustment applied to the bars and with which actions")
     bars: list[Ohlcv] = Field(description="Bars in time order")
 
 
@@ -128,9 +139,10 @@ async def prices(
     interval: Annotated[
         Interval, Query(description="1d, or an intraday interval (then at most the last 31 days)")
     ] = Interval.D1,
+    adjust: AdjustQuery = Adjust.RAW,
 ) -> dict[str, Any]:
     """OHLCV bars of one symbol over a range ending now."""
-    return await analysis.prices(symbol, range, interval)
+    return await analysis.prices(symbol, range, interval, adjust=adjust)
 
 
 @router.get("/api/v1/market/atr", response_model=AtrOut, operation_id="getAtr")
@@ -150,15 +162,21 @@ async def ta(
         str | None,
         Query(
             pattern=DATE_OR_TIME_PATTERN,
-            description="YYYY-MM-DD (end of that day) or an ISO time with a zone: only bars MDS knew then",
+            description="Knowledge time: YYYY-MM-DD (end of that day) or an ISO time with a zone:"
+            " only bars and corporate actions MDS knew then",
         ),
     ] = None,
+    date: EventDateQuery = None,
 ) -> dict[str, Any]:
     """The technical snapshot: RSI, MAs, MACD, ADX, performance, bucket, stage, TD, gaps.
 
-    Fields needing more history than is stored are null, with the reason in ``reasons``.
+    Computed on split-adjusted bars (ANALYSIS_ADJUST). ``date`` is event time (only sessions
+    on or before it, whenever MDS learned them), ``as_of`` knowledge time; together they
+    give what would have been computed on ``date`` with what MDS knew at ``as_of``. Fields
+    needing more history than is available are null, with the reason in ``reasons``
+    (naming the axis that excluded the bars).
     """
-    return await analysis.snapshot(symbol, as_of=parse_as_of("as_of", as_of))
+    return await analysis.snapshot(symbol, as_of=parse_as_of("as_of", as_of), on=parse_day("date", date))
 
 
 @admin_router.post(

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from mds.api.deps import CallerDep, RuntimeDep
-from mds.api.models import BarOut
-from mds.api.params import TIME_PATTERN, EndQuery, SymbolQuery, parse_ts
+from mds.api.models import AdjustmentOut, BarOut
+from mds.api.params import TIME_PATTERN, AdjustQuery, EndQuery, SymbolQuery, parse_ts
 from mds.api.problems import problem, problem_responses
+from mds.corporate.adjust import Adjust
 from mds.domain.models import Capability, Interval
 from mds.errors import InvalidRequest
 from mds.ops.runs import scalar_counters
@@ -43,6 +44,7 @@ class DbHistoryOut(BaseModel):
     end: str = Field(description="Exclusive end of the range (UTC)")
     limit: int = Field(description="At most this many bars, the newest of the range")
     count: int = Field(description="Bars returned")
+    adjustment: AdjustmentOut = Field(description="The adjustment applied to the bars and with which actions")
     bars: list[BarOut] = Field(description="Current revisions as stored, oldest first")
 
 
@@ -94,11 +96,12 @@ async def db_history(
     ] = None,
     end: EndQuery = None,
     limit: Annotated[int, Query(ge=1, le=MAX_DB_LIMIT, description="Newest bars to return")] = 1000,
+    adjust: AdjustQuery = Adjust.RAW,
 ) -> Response:
     """Stored bars of one series as they are in the store now: no rollup, no merge.
 
     The newest ``limit`` bars in ``start <= ts < end``, oldest first, each labelled with
-    the provider that sent it.
+    the provider that sent it; ``adjust`` applies splits (and dividends) as on every read.
     """
     entry = await runtime.market.require_symbol(symbol)
     start_ts = parse_ts("start", start) or _EPOCH
@@ -107,6 +110,10 @@ async def db_history(
         raise InvalidRequest("start", "start must be before end")
     iv = Interval(interval)
     bars = await runtime.store.read_bars(entry.symbol, iv, start_ts, end_ts, limit=limit)
+    adjustment = await runtime.market.adjustments.plan(
+        entry.symbol, adjust, as_of=None, through=runtime.market.basis_date(end_ts), daily=bars
+    )
+    bars = adjustment.apply(bars)
     body = {
         "symbol": entry.symbol,
         "interval": iv.value,
@@ -114,6 +121,7 @@ async def db_history(
         "end": iso(end_ts),
         "limit": limit,
         "count": len(bars),
+        "adjustment": adjustment.describe(),
         "bars": bar_rows(bars),
     }
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")

@@ -11,16 +11,19 @@ from mds.api.deps import MarketDep, RuntimeDep
 from mds.api.models import BarsOut, BatchIn, BatchOut, PriceOut
 from mds.api.params import (
     TIME_PATTERN,
+    AdjustQuery,
     EndQuery,
+    EventDateQuery,
     IntradayInterval,
     PeriodQuery,
     StartQuery,
     SymbolPath,
+    parse_day,
     parse_ts,
 )
 from mds.api.problems import problem_responses
+from mds.corporate.adjust import Adjust
 from mds.domain.models import Interval
-from mds.serialize import bars_document
 
 router = APIRouter(prefix="/stocks", tags=["stocks"], responses=problem_responses(422, 500, 503))
 _SYMBOL_READ = problem_responses(404)
@@ -59,10 +62,21 @@ async def history(
     interval: Annotated[
         Interval, Query(description="1d, or an intraday interval (then at most the last 31 days)")
     ] = Interval.D1,
+    adjust: AdjustQuery = Adjust.RAW,
+    as_of: Annotated[
+        str | None,
+        Query(
+            pattern=TIME_PATTERN, description="Knowledge time: only bars and actions MDS knew at this time"
+        ),
+    ] = None,
+    date: EventDateQuery = None,
 ) -> Response:
-    """Bars of one symbol over a period ending now."""
-    r = await market.history(symbol, period, interval)
-    return _json(bars_document(r.symbol, r.interval.value, r.start, r.end, None, r.bars))
+    """Bars of one symbol over a period ending now (or ending with session ``date``)."""
+    as_of_ts = parse_ts("as_of", as_of)
+    r = await market.history(
+        symbol, period, interval, adjust=adjust, as_of=as_of_ts, on=parse_day("date", date)
+    )
+    return _json(r.document(as_of_ts))
 
 
 @router.get("/{symbol}/intraday", response_model=BarsOut, responses=_SYMBOL_READ, operation_id="getIntraday")
@@ -83,6 +97,7 @@ async def intraday(
         str | None,
         Query(pattern=TIME_PATTERN, description="Read what MDS knew at this time (point in time)"),
     ] = None,
+    adjust: AdjustQuery = Adjust.RAW,
 ) -> Response:
     """Intraday bars in ``start <= ts < end``, optionally as MDS knew them at ``as_of``."""
     iv = Interval(interval)
@@ -93,7 +108,7 @@ async def intraday(
     if start_ts is None:
         sessions = [s for s in runtime.calendar.sessions(now - timedelta(days=10), now) if s.open <= now]
         start_ts = sessions[-1].open if sessions else now - timedelta(days=1)
-    return _json(await market.bars_json(symbol, iv, start_ts, end_ts, as_of=as_of_ts))
+    return _json(await market.bars_json(symbol, iv, start_ts, end_ts, as_of=as_of_ts, adjust=adjust))
 
 
 @router.post("/batch", response_model=BatchOut, operation_id="getBatchPrices")

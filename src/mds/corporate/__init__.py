@@ -1,0 +1,1 @@
+"""Corporate actions applied to prices: adjustment factors and unexplained jumps."""
