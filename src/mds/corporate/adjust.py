@@ -30,6 +30,7 @@ import numpy as np
 from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar
 from mds.providers.timeconv import NEW_YORK
+from mds.serialize import iso
 
 __all__ = ["RAW", "Adjust", "Adjustment", "Applied", "adjust_rows", "cutoff", "plan", "previous_closes_in"]
 
@@ -170,7 +171,7 @@ def action_json(action: CorporateAction, *, factor: float | None = None) -> dict
         "amount": action.amount,
         "currency": action.currency,
         "source": action.source,
-        "as_of": action.as_of,
+        "as_of": iso(action.as_of) if action.as_of is not None else None,
     }
     if factor is not None:
         out["factor"] = factor
