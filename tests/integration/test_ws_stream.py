@@ -9,6 +9,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from mds.access.admin import issue_key
 from mds.access.keys import Role
 from mds.api.app import create_app
 from mds.config import load_settings
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.clock import ManualClock
 from mds.domain.models import Interval
 from mds.providers.sim.market import ground_truth
@@ -219,3 +221,35 @@ async def test_a_client_that_stays_behind_is_closed_with_1013_after_what_it_was_
     assert "bar" in kinds and "dropped" in kinds
     assert served.rt.hub is not None and served.rt.hub.state()["slow_clients_closed"] == 1
     assert served.rt.metrics.value("ws_dropped_messages_total", reason="slow_client") > 0
+
+
+async def test_a_snapshot_can_be_split_adjusted_and_a_bad_adjust_is_named(served: Served) -> None:
+    # The previous session's minutes, and a 2:1 split effective today: yesterday's bars in the
+    # snapshot are halved, today's (and every live bar) are as traded.
+    yesterday = API_OPEN - timedelta(days=1)
+    await served.rt.store.write_bars(
+        ground_truth("AAPL", Interval.M1, yesterday, yesterday + timedelta(hours=6, minutes=30)),
+        as_of=API_NOW,
+    )
+    split = CorporateAction("AAPL", ActionType.SPLIT, API_NOW.date(), ratio=2.0, source="sim")
+    await served.rt.store.write_corporate_actions([split], as_of=API_NOW - timedelta(days=3))
+    truth = {b.ts: b for b in ground_truth("AAPL", Interval.M1, yesterday, API_NOW)}
+    async with websockets.connect(f"{served.ws}/ws/AAPL?api_key={served.key}&adjust=split") as ws:
+        snapshot = json.loads(await ws.recv())
+    assert snapshot["type"] == "snapshot" and snapshot["adjustment"]["mode"] == "split"
+    assert [a["ex_date"] for a in snapshot["adjustment"]["actions"]] == [API_NOW.date().isoformat()]
+    olds = [b for b in snapshot["bars"] if b["ts"] < "2025-10-08"]
+    news = [b for b in snapshot["bars"] if b["ts"] >= "2025-10-08"]
+    assert len(olds) == 30 and len(news) == 90
+    for b in olds:
+        assert b["close"] == pytest.approx(truth[_ts(b["ts"])].close / 2)
+        assert b["volume"] == pytest.approx(truth[_ts(b["ts"])].volume * 2)
+    assert all(b["close"] == truth[_ts(b["ts"])].close for b in news)
+
+    async with websockets.connect(f"{served.ws}/ws/AAPL?api_key={served.key}&adjust=dividends") as ws:
+        refusal = json.loads(await ws.recv())
+    assert refusal["type"] == "error" and refusal["field"] == "adjust"
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

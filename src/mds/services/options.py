@@ -275,9 +275,11 @@ class StreamSnapshots:
         self.options = options
         self.market = market
 
-    async def take(self, symbol: str, interval: str, channels: frozenset[str]) -> dict[str, Any]:
+    async def take(
+        self, symbol: str, interval: str, channels: frozenset[str], adjust: str = "raw"
+    ) -> dict[str, Any]:
         if not symbol.startswith(STREAM_PREFIX):
-            return await self.bars.take(symbol, interval, channels)
+            return await self.bars.take(symbol, interval, channels, adjust)
         underlying = symbol.removeprefix(STREAM_PREFIX)
         try:
             return await self.options.stream_snapshot(underlying)

@@ -10,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mds.calendar import MarketCalendar
+from mds.corporate.adjust import Adjust
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, Interval
+from mds.providers.timeconv import local_date
 from mds.serialize import bar_json, quote_json
+from mds.services.adjustments import Adjustments
 from mds.services.rollup import rollup
 from mds.storage.base import BarStore
 from mds.stream.messages import QUOTES
@@ -38,15 +41,27 @@ def window_start(calendar: MarketCalendar, interval: Interval, now: datetime, ba
 
 
 class Snapshots:
-    def __init__(self, *, store: BarStore, calendar: MarketCalendar, clock: Clock, max_bars: int) -> None:
+    def __init__(
+        self,
+        *,
+        store: BarStore,
+        calendar: MarketCalendar,
+        clock: Clock,
+        max_bars: int,
+        adjustments: Adjustments | None = None,
+    ) -> None:
         self.store = store
         self.calendar = calendar
         self.clock = clock
         self.max_bars = max_bars
+        self.adjustments = adjustments
 
-    async def take(self, symbol: str, interval: str, channels: frozenset[str]) -> dict[str, Any]:
+    async def take(
+        self, symbol: str, interval: str, channels: frozenset[str], adjust: str = "raw"
+    ) -> dict[str, Any]:
         """``interval``, ``bars`` (the last ``max_bars`` closed bars, then the open one if any;
-        5m rolled up from 1m) and ``quote`` (the newest stored, or None), as message fields."""
+        5m rolled up from 1m, adjusted by ``adjust``), ``adjustment`` when asked for, and
+        ``quote`` (the newest stored, or None), as message fields."""
         now = self.clock.now()
         iv = Interval(interval)
         start = window_start(self.calendar, iv, now, self.max_bars + 1)
@@ -55,11 +70,17 @@ class Snapshots:
         closed = [b for b in bars if self._closed(b, now)][-self.max_bars :]
         opened = [b for b in bars if not self._closed(b, now)][-1:]
         quote = await self.store.latest_quote(symbol) if QUOTES in channels else None
-        return {
-            "interval": iv.value,
-            "bars": [bar_json(b) for b in (*closed, *opened)],
-            "quote": quote_json(quote) if quote is not None else None,
-        }
+        out: dict[str, Any] = {"interval": iv.value}
+        bars = [*closed, *opened]
+        if adjust != Adjust.RAW.value and self.adjustments is not None:
+            adjustment = await self.adjustments.plan(
+                symbol, Adjust(adjust), as_of=None, through=local_date(now)
+            )
+            bars = adjustment.apply(bars)
+            out["adjustment"] = adjustment.describe()
+        out["bars"] = [bar_json(b) for b in bars]
+        out["quote"] = quote_json(quote) if quote is not None else None
+        return out
 
     def _closed(self, bar: Bar, now: datetime) -> bool:
         return self.calendar.bar_end(bar.ts, bar.interval) <= now

@@ -53,6 +53,8 @@ class Watch:
     #: Bar/quote contents the last snapshot held, kept while the watch lives: a bar read from
     #: the store for the snapshot may have its log entry appended (and arrive) well after.
     seen: set[tuple[Any, ...]] = field(default_factory=set)
+    #: The adjustment of the snapshot's bars (raw, split, all).
+    adjust: str = "raw"
 
 
 @dataclass(slots=True)

@@ -41,7 +41,9 @@ BUS_BUFFER = 100_000
 
 
 class SnapshotSource(Protocol):
-    async def take(self, symbol: str, interval: str, channels: frozenset[str]) -> dict[str, Any]: ...
+    async def take(
+        self, symbol: str, interval: str, channels: frozenset[str], adjust: str = "raw"
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class Hub:
         if feed is None:
             offset, epoch = await self.log.head(symbol)
             feed = self._feeds.get(symbol) or self._feeds.setdefault(symbol, _Feed(epoch, offset))
-        watch = Watch(command.channels, command.interval)
+        watch = Watch(command.channels, command.interval, adjust=command.adjust)
         conn.watches[symbol] = watch
         feed.watchers.add(conn)
         if cursor is not None:
@@ -242,7 +244,7 @@ class Hub:
         feed = self._feeds.get(symbol)
         if feed is not None and feed.epoch != epoch:  # the log began again before the Bus said so
             self._adopt(feed, symbol, epoch, offset)
-        body = await self.snapshots.take(symbol, watch.interval, watch.channels)
+        body = await self.snapshots.take(symbol, watch.interval, watch.channels, watch.adjust)
         if conn.watches.get(symbol) is not watch:
             return
         conn.control({"type": "snapshot", "symbol": symbol, "offset": offset, "epoch": epoch, **body})

@@ -6,7 +6,8 @@
     {"action": "unsubscribe", "symbols": ["AAPL"]}
 
 ``/ws/{symbol}?channels=bars,quotes&interval=5m&since=41&epoch=…`` is the same subscribe
-for one symbol; ``/ws?symbols=AAPL,MSFT`` for several.
+for one symbol; ``/ws?symbols=AAPL,MSFT`` for several. ``adjust`` (raw, split, all) adjusts
+the snapshot's bars as the REST reads do.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from mds.domain.jobs import SYMBOL_PATTERN
 from mds.stream.messages import CHANNELS, OPTIONS_CHANNELS, STREAM_INTERVALS
 
 _SYMBOL = re.compile(SYMBOL_PATTERN)
+#: The snapshot adjustments a subscribe may ask for (mds.corporate.adjust.Adjust).
+ADJUSTMENTS = ("raw", "split", "all")
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -45,6 +48,9 @@ class Subscribe:
     channels: frozenset[str] = CHANNELS
     interval: str = "1m"
     cursors: Mapping[str, Cursor] = field(default_factory=dict)
+    #: The snapshot's adjustment (raw, split, all); live bars are today's, which no action
+    #: known today adjusts, so they need none.
+    adjust: str = "raw"
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,13 @@ def parse(text: str) -> Command:
     if action == "subscribe":
         symbols = _symbols(body.get("symbols", body.get("symbol")))
         cursors = _cursors(body, symbols)
-        return Subscribe(symbols, _channels(body.get("channels")), _interval(body.get("interval")), cursors)
+        return Subscribe(
+            symbols,
+            _channels(body.get("channels")),
+            _interval(body.get("interval")),
+            cursors,
+            _adjust(body.get("adjust")),
+        )
     if action == "unsubscribe":
         return Unsubscribe(_symbols(body.get("symbols", body.get("symbol"))))
     raise ProtocolError("action", f"unknown action {action!r}: use 'subscribe' or 'unsubscribe'")
@@ -90,7 +102,13 @@ def from_query(symbols: str, query: Mapping[str, str]) -> Subscribe:
         except ValueError:
             raise ProtocolError("since", "since is a stream offset: a whole number >= 0") from None
     parsed = _symbols(symbols.split(","))
-    return Subscribe(parsed, _channels(body["channels"]), _interval(body["interval"]), _cursors(body, parsed))
+    return Subscribe(
+        parsed,
+        _channels(body["channels"]),
+        _interval(body["interval"]),
+        _cursors(body, parsed),
+        _adjust(query.get("adjust")),
+    )
 
 
 def options_from_query(symbol: str, query: Mapping[str, str]) -> Subscribe:
@@ -150,6 +168,14 @@ def _interval(value: Any) -> str:
         raise ProtocolError(
             "interval", f"interval {value!r} is not streamed: use one of {list(STREAM_INTERVALS)}"
         )
+    return str(value)
+
+
+def _adjust(value: Any) -> str:
+    if value is None:
+        return "raw"
+    if value not in ADJUSTMENTS:
+        raise ProtocolError("adjust", f"adjust {value!r} is not one of {list(ADJUSTMENTS)}")
     return str(value)
 
 
