@@ -22,19 +22,21 @@ def sim_bars(
     end: EndOpt,
     seed: Annotated[int | None, typer.Option(help="Ground-truth seed (default SIM_SEED or 42)")] = None,
 ) -> None:
-    """Print the sim ground truth, one JSON object per line."""
+    """Print the sim ground truth (raw across SIM_SPLITS/SIM_DIVIDENDS), one JSON object per line."""
+    from mds.providers.sim.actions import sim_actions_from_env
     from mds.providers.sim.faults import SimFaults
     from mds.providers.sim.market import ground_truth
     from mds.serialize import ohlcv_json
 
     iv = parse_interval(interval)
     a, b = parse_window(start, end)
-    if seed is None:
-        try:
+    try:
+        if seed is None:
             seed = SimFaults.from_env(os.environ, prefix="SIM_").seed
-        except ConfigError as exc:
-            fail_config(exc)
-    for bar in ground_truth(symbol.upper(), iv, a, b, seed=seed):
+        actions = sim_actions_from_env(os.environ)
+    except ConfigError as exc:
+        fail_config(exc)
+    for bar in ground_truth(symbol.upper(), iv, a, b, seed=seed, actions=actions):
         typer.echo(json.dumps(ohlcv_json(bar)))
 
 
@@ -53,6 +55,7 @@ def sim_server(
     import uvicorn
 
     from mds.domain.clock import Clock, SimulatedClock, SystemClock
+    from mds.providers.sim.actions import sim_actions_from_env
     from mds.providers.sim.faults import FaultInjector, SimFaults
     from mds.providers.sim.market import SimMarket, parse_no_trade
     from mds.simserver.app import FORMATS, create_sim_app
@@ -68,8 +71,9 @@ def sim_server(
     the_clock: Clock = SimulatedClock(parse_time("--clock", clock), speed) if clock else SystemClock()
     try:
         no_trade = parse_no_trade(os.environ.get("SIM_NO_TRADE", ""))
+        actions = sim_actions_from_env(os.environ)  # SIM_SPLITS, SIM_DIVIDENDS
     except ConfigError as exc:
         fail_config(exc)
-    market = SimMarket(seed=seed, no_trade=no_trade or None)
+    market = SimMarket(seed=seed, no_trade=no_trade or None, actions=actions or None)
     ctx = SimContext(market=market, clock=the_clock, injector=FaultInjector(format_, faults))
     uvicorn.run(create_sim_app(format_, ctx), host=host, port=port, log_level="warning", access_log=False)

@@ -10,6 +10,12 @@ Wire facts this adapter relies on (sources in tests/fixtures/vendors/alphavantag
 * ``TIME_SERIES_DAILY`` is raw (as-traded); ``outputsize=full`` is premium on free keys, so
   the adapter asks for ``compact`` (latest 100 sessions) first and escalates to ``full``
   only when the range reaches further back.
+* Corporate actions: ``function=SPLITS`` → ``{symbol, data: [{effective_date,
+  split_factor}]}`` (split_factor new/old shares as a string, ``"4.0000"``) and
+  ``function=DIVIDENDS`` → ``{symbol, data: [{ex_dividend_date, declaration_date,
+  record_date, payment_date, amount}]}`` (amount as declared, a string; an unknown date
+  is the string ``"None"``). Both list the whole history, newest first; an unknown symbol
+  answers ``{}``.
 * Throttling, bad keys, unknown symbols and premium-only features all come as HTTP 200
   with a one-key JSON body: ``{"Note": …}``, ``{"Information": …}``, ``{"Error Message": …}``.
 """
@@ -24,10 +30,11 @@ from typing import Any
 import httpx
 import orjson
 
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
 from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers import timeconv
-from mds.providers.http import HttpProvider, Page, RequestSpec
+from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date
 
 _INTERVALS = {Interval.M1: "1min", Interval.M5: "5min", Interval.M15: "15min"}
 _OHLCV = ("1. open", "2. high", "3. low", "4. close", "5. volume")
@@ -47,7 +54,15 @@ class AlphaVantageProvider(HttpProvider):
     """
 
     name = "alphavantage"
-    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset(
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.CORPORATE_ACTIONS,
+        }
+    )
     default_base_url = "https://www.alphavantage.co"
     # alphavantage.co/support/#api-key: the free key allows 25 requests per day; the
     # 5 per minute figure is the long-standing burst limit of the free tier.
@@ -89,7 +104,45 @@ class AlphaVantageProvider(HttpProvider):
         # GLOBAL_QUOTE takes one symbol; the bulk endpoint is premium-only.
         return [self._query(function="GLOBAL_QUOTE", symbol=s) for s in symbols]
 
+    def actions_requests(self, symbol: str, start: date, end: date) -> list[RequestSpec]:
+        return [
+            self._query(function="SPLITS", symbol=symbol),
+            self._query(function="DIVIDENDS", symbol=symbol),
+        ]
+
     # -- parsing -------------------------------------------------------------------
+    def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
+        split = spec.params.get("function") == "SPLITS"
+        with self.reading("splits" if split else "dividends"):
+            doc = self.json_object(body)
+            if not doc:  # {}: the vendor does not know the symbol
+                raise NoData(self.name, f"no corporate actions for {symbol}", code="unknown_symbol")
+            rows = doc["data"]
+            if not isinstance(rows, list):
+                raise self.bad("'data' is not a list")
+            out: list[CorporateAction] = []
+            for row in rows:
+                if split:
+                    day = date.fromisoformat(row["effective_date"])
+                    ratio = float(row["split_factor"])
+                    out.append(CorporateAction(symbol, ActionType.SPLIT, day, ratio=ratio, source=self.name))
+                    continue
+                amount = float(row["amount"])
+                if amount == 0:
+                    continue  # nothing paid: no price moves
+                out.append(
+                    CorporateAction(
+                        symbol,
+                        ActionType.DIVIDEND,
+                        date.fromisoformat(row["ex_dividend_date"]),
+                        amount=amount,
+                        declared_date=optional_date(row.get("declaration_date")),
+                        record_date=optional_date(row.get("record_date")),
+                        pay_date=optional_date(row.get("payment_date")),
+                        source=self.name,
+                    )
+                )
+            return Page(out)
 
     def parse_bars(
         self, body: bytes, *, symbol: str, interval: Interval, start: datetime, end: datetime

@@ -12,6 +12,13 @@ that date with 403 "Legacy Endpoint"; this adapter speaks the documented ``/stab
   (the 1min session runs 09:30 … 15:59). Each call serves a limited window, so ranges are
   cut into a few days per call.
 * quotes: ``/stable/quote?symbol=`` (one symbol; ``timestamp`` in epoch seconds).
+* splits: ``/stable/splits?symbol=`` → ``[{symbol, date, numerator, denominator}]``
+  (``date`` the ex-date; ratio = numerator / denominator, 4/1 for AAPL's 2020 split).
+* dividends: ``/stable/dividends?symbol=`` → ``[{symbol, date, recordDate, paymentDate,
+  declarationDate, adjDividend, dividend, yield, frequency}]``: ``date`` is the ex-date,
+  ``dividend`` the amount as declared (raw, MDS's basis) and ``adjDividend`` the same
+  divided by later splits (not used). Unknown dates are ``""``. Neither endpoint filters
+  by date: the whole history comes back and the base trims it.
 * plan limits come as 402 "Restricted Endpoint"/"Premium Query Parameter" or 403
   "Legacy/Exclusive/Special Endpoint"; a bad key as 401 ``{"Error Message": "Invalid API KEY…"}``;
   the daily cap as 429 "Limit Reach".
@@ -27,10 +34,11 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
 from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers import timeconv
-from mds.providers.http import HttpProvider, Page, RequestSpec, retry_after
+from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date, retry_after
 
 _INTERVALS = {Interval.M1: "1min", Interval.M5: "5min", Interval.M15: "15min", Interval.H1: "1hour"}
 #: Calendar days per intraday call, kept under FMP's per-call row cap (1min: ~3 days).
@@ -44,7 +52,15 @@ class FmpProvider(HttpProvider):
     """FMP adapter: raw 1m/5m/15m/1h and daily bars, level-1 quotes (last price only)."""
 
     name = "fmp"
-    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset(
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.CORPORATE_ACTIONS,
+        }
+    )
     default_base_url = "https://financialmodelingprep.com"
     # site.financialmodelingprep.com/pricing-plans: the free Basic plan allows 250 calls/day.
     default_limits = ("250/day",)
@@ -84,7 +100,42 @@ class FmpProvider(HttpProvider):
             RequestSpec("/stable/quote", {"symbol": s, "apikey": self.key("FMP_API_KEY")}) for s in symbols
         ]
 
+    def actions_requests(self, symbol: str, start: date, end: date) -> list[RequestSpec]:
+        params = {"symbol": symbol, "apikey": self.key("FMP_API_KEY")}
+        return [RequestSpec(SPLITS, params), RequestSpec(DIVIDENDS, params)]
+
     # -- parsing -------------------------------------------------------------------
+    def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
+        split = spec.path == SPLITS
+        out: list[CorporateAction] = []
+        with self.reading("splits" if split else "dividends"):
+            for row in self._rows(body):
+                if row.get("symbol", symbol) != symbol:
+                    raise self.bad(f"action for {row.get('symbol')!r}, asked {symbol}")
+                ex_date = date.fromisoformat(str(row["date"])[:10])
+                if split:
+                    ratio = float(row["numerator"]) / float(row["denominator"])
+                    out.append(
+                        CorporateAction(symbol, ActionType.SPLIT, ex_date, ratio=ratio, source=self.name)
+                    )
+                    continue
+                amount = float(row["dividend"])  # as declared; adjDividend is split-adjusted
+                if amount == 0:
+                    continue  # FMP lists some zero rows: nothing paid, no price moves
+                out.append(
+                    CorporateAction(
+                        symbol,
+                        ActionType.DIVIDEND,
+                        ex_date,
+                        amount=amount,
+                        declared_date=optional_date(row.get("declarationDate")),
+                        record_date=optional_date(row.get("recordDate")),
+                        pay_date=optional_date(row.get("paymentDate")),
+                        source=self.name,
+                    )
+                )
+        return Page(out)
+
     def _rows(self, body: bytes) -> list[dict[str, Any]]:
         try:
             doc = orjson.loads(body)
@@ -157,6 +208,8 @@ class FmpProvider(HttpProvider):
 
 
 _PLAIN = ("open", "high", "low", "close", "volume")
+SPLITS = "/stable/splits"
+DIVIDENDS = "/stable/dividends"
 
 
 def error_text(response: httpx.Response) -> str:

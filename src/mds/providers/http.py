@@ -2,8 +2,9 @@
 
 A vendor module subclasses ``HttpProvider`` and writes only pure translation:
 ``bars_request`` (domain → request), ``parse_bars`` (bytes → bars and the next page),
-``quotes_request`` / ``parse_quotes``, and, where the vendor needs it, ``check_response``
-for its own ways of saying "throttled" or "not entitled" with a 200 or a 403.
+``quotes_request`` / ``parse_quotes``, ``actions_requests`` / ``parse_actions`` (splits and
+dividends), and, where the vendor needs it, ``check_response`` for its own ways of saying
+"throttled" or "not entitled" with a 200 or a 403. Every paged walk goes through ``paged``.
 
 Parsers read a body inside ``with self.reading(...)``: whatever Python raises on a body
 of the wrong shape (a string where a number belongs, a time past what ``datetime``
@@ -26,6 +27,7 @@ from limits import RateLimitItem
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
+from mds.domain.actions import CorporateAction
 from mds.domain.models import (
     Bar,
     Capability,
@@ -52,9 +54,10 @@ from mds.routing.timing import transport
 T = TypeVar("T")
 
 #: What Python raises on vendor data of the wrong shape: a missing key or row, a wrong
-#: type, an unparsable number or date, and a time past what ``datetime`` holds
-#: (``fromtimestamp`` raises OverflowError, ValueError or, on some platforms, OSError).
+#: type, an unparsable number or date, a ratio over zero, and a time past what ``datetime``
+#: holds (``fromtimestamp`` raises OverflowError, ValueError or, on some platforms, OSError).
 SHAPE_ERRORS: tuple[type[Exception], ...] = (
+    ZeroDivisionError,
     KeyError,
     IndexError,
     TypeError,
@@ -146,7 +149,13 @@ class HttpProvider:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every fetch entry point, the base's and any a vendor overrides, hides the keys.
         super().__init_subclass__(**kwargs)
-        for name in ("fetch_bars", "fetch_quotes", "fetch_options_chain", "fetch_macro_series"):
+        for name in (
+            "fetch_bars",
+            "fetch_quotes",
+            "fetch_options_chain",
+            "fetch_macro_series",
+            "fetch_corporate_actions",
+        ):
             if name in cls.__dict__:
                 setattr(cls, name, _hiding_keys(cls.__dict__[name]))
 
@@ -217,6 +226,17 @@ class HttpProvider:
     def parse_options(self, body: bytes, *, symbol: str) -> Page[OptionQuote]:
         raise NoData(self.name, "option chains are not offered", code="unsupported")
 
+    def actions_requests(self, symbol: str, start: date, end: date) -> list[RequestSpec]:
+        """The first request of each walk that together list ``symbol``'s splits and
+        dividends from ``start`` to ``end`` (vendors that cannot filter by date ask for all;
+        the base keeps ``start <= ex_date <= end``)."""
+        raise NoData(self.name, "corporate actions are not offered", code="unsupported")
+
+    def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
+        """One answer of the walk ``spec`` belongs to: actions in their own ex-date's share
+        basis, and the next page's request."""
+        raise NoData(self.name, "corporate actions are not offered", code="unsupported")
+
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         """Raise the typed error a response means; the default reads the HTTP status.
 
@@ -271,18 +291,53 @@ class HttpProvider:
         self, symbol: str, expiration: date | None = None, *, until: date | None = None
     ) -> list[OptionQuote]:
         first = self.options_request(symbol, expiration, None if expiration is not None else until)
+        out = await self.paged(
+            first,
+            Capability.OPTIONS_CHAIN,
+            lambda body, _spec: self.parse_options(body, symbol=symbol),
+            lambda page: self.options_next(first, page),
+        )
+        # Vendors whose request cannot say "until" get it applied here.
+        return out if until is None else [q for q in out if q.expiration <= until]
+
+    @_hiding_keys
+    async def fetch_corporate_actions(self, symbol: str, start: date, end: date) -> list[CorporateAction]:
+        """Every split and dividend of ``symbol`` with ``start <= ex_date <= end``, by ex_date.
+
+        Each walk of ``actions_requests`` is followed page by page; amounts are in the share
+        basis of their own ex_date (the vendor's ``parse_actions`` translates where needed).
+        """
+        out: list[CorporateAction] = []
+        for first in self.actions_requests(symbol, start, end):
+            out.extend(
+                await self.paged(
+                    first,
+                    Capability.CORPORATE_ACTIONS,
+                    lambda body, spec: self.parse_actions(body, symbol=symbol, spec=spec),
+                )
+            )
+        return sorted((a for a in out if start <= a.ex_date <= end), key=lambda a: (a.ex_date, a.type.value))
+
+    async def paged(
+        self,
+        first: RequestSpec,
+        capability: Capability,
+        parse: Callable[[bytes, RequestSpec], Page[T]],
+        follow: Callable[[Page[T]], RequestSpec | None] | None = None,
+    ) -> list[T]:
+        """Every item of a paged walk from ``first``: ``parse`` reads one answer (it gets the
+        request it answers), ``follow`` names the next request (default: the page's own)."""
         spec: RequestSpec | None = first
-        out: list[OptionQuote] = []
+        out: list[T] = []
         pages = 0
         while spec is not None:
             pages += 1
             if pages > self.max_pages:
                 raise BadPayload(self.name, f"more than {self.max_pages} pages; refusing to follow")
-            page = self.parse_options(await self.get(spec, Capability.OPTIONS_CHAIN), symbol=symbol)
+            page = parse(await self.get(spec, capability), spec)
             out.extend(page.items)
-            spec = self.options_next(first, page)
-        # Vendors whose request cannot say "until" get it applied here.
-        return out if until is None else [q for q in out if q.expiration <= until]
+            spec = follow(page) if follow is not None else page.next
+        return out
 
     async def get(self, spec: RequestSpec, capability: Capability) -> bytes:
         """One rate-limited GET; transport failures and error statuses become typed errors."""
@@ -351,6 +406,17 @@ class HttpProvider:
         )
 
 
+def optional_date(value: Any) -> date | None:
+    """A vendor's ``YYYY-MM-DD`` date (a longer ISO stamp is cut to its date), or None for
+    the ways vendors say "unknown": null, ``""``, ``"None"`` (Alpha Vantage), ``"n/a"``."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in ("", "none", "null", "n/a", "0000-00-00"):
+        return None
+    return date.fromisoformat(text[:10])
+
+
 def retry_after(response: httpx.Response, default: float = 60.0) -> float:
     """Seconds from a Retry-After header (seconds form), else ``default``."""
     value = response.headers.get("retry-after", "")
@@ -365,4 +431,13 @@ def _short(response: httpx.Response) -> str:
     return redact(f"HTTP {response.status_code} from {response.request.url.path}: {text}")
 
 
-__all__ = ["SHAPE_ERRORS", "HttpProvider", "Page", "ProviderError", "RequestSpec", "redact", "retry_after"]
+__all__ = [
+    "SHAPE_ERRORS",
+    "HttpProvider",
+    "Page",
+    "ProviderError",
+    "RequestSpec",
+    "optional_date",
+    "redact",
+    "retry_after",
+]

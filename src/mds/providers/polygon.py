@@ -12,6 +12,18 @@ Option chains: ``/v3/snapshot/options/{underlying}`` (``limit`` 250, paged by ``
 like the aggregates), ``O:``-prefixed OCC tickers, times in epoch nanoseconds, and the
 underlying's price beside each contract (``underlying_asset.price``).
 
+Corporate actions: ``/v3/reference/splits`` (``execution_date``, ``split_from`` →
+``split_to``: ratio = split_to / split_from) and ``/v3/reference/dividends``
+(``ex_dividend_date``, ``cash_amount`` in ``currency``, ``declaration_date``,
+``record_date``, ``pay_date``, ``dividend_type``), each filtered by date on the server,
+``limit`` 1000 (the documented maximum) and paged by ``next_url`` like the aggregates.
+Every ``dividend_type`` Polygon lists is cash paid per share and lowers the price on the
+ex-date, so all are kept: ``CD`` (regular), ``SC`` (special cash), ``LT``/``ST`` (a fund's
+long/short-term capital gain distribution); CRSP adjusts for every cash distribution
+alike. Stock dividends are not in this endpoint (they come as splits). A row whose
+``cash_amount`` is 0 changes no price and is skipped; one without an amount is a bad
+payload. Polygon's amounts are as declared, in the share basis of their own date.
+
 Not offered: 1h bars. Polygon's hour bars are clock-aligned (09:00, 10:00 ET) and
 contain pre-market minutes, while MDS's 1h bars start at the session open (09:30).
 """
@@ -27,10 +39,11 @@ import httpx
 import msgspec
 import orjson
 
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, BarStatus, Capability, Interval, OptionQuote, OptionRight, Quote
 from mds.errors import NoData, NotEntitled, RateLimited
 from mds.providers._gc import gc_paused
-from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
+from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date, redact, retry_after
 from mds.providers.sessiongrid import session_grid
 from mds.providers.timeconv import from_epoch, local_date, session_open
 
@@ -61,6 +74,8 @@ class _Aggs(msgspec.Struct):
 
 
 _AGGS = msgspec.json.Decoder(_Aggs)
+SPLITS = "/v3/reference/splits"
+DIVIDENDS = "/v3/reference/dividends"
 #: The strike of an option row that has none: no listed contract has it, so the pricing
 #: layer drops and counts such contracts instead of pricing them.
 MISSING_STRIKE = 0.0
@@ -75,6 +90,7 @@ class PolygonProvider(HttpProvider):
             Capability.EOD,
             Capability.QUOTES_L1,
             Capability.OPTIONS_CHAIN,
+            Capability.CORPORATE_ACTIONS,
         }
     )
     default_base_url = "https://api.polygon.io"
@@ -237,6 +253,62 @@ class PolygonProvider(HttpProvider):
                         ts=_from_ns(stamp) if stamp else None,
                         provider=self.name,
                         underlying_price=_opt((r.get("underlying_asset") or {}).get("price")),
+                    )
+                )
+        return Page(out, self._next(data))
+
+    # -- corporate actions -----------------------------------------------------------
+    def actions_requests(self, symbol: str, start: date, end: date) -> list[RequestSpec]:
+        lo, hi = start.isoformat(), end.isoformat()
+        return [
+            RequestSpec(
+                SPLITS,
+                {"ticker": symbol, "execution_date.gte": lo, "execution_date.lte": hi, "limit": "1000"},
+                self._auth(),
+            ),
+            RequestSpec(
+                DIVIDENDS,
+                {"ticker": symbol, "ex_dividend_date.gte": lo, "ex_dividend_date.lte": hi, "limit": "1000"},
+                self._auth(),
+            ),
+        ]
+
+    def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
+        data = self.json_object(body)
+        split = spec.path == SPLITS  # next_url pages keep the path
+        out: list[CorporateAction] = []
+        with self.reading("splits" if split else "dividends"):
+            results = data.get("results") or []
+            if not isinstance(results, list):
+                raise self.bad("results is not a list")
+            for r in results:
+                if r.get("ticker", symbol) != symbol:
+                    raise self.bad(f"action for {r.get('ticker')!r}, asked {symbol}")
+                if split:
+                    out.append(
+                        CorporateAction(
+                            symbol,
+                            ActionType.SPLIT,
+                            date.fromisoformat(r["execution_date"]),
+                            ratio=float(r["split_to"]) / float(r["split_from"]),
+                            source=self.name,
+                        )
+                    )
+                    continue
+                amount = float(r["cash_amount"])
+                if amount == 0:
+                    continue  # declared as nothing: no price moves
+                out.append(
+                    CorporateAction(
+                        symbol,
+                        ActionType.DIVIDEND,
+                        date.fromisoformat(r["ex_dividend_date"]),
+                        amount=amount,
+                        currency=r.get("currency") or None,
+                        declared_date=optional_date(r.get("declaration_date")),
+                        record_date=optional_date(r.get("record_date")),
+                        pay_date=optional_date(r.get("pay_date")),
+                        source=self.name,
                     )
                 )
         return Page(out, self._next(data))

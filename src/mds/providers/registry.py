@@ -17,6 +17,7 @@ from mds.domain.models import Capability
 from mds.providers.base import Provider
 from mds.providers.http import HttpProvider
 from mds.providers.ratelimit import RateLimiter
+from mds.providers.sim.actions import sim_actions_from_env
 from mds.providers.sim.faults import SimFaults
 from mds.providers.sim.market import SimMarket, parse_no_trade
 from mds.providers.sim.provider import SimProvider
@@ -80,7 +81,8 @@ def build_providers(
         # One ground truth for every sim instance; SIM_SEED decides it.
         seed = SimFaults.from_env(environ, prefix="SIM_").seed
         no_trade = parse_no_trade(environ.get("SIM_NO_TRADE", ""))
-        market = SimMarket(seed=seed, calendar=calendar, no_trade=no_trade or None)
+        actions = sim_actions_from_env(environ)  # SIM_SPLITS, SIM_DIVIDENDS
+        market = SimMarket(seed=seed, calendar=calendar, no_trade=no_trade or None, actions=actions or None)
         for name in sims:
             faults = SimFaults.from_env(environ, prefix=SIM_PREFIXES[name])
             out[name] = SimProvider(

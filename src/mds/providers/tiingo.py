@@ -10,6 +10,11 @@ https://api.tiingo.com/documentation/iex, tiingo-python's recorded fixtures):
   with ``date`` the bar START as ISO-8601 (``Z`` or an offset). Volume is sent only when
   ``columns`` asks for it, and it is IEX's own volume, not the consolidated tape's.
 
+Corporate actions come from the same EOD rows: a row whose ``splitFactor`` is not 1 is a
+split effective that session (``splitFactor`` is new shares per old, 4.0 for AAPL's
+2020-08-31 4:1), and a row with ``divCash > 0`` a cash dividend going ex that session,
+as paid (raw). Tiingo publishes no declaration, record or pay dates.
+
 Auth is ``Authorization: Token <key>`` (the documented alternative to ``?token=``).
 Tiingo has no paging; intraday answers are capped in size, so long intraday ranges are
 fetched in date chunks (see ``fetch_bars``). Not offered: 1h bars (alignment of Tiingo's
@@ -24,6 +29,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, Capability, Interval, ensure_utc
 from mds.errors import NoData, RateLimited
 from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
@@ -39,7 +45,7 @@ _HOUR, _DAY = 3600.0, 86400.0
 
 class TiingoProvider(HttpProvider):
     name = "tiingo"
-    capabilities = frozenset({Capability.BARS_1M, Capability.EOD})
+    capabilities = frozenset({Capability.BARS_1M, Capability.EOD, Capability.CORPORATE_ACTIONS})
     default_base_url = "https://api.tiingo.com"
     # Free plan: 50 requests per hour and 1,000 per day (500 unique symbols a month),
     # per https://www.tiingo.com/about/pricing.
@@ -105,6 +111,26 @@ class TiingoProvider(HttpProvider):
                 if ts is not None:
                     o, h, low, c = float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"])
                     out.append(Bar(symbol, interval, ts, o, h, low, c, float(r["volume"]), name, adjusted))
+        return Page(out)
+
+    def actions_requests(self, symbol: str, start: date, end: date) -> list[RequestSpec]:
+        params = {"startDate": start.isoformat(), "endDate": end.isoformat(), "format": "json"}
+        return [RequestSpec(f"/tiingo/daily/{symbol}/prices", params, self._auth())]
+
+    def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
+        out: list[CorporateAction] = []
+        with self.reading("price row"):
+            for r in self._rows(body):
+                day = date.fromisoformat(r["date"][:10])
+                factor, cash = float(r["splitFactor"]), float(r["divCash"])
+                if factor != 1.0:
+                    out.append(CorporateAction(symbol, ActionType.SPLIT, day, ratio=factor, source=self.name))
+                if cash > 0:
+                    out.append(
+                        CorporateAction(symbol, ActionType.DIVIDEND, day, amount=cash, source=self.name)
+                    )
+                elif cash < 0:
+                    raise self.bad(f"{symbol} {day}: divCash {cash} is negative")
         return Page(out)
 
     def _rows(self, body: bytes) -> list[dict[str, Any]]:

@@ -7,6 +7,17 @@ row of nulls, which is skipped; a row with only some nulls is corrupt. Daily bar
 stamped at the 09:30 ET open. The quote arrays are raw prices (``adjclose`` is a
 separate array this adapter ignores), so ``adjusted`` is False.
 
+Corporate actions come from the same chart endpoint with ``events=div,splits``:
+``chart.result[0].events.splits{ts: {date, numerator, denominator, splitRatio}}`` and
+``events.dividends{ts: {amount, date}}``, ``date`` in epoch seconds on the ex-date (09:30
+ET; its America/New_York date is the ex-date). Yahoo's dividend amounts are adjusted for
+every LATER split (yfinance and OpenBB say so: "All data is split-adjusted"), while MDS
+keeps each amount in its own ex-date's share basis, so each is multiplied back by the
+ratios of the splits after it. To see those splits the request runs from ``start`` to now
+(not to ``end``), and the answer is trimmed to ``start..end`` afterwards. Limitation: a
+split Yahoo applied that its own events omit (seen for a few delisted or foreign
+listings) leaves the earlier amounts in the later basis; nothing in the answer tells.
+
 Option chains (``/v7/finance/options/{symbol}``) need a session: a cookie (``A3``, set by
 ``https://fc.yahoo.com``), then a crumb (``/v1/test/getcrumb``, a text body) sent as
 ``crumb=`` beside that cookie. Without them Yahoo answers 401 ``{"finance": {"error":
@@ -29,6 +40,7 @@ import orjson
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, OptionRight, Quote
 from mds.errors import AuthError, BadPayload, NoData, Unavailable
 from mds.providers import timeconv
@@ -83,6 +95,7 @@ class YahooProvider(HttpProvider):
             Capability.EOD,
             Capability.QUOTES_L1,
             Capability.OPTIONS_CHAIN,
+            Capability.CORPORATE_ACTIONS,
         }
     )
     default_base_url = "https://query1.finance.yahoo.com"
@@ -200,6 +213,50 @@ class YahooProvider(HttpProvider):
         if not isinstance(results, list) or not results or not isinstance(results[0], dict):
             raise self.bad("chart.result is empty")
         return results[0]
+
+    # -- corporate actions -----------------------------------------------------------
+    def actions_requests(self, symbol: str, start: date, end: date) -> list[RequestSpec]:
+        # Up to now, not to `end`: the splits after `end` are needed to undo Yahoo's
+        # adjustment of the dividends inside the range (module docstring).
+        lo = datetime.combine(start, time(), UTC)
+        hi = max(datetime.combine(end + timedelta(days=1), time(), UTC), datetime.now(UTC))
+        return [self._chart_spec(symbol, Interval.D1, lo, hi)]
+
+    def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
+        """Splits and dividends of one chart answer, dividends put back in their own basis."""
+        with self.reading("chart events"):
+            result = self._chart_result(body, symbol)
+            events = result.get("events") or {}
+            if not isinstance(events, dict):
+                raise self.bad("chart.result[0].events is not an object")
+            currency = (result.get("meta") or {}).get("currency") or None
+            splits = [
+                CorporateAction(
+                    symbol,
+                    ActionType.SPLIT,
+                    _event_date(self, e["date"]),
+                    ratio=float(e["numerator"]) / float(e["denominator"]),
+                    source=self.name,
+                )
+                for e in (events.get("splits") or {}).values()
+            ]
+            out = list(splits)
+            for e in (events.get("dividends") or {}).values():
+                ex_date, amount = _event_date(self, e["date"]), float(e["amount"])
+                if amount == 0:
+                    continue  # nothing paid: no price moves
+                later = math.prod(s.value for s in splits if s.ex_date > ex_date)
+                out.append(
+                    CorporateAction(
+                        symbol,
+                        ActionType.DIVIDEND,
+                        ex_date,
+                        amount=amount * later,
+                        currency=currency,
+                        source=self.name,
+                    )
+                )
+            return Page(out)
 
     # -- quotes --------------------------------------------------------------------
     def quotes_request(self, symbols: Sequence[str]) -> list[RequestSpec]:
@@ -411,6 +468,11 @@ class YahooProvider(HttpProvider):
             if error:
                 raise NoData(self.name, _describe(error), code=str(response.status_code))
         super().check_response(response, capability)
+
+
+def _event_date(provider: HttpProvider, value: Any) -> date:
+    """An event stamp (epoch seconds on the ex-date, 09:30 ET) → its New York date."""
+    return timeconv.local_date(_epoch_field(provider, value))
 
 
 def _describe(error: Any) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from mds.domain.actions import CorporateAction
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, Interval, Quote
 from mds.providers.sim.faults import FaultInjector
@@ -31,3 +33,8 @@ class SimContext:
 
     def quote(self, symbol: str, now: datetime) -> Quote:
         return self.market.quote(symbol, now, provider=self.provider)
+
+    def actions(self, symbol: str, start: date, end: date, now: datetime) -> list[CorporateAction]:
+        """The splits and dividends the vendor has announced by ``now``, by ex-date."""
+        known = self.market.actions_known_at(symbol, start, end, now)
+        return [dataclasses.replace(a, source=self.provider) for a in known]

@@ -15,7 +15,9 @@ DAILY = "/tiingo/daily/AAPL/prices"
 
 def test_declared_limits_and_capabilities() -> None:
     assert TiingoProvider.default_limits == ("50/hour", "1000/day")
-    assert TiingoProvider.capabilities == frozenset({Capability.BARS_1M, Capability.EOD})
+    assert TiingoProvider.capabilities == frozenset(
+        {Capability.BARS_1M, Capability.EOD, Capability.CORPORATE_ACTIONS}
+    )
     assert TiingoProvider.adjusted is False
 
 

@@ -19,6 +19,11 @@ How prices are made (hand-written: no library generates calendar-aware synthetic
   bar), decided per (seed, symbol, minute). The prices of the minutes that remain are the
   same as without ``no_trade``; coarser bars aggregate only the minutes that exist, and a
   bucket left with none is absent.
+* Splits and dividends (:mod:`mds.providers.sim.actions`, ``SIM_SPLITS``/``SIM_DIVIDENDS``)
+  turn that series into raw, as-traded prices: each session's bars and quotes are the
+  continuous ones times the session's multiplier (volume divided by later splits), so a
+  4:1 split shows as a 4x drop at its ex-date and a dividend as a drop by its amount. The
+  series generated below is the continuous (split-adjusted, total-return) truth.
 * A few demo symbols have listing dates (:data:`SIM_LISTINGS`): the sim providers and
   :func:`ground_truth` serve no bar before a symbol's listing, so a backfill reaching
   back past one can be tried offline. SimMarket itself stays listing-free: it is the pure
@@ -33,16 +38,19 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 
 import numpy as np
 
 from mds.calendar import MarketCalendar, Session, get_calendar
+from mds.domain.actions import CorporateAction
 from mds.domain.models import Bar, BarStatus, Interval, Quote, ensure_utc
 from mds.errors import ConfigError
+from mds.providers.sim.actions import RawBasis, raw_basis
+from mds.providers.timeconv import NEW_YORK
 
 __all__ = ["SIM_LISTINGS", "SimMarket", "ground_truth", "listing_open", "parse_no_trade", "stable_hash"]
 
@@ -188,6 +196,8 @@ class SimMarket:
         calendar: The exchange calendar; defaults to the shared XNYS calendar.
         no_trade: Symbol -> probability that a minute has no trades (and so no bar).
             Other symbols trade every minute.
+        actions: Symbol -> its splits and dividends (``sim_actions_from_env``); bars and
+            quotes are raw across them. Symbols without actions are unchanged.
     """
 
     def __init__(
@@ -196,6 +206,7 @@ class SimMarket:
         calendar: MarketCalendar | None = None,
         *,
         no_trade: Mapping[str, float] | None = None,
+        actions: Mapping[str, Sequence[CorporateAction]] | None = None,
     ) -> None:
         self.seed = int(seed)
         self.calendar = calendar if calendar is not None else get_calendar("XNYS")
@@ -209,6 +220,10 @@ class SimMarket:
         self._block = functools.lru_cache(maxsize=2_048)(self._make_block)
         self._minutes = functools.lru_cache(maxsize=2_048)(self._make_minutes)
         self._daily = functools.lru_cache(maxsize=500_000)(self._make_daily)
+        self.actions: dict[str, tuple[CorporateAction, ...]] = {
+            s: tuple(sorted(a, key=lambda x: x.ex_date)) for s, a in (actions or {}).items() if a
+        }
+        self._basis = functools.lru_cache(maxsize=4_096)(self._make_basis)
 
     # -- the model ------------------------------------------------------------------
 
@@ -289,6 +304,36 @@ class SimMarket:
         m = self._minutes(symbol, ordinal, open_epoch, close_epoch)
         return _aggregate(m, len(m.o))
 
+    # -- splits and dividends ---------------------------------------------------------
+
+    def _make_basis(self, symbol: str) -> RawBasis:
+        return raw_basis(self.actions[symbol], lambda day: self._close_before(symbol, day))
+
+    def _close_before(self, symbol: str, day: date) -> float:
+        """The continuous close of the last session before ``day``."""
+        close = self.calendar.previous_close(datetime.combine(day, time(0), NEW_YORK))
+        session = self.calendar.session_for(close - timedelta(seconds=1))
+        assert session is not None  # a close always ends a session
+        daily = self._daily(symbol, *_key(session))
+        if daily is None:  # not one trade all session: the model's price at the close
+            return float(self._session_minutes(symbol, session).c[-1])
+        return daily[3]
+
+    def raw_scale(self, symbol: str, day: date) -> tuple[float, float] | None:
+        """(price multiplier, volume divisor) from continuous to raw on ``day``; None when
+        ``symbol`` has no actions (its raw prices are the continuous ones)."""
+        return self._basis(symbol).at(day) if symbol in self.actions else None
+
+    def actions_known_at(self, symbol: str, start: date, end: date, now: datetime) -> list[CorporateAction]:
+        """``symbol``'s actions with ``start <= ex_date <= end`` announced by ``now``'s
+        New York date, in ex-date order (``source`` is "sim"; callers relabel it)."""
+        today = ensure_utc(now).astimezone(NEW_YORK).date()
+        return [
+            a
+            for a in self.actions.get(symbol, ())
+            if start <= a.ex_date <= end and (a.declared_date is None or a.declared_date <= today)
+        ]
+
     # -- bars -------------------------------------------------------------------------
 
     def bars(
@@ -338,20 +383,30 @@ class SimMarket:
         if t1 <= t0:
             return []
         out: list[Bar] = []
+        basis = self._basis(symbol) if symbol in self.actions else None
         for session in self.calendar.sessions(_utc(t0), _utc(t1)):
             open_e, close_e = int(session.open.timestamp()), int(session.close.timestamp())
             n = -((open_e - close_e) // 60)
             closed = n if now_e is None else min(max((now_e - open_e) // 60, 0), n)
+            scale = None if basis is None else basis.at(session.date)
             if interval is Interval.D1:
                 if t0 <= open_e < t1 and closed > 0:
-                    daily = self._daily_bar(symbol, session, closed, n, provider)
+                    daily = self._daily_bar(symbol, session, closed, n, provider, scale)
                     if daily is not None:
                         out.append(daily)
             else:
-                out.extend(self._intraday(symbol, interval, session, closed, t0, t1, provider))
+                out.extend(self._intraday(symbol, interval, session, closed, t0, t1, provider, scale))
         return out
 
-    def _daily_bar(self, symbol: str, session: Session, closed: int, n: int, provider: str) -> Bar | None:
+    def _daily_bar(
+        self,
+        symbol: str,
+        session: Session,
+        closed: int,
+        n: int,
+        provider: str,
+        scale: tuple[float, float] | None = None,
+    ) -> Bar | None:
         if closed == n:
             ohlcv = self._daily(symbol, *_key(session))
             status = BarStatus.FINAL
@@ -361,6 +416,9 @@ class SimMarket:
         if ohlcv is None:  # no minute has traded (yet)
             return None
         o, h, low, c, v = ohlcv
+        if scale is not None:
+            m, d = scale
+            o, h, low, c, v = o * m, h * m, low * m, c * m, v / d
         return Bar(symbol, Interval.D1, session.open, o, h, low, c, v, provider, status=status)
 
     def _intraday(
@@ -372,12 +430,13 @@ class SimMarket:
         t0: int,
         t1: int,
         provider: str,
+        scale: tuple[float, float] | None = None,
     ) -> list[Bar]:
         if closed == 0:
             return []
         m = self._session_minutes(symbol, session)
         if m.traded is not None:
-            return self._intraday_sparse(symbol, interval, m, closed, t0, t1, provider)
+            return self._intraday_sparse(symbol, interval, m, closed, t0, t1, provider, scale)
         n = len(m.o)
         step = interval.seconds // 60
         idx = np.arange(0, closed, step)
@@ -393,7 +452,7 @@ class SimMarket:
         low = np.minimum.reduceat(m.low[:closed], idx)
         c = m.c[ends - 1]
         v = np.add.reduceat(m.v[:closed], idx)
-        return _make_bars(symbol, interval, provider, keep, ts, (o, h, low, c, v), final)
+        return _make_bars(symbol, interval, provider, keep, ts, (o, h, low, c, v), final, scale)
 
     def _intraday_sparse(
         self,
@@ -404,6 +463,7 @@ class SimMarket:
         t0: int,
         t1: int,
         provider: str,
+        scale: tuple[float, float] | None = None,
     ) -> list[Bar]:
         """The dense path's rules over the traded minutes only; an empty bucket has no bar."""
         assert m.traded is not None
@@ -427,26 +487,31 @@ class SimMarket:
         low = np.minimum.reduceat(m.low[minutes], starts)
         c = m.c[minutes[lasts]]
         v = np.add.reduceat(m.v[minutes], starts)
-        return _make_bars(symbol, interval, provider, keep, ts, (o, h, low, c, v), final)
+        return _make_bars(symbol, interval, provider, keep, ts, (o, h, low, c, v), final, scale)
 
     # -- quotes ---------------------------------------------------------------------
 
     def last_price(self, symbol: str, now: datetime) -> float:
-        """Close of the last 1m bar closed before ``now`` (the previous close outside hours)."""
+        """Close of the last 1m bar closed before ``now`` (the previous close outside hours),
+        raw (as traded in that session's shares)."""
         now = ensure_utc(now)
         session = self.calendar.session_for(now)
         if session is not None:
             closed = int((now - session.open).total_seconds()) // 60
             last = _last_close(self._session_minutes(symbol, session), closed)
             if last is not None:
-                return last
+                return self._raw_price(symbol, session, last)
         prev_close = self.calendar.previous_close(now)
         prev = self.calendar.session_for(_utc(int(prev_close.timestamp()) - 1))
         assert prev is not None  # a close always ends a session
         daily = self._daily(symbol, *_key(prev))
         if daily is None:  # not one trade all session: the model's price at the close
-            return float(self._session_minutes(symbol, prev).c[-1])
-        return daily[3]
+            return self._raw_price(symbol, prev, float(self._session_minutes(symbol, prev).c[-1]))
+        return self._raw_price(symbol, prev, daily[3])
+
+    def _raw_price(self, symbol: str, session: Session, price: float) -> float:
+        scale = self.raw_scale(symbol, session.date)
+        return price if scale is None else price * scale[0]
 
     def quote(self, symbol: str, now: datetime, *, provider: str = "sim") -> Quote:
         """A level-1 quote at ``now``: last trade plus a deterministic small spread."""
@@ -475,8 +540,14 @@ def _make_bars(
     ts: np.ndarray,
     ohlcv: tuple[np.ndarray, ...],
     final: np.ndarray,
+    scale: tuple[float, float] | None = None,
 ) -> list[Bar]:
-    """Bars from aligned arrays, keeping the rows flagged in ``keep``."""
+    """Bars from aligned arrays, keeping the rows flagged in ``keep``; ``scale`` (price
+    multiplier, volume divisor) turns continuous prices into raw ones."""
+    if scale is not None:
+        m, d = scale
+        o, h, low, c, v = ohlcv
+        ohlcv = (o * m, h * m, low * m, c * m, v / d)
     rows = zip(ts[keep].tolist(), *(a[keep].tolist() for a in ohlcv), final[keep].tolist(), strict=True)
     return [
         Bar(
@@ -504,8 +575,12 @@ def listing_open(
 
 
 @functools.lru_cache(maxsize=8)
-def _shared_market(seed: int, no_trade: tuple[tuple[str, float], ...] = ()) -> SimMarket:
-    return SimMarket(seed, no_trade=dict(no_trade))
+def _shared_market(
+    seed: int,
+    no_trade: tuple[tuple[str, float], ...] = (),
+    actions: tuple[tuple[str, tuple[CorporateAction, ...]], ...] = (),
+) -> SimMarket:
+    return SimMarket(seed, no_trade=dict(no_trade), actions=dict(actions))
 
 
 def ground_truth(
@@ -516,15 +591,18 @@ def ground_truth(
     *,
     seed: int = 42,
     no_trade: Mapping[str, float] | None = None,
+    actions: Mapping[str, Sequence[CorporateAction]] | None = None,
     listings: Mapping[str, date] = SIM_LISTINGS,
 ) -> list[Bar]:
     """The sim providers' final bars for ``start <= ts < end`` (a cached market per seed).
 
-    ``no_trade`` is :class:`SimMarket`'s argument of the same name; nothing is served
-    before a symbol's listing in ``listings`` (the providers' default, :data:`SIM_LISTINGS`).
+    ``no_trade`` and ``actions`` are :class:`SimMarket`'s arguments of the same names;
+    nothing is served before a symbol's listing in ``listings`` (the providers' default,
+    :data:`SIM_LISTINGS`).
     """
     key = tuple(sorted((no_trade or {}).items()))
-    market = _shared_market(seed, key)
+    acts = tuple(sorted((s, tuple(a)) for s, a in (actions or {}).items()))
+    market = _shared_market(seed, key, acts)
     listed = listing_open(symbol, market.calendar, listings)
     if listed is not None:
         start = max(ensure_utc(start), listed)

@@ -10,11 +10,13 @@ before its listing (:data:`~mds.providers.sim.market.SIM_LISTINGS`): an empty an
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from mds.domain import work
+from mds.domain.actions import CorporateAction
 from mds.domain.clock import Clock
 from mds.domain.macro import MacroObservation
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote, ensure_utc
@@ -50,6 +52,7 @@ class SimProvider:
             Capability.QUOTES_L1,
             Capability.OPTIONS_CHAIN,
             Capability.MACRO,
+            Capability.CORPORATE_ACTIONS,
         }
     )
     #: The simulated exchange (latency, faults) is wrapped in ``transport()``.
@@ -153,6 +156,18 @@ class SimProvider:
             vintages=vintages,
             provider=self.name,
         )
+
+    async def fetch_corporate_actions(self, symbol: str, start: date, end: date) -> list[CorporateAction]:
+        """The sim's splits and dividends of ``symbol`` with ``start <= ex_date <= end``, as
+        announced by the clock's now (each is known from its declared date on; outage/rate/
+        error faults apply), by ex_date."""
+        await self._take_budget()
+        async with transport(self.name):
+            now = await self.injector.admit(self.clock)
+        return [
+            dataclasses.replace(a, source=self.name)
+            for a in self.market.actions_known_at(symbol, start, end, now)
+        ]
 
     async def _take_budget(self) -> None:
         if self._backfill_budget is not None and work.is_backfill():

@@ -5,7 +5,10 @@ stamped at midnight America/New_York, pages linked by an absolute ``next_url``),
 all-tickers stock snapshot for quotes, and the option chain snapshot
 (``/v3/snapshot/options/{underlying}``: ``O:`` tickers, nanosecond times, at most 250
 contracts a page, pages linked by ``next_url``; the cursor pins the snapshot's time, so
-every page of one walk prices the same moment).
+every page of one walk prices the same moment), and the corporate-action references
+(``/v3/reference/splits``, ``/v3/reference/dividends``: the sim's ``SIM_SPLITS`` and
+``SIM_DIVIDENDS`` as announced by now, filtered by ``ticker`` and the date bounds, at most
+:data:`ACTIONS_PAGE` a page so the adapter's paging is exercised, linked by ``next_url``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, Interval, OptionQuote, OptionRight
 from mds.errors import ProviderError, RateLimited
 from mds.providers.sim.options import sim_option_chain
@@ -28,6 +32,13 @@ from mds.simserver.context import SimContext
 PAGE = 5000
 #: Option snapshots per page at most (Polygon's documented maximum `limit`).
 OPTIONS_PAGE = 250
+#: Corporate actions per page at most (Polygon allows 1000): small, so a few actions page.
+ACTIONS_PAGE = 2
+#: reference path -> (action type, date filter field)
+_ACTIONS = {
+    "splits": (ActionType.SPLIT, "execution_date"),
+    "dividends": (ActionType.DIVIDEND, "ex_dividend_date"),
+}
 _SPANS = {
     ("1", "minute"): Interval.M1,
     ("5", "minute"): Interval.M5,
@@ -168,11 +179,73 @@ def routes(ctx: SimContext) -> list[Route]:
             )
         return _json(body)
 
+    async def reference_actions(request: Request) -> Response:
+        now = await ctx.admit()
+        name = request.url.path.rsplit("/", 1)[-1]
+        kind, field = _ACTIONS[name]
+        q = dict(request.query_params)
+        if "cursor" in q:
+            try:  # the cursor carries the first request's query and the answer's time
+                q = orjson.loads(base64.urlsafe_b64decode(q["cursor"]))
+                now = datetime.fromisoformat(q["at"])
+            except (ValueError, KeyError, TypeError):
+                return _json({"status": "ERROR", "request_id": "sim", "error": "invalid cursor"}, 400)
+        try:
+            lo = date.fromisoformat(q.get(f"{field}.gte", "1900-01-01"))
+            hi = date.fromisoformat(q.get(f"{field}.lte", "2999-12-31"))
+            limit = min(int(q.get("limit", "10")), ACTIONS_PAGE)
+            offset = int(q.get("offset", "0"))
+        except ValueError:
+            return _json({"status": "ERROR", "request_id": "sim", "error": "invalid query parameter"}, 400)
+        ticker = q.get("ticker", "")
+        found = [a for a in ctx.actions(ticker, lo, hi, now) if a.type is kind]
+        found.sort(key=lambda a: a.ex_date, reverse=True)  # Polygon's default order: newest first
+        body: dict[str, object] = {
+            "status": "OK",
+            "request_id": "sim",
+            "results": [_action_row(a) for a in found[offset : offset + limit]],
+        }
+        if offset + limit < len(found):
+            state = {**q, "offset": str(offset + limit), "limit": str(limit), "at": now.isoformat()}
+            state.pop("cursor", None)
+            cursor = base64.urlsafe_b64encode(orjson.dumps(state)).decode()
+            base = str(request.base_url).rstrip("/")
+            body["next_url"] = f"{base}/v3/reference/{name}?cursor={cursor}"
+        return _json(body)
+
     return [
+        Route("/v3/reference/splits", reference_actions, methods=["GET"]),
+        Route("/v3/reference/dividends", reference_actions, methods=["GET"]),
         Route("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", aggs, methods=["GET"]),
         Route("/v2/snapshot/locale/us/markets/stocks/tickers", snapshot, methods=["GET"]),
         Route("/v3/snapshot/options/{underlying}", options_chain, methods=["GET"]),
     ]
+
+
+def _action_row(a: CorporateAction) -> dict[str, object]:
+    """One split or dividend in the reference endpoints' shape (client-python's mocks)."""
+    row_id = f"E{a.symbol}{a.ex_date:%Y%m%d}{a.type.value[0]}"
+    if a.type is ActionType.SPLIT:
+        ratio = a.value
+        # Polygon states a split as whole share counts: 1 -> 4, or 2 -> 1 for 1-for-2.
+        split_from, split_to = (1.0, ratio) if ratio >= 1 else (1.0 / ratio, 1.0)
+        return {
+            "execution_date": a.ex_date.isoformat(),
+            "id": row_id,
+            "split_from": split_from,
+            "split_to": split_to,
+            "ticker": a.symbol,
+        }
+    return {
+        "cash_amount": a.value,
+        "currency": a.currency or "USD",
+        "declaration_date": a.declared_date.isoformat() if a.declared_date else None,
+        "dividend_type": "CD",
+        "ex_dividend_date": a.ex_date.isoformat(),
+        "frequency": 4,
+        "id": row_id,
+        "ticker": a.symbol,
+    }
 
 
 def _ns(ts: datetime) -> int:

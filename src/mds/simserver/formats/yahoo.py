@@ -2,7 +2,9 @@
 
 Answers the paths ``mds.providers.yahoo`` sends: ``/v8/finance/chart/{symbol}`` (epoch
 bar-open timestamps, daily rows at the 09:30 ET open, parallel OHLCV arrays with null
-for a missing value) and ``/v7/finance/quote``. Like Yahoo it refuses 1m windows wider
+for a missing value; with ``events=div,splits`` the sim's announced splits and dividends
+in the range, stamped at the ex-date's open, dividends divided by every later announced
+split as Yahoo does) and ``/v7/finance/quote``. Like Yahoo it refuses 1m windows wider
 than 8 days with a 422 chart error, so the adapter's windowing is exercised.
 
 Option chains (``/v7/finance/options/{symbol}[?date=epoch]``) need Yahoo's session, as
@@ -19,11 +21,13 @@ import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mds.domain.actions import ActionType
 from mds.domain.models import Interval, OptionQuote, OptionRight
 from mds.errors import ProviderError, RateLimited
 from mds.providers import timeconv
@@ -130,6 +134,12 @@ def routes(ctx: SimContext) -> list[Route]:
             }
         else:
             result["indicators"] = {"quote": [{}]}
+        asked = q.get("events", "")
+        if "div" in asked or "split" in asked:
+            lo, hi = timeconv.local_date(start), timeconv.local_date(end)
+            events = _events(ctx, symbol, lo, hi, now, div="div" in asked, splits="split" in asked)
+            if events:
+                result["events"] = events
         return JSONResponse({"chart": {"result": [result], "error": None}})
 
     async def quote(request: Request) -> Response:
@@ -224,6 +234,37 @@ def routes(ctx: SimContext) -> list[Route]:
         Route("/v1/test/getcrumb", getcrumb, methods=["GET"]),
         Route("/__sim__/yahoo/expire-crumb", expire_crumb, methods=["POST"]),
     ]
+
+
+def _events(
+    ctx: SimContext, symbol: str, lo: date, hi: date, now: datetime, *, div: bool, splits: bool
+) -> dict[str, object]:
+    """``events`` of a chart answer: Yahoo keys each event by its stamp (the ex-date's open)
+    and divides each dividend by the splits announced after it, as its own answers do."""
+    known = ctx.actions(symbol, date.min, date.max, now)
+    out: dict[str, dict[str, object]] = {}
+    for a in known:
+        if not lo <= a.ex_date <= hi:
+            continue
+        stamp = _open_epoch(ctx, a.ex_date)
+        if a.type is ActionType.SPLIT and splits:
+            ratio = Fraction(a.value).limit_denominator(10_000)
+            out.setdefault("splits", {})[str(stamp)] = {
+                "date": stamp,
+                "numerator": float(ratio.numerator),
+                "denominator": float(ratio.denominator),
+                "splitRatio": f"{ratio.numerator}:{ratio.denominator}",
+            }
+        elif a.type is ActionType.DIVIDEND and div:
+            later = math.prod(s.value for s in known if s.type is ActionType.SPLIT and s.ex_date > a.ex_date)
+            out.setdefault("dividends", {})[str(stamp)] = {"amount": a.value / later, "date": stamp}
+    return dict(out)
+
+
+def _open_epoch(ctx: SimContext, day: date) -> int:
+    """The first session open on or after ``day`` (09:30 ET on a trading day)."""
+    midnight = datetime.combine(day, time(), timeconv.NEW_YORK)
+    return int(ctx.market.calendar.next_open(midnight).timestamp())
 
 
 def _midnight_utc(day: date) -> int:
