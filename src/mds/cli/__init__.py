@@ -13,13 +13,14 @@
 | ``schedules`` | ``schedules list|add|pause|resume|delete|run|export|import|seed|jobs|tasks`` |
 | ``ta`` | ``ta`` |
 | ``sim`` | ``sim bars``, ``sim-server`` |
+| ``export`` | ``export`` (a Parquet dataset of stored bars) |
 | ``bench`` | ``bench ...`` |
 """
 
 from __future__ import annotations
 
 # Importing a command module attaches its commands to the app, in --help order.
-from mds.cli import serve, data, backfill, ta, sim, config, keys, tracking, schedules, bench  # noqa: F401  # isort: skip
+from mds.cli import serve, data, backfill, export, ta, sim, config, keys, tracking, schedules, bench  # noqa: F401  # isort: skip
 from mds.cli.apps import app
 
 __all__ = ["app"]

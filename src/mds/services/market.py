@@ -17,8 +17,8 @@ from mds.domain.models import Bar, BarStatus, Interval
 from mds.domain.records import UniverseEntry
 from mds.errors import InvalidRequest, NotFound
 from mds.observability.metrics import Metrics
-from mds.serialize import bars_document, iso, quote_json
 from mds.providers.timeconv import local_date
+from mds.serialize import bars_document, iso, quote_json
 from mds.services.adjustments import Adjustments
 from mds.services.bar_cache import ResponseBytes, SeriesGenerations
 from mds.services.rollup import rollup
@@ -101,7 +101,7 @@ class MarketService:
         self.responses = responses if cache is not None else None
         self.generations = SeriesGenerations(cache) if cache is not None else None
         self.metrics = metrics
-        self.adjustments = Adjustments(store, calendar)
+        self.adjustments = Adjustments(store, calendar, self.generations)
         self._symbols: dict[str, tuple[float, UniverseEntry]] = {}
 
     async def require_symbol(self, symbol: str) -> UniverseEntry:
@@ -289,16 +289,20 @@ class MarketService:
         adjust: Adjust = Adjust.RAW,
         as_of: datetime | None = None,
         on: date | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> BarsResult:
-        """Bars over ``period`` ending now, or ending with session date ``on`` (event time:
-        only bars whose session is on or before it, whenever MDS learned them)."""
+        """Bars over ``period`` ending now, or ``start <= ts < end`` when given; ``on`` cuts
+        the range at session date ``on`` (event time: only bars whose session is on or before
+        it, whenever MDS learned them)."""
         now = self.clock.now()
-        end = now + timedelta(seconds=1)
+        end = end or now + timedelta(seconds=1)
         if on is not None:
             end = min(end, end_of_local_day(on))
-        start = self.period_start(period, end - timedelta(seconds=1))
-        if interval.is_intraday:  # a longer period is cut to the newest MAX_INTRADAY_RANGE
-            start = max(start, end - MAX_INTRADAY_RANGE)
+        if start is None:
+            start = self.period_start(period, end - timedelta(seconds=1))
+            if interval.is_intraday:  # a longer period is cut to the newest MAX_INTRADAY_RANGE
+                start = max(start, end - MAX_INTRADAY_RANGE)
         return await self.bars(symbol, interval, start, end, as_of=as_of, adjust=adjust)
 
     def period_start(self, period: str, now: datetime) -> datetime:

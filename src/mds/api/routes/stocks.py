@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from mds.api.deps import MarketDep, RuntimeDep
 from mds.api.models import BarsOut, BatchIn, BatchOut, PriceOut
@@ -24,6 +25,7 @@ from mds.api.params import (
 from mds.api.problems import problem_responses
 from mds.corporate.adjust import Adjust
 from mds.domain.models import Interval
+from mds.export.formats import MEDIA_TYPES, content_disposition, csv_chunks, filename, parquet_bytes
 
 router = APIRouter(prefix="/stocks", tags=["stocks"], responses=problem_responses(422, 500, 503))
 _SYMBOL_READ = problem_responses(404)
@@ -54,7 +56,20 @@ async def price(symbol: SymbolPath, market: MarketDep) -> PriceOut:
     return PriceOut(**await market.price(symbol))
 
 
-@router.get("/{symbol}/history", response_model=BarsOut, responses=_SYMBOL_READ, operation_id="getHistory")
+@router.get(
+    "/{symbol}/history",
+    response_model=BarsOut,
+    responses={
+        **_SYMBOL_READ,
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+    operation_id="getHistory",
+)
 async def history(
     symbol: SymbolPath,
     market: MarketDep,
@@ -70,13 +85,47 @@ async def history(
         ),
     ] = None,
     date: EventDateQuery = None,
+    start: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="Inclusive start, ISO-8601 with a zone (instead of period)"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(pattern=TIME_PATTERN, description="Exclusive end, ISO-8601 with a zone; default: now"),
+    ] = None,
+    format: Annotated[  # noqa: A002 - the issue's parameter name
+        Literal["json", "csv", "parquet"],
+        Query(description="json (default), csv (streamed) or parquet (one file), with the same bars"),
+    ] = "json",
 ) -> Response:
-    """Bars of one symbol over a period ending now (or ending with session ``date``)."""
+    """Bars of one symbol over a period ending now, or ``start <= ts < end``; ``date`` cuts
+    the range at that session (event time). ``format=csv|parquet`` answers a file."""
     as_of_ts = parse_ts("as_of", as_of)
     r = await market.history(
-        symbol, period, interval, adjust=adjust, as_of=as_of_ts, on=parse_day("date", date)
+        symbol,
+        period,
+        interval,
+        adjust=adjust,
+        as_of=as_of_ts,
+        on=parse_day("date", date),
+        start=parse_ts("start", start),
+        end=parse_ts("end", end),
     )
-    return _json(r.document(as_of_ts))
+    if format == "json":
+        return _json(r.document(as_of_ts))
+    name = filename(r.symbol, r.interval.value, r.start, r.end, format)
+    headers = {"Content-Disposition": content_disposition(name)}
+    if format == "csv":
+        return StreamingResponse(csv_chunks(r.bars), media_type=MEDIA_TYPES["csv"], headers=headers)
+    meta = {
+        "symbol": r.symbol,
+        "interval": r.interval.value,
+        "start": r.start,
+        "end": r.end,
+        "as_of": as_of_ts,
+        "adjustment": r.adjustment.describe(),
+    }
+    return Response(parquet_bytes(r.bars, meta), media_type=MEDIA_TYPES["parquet"], headers=headers)
 
 
 @router.get("/{symbol}/intraday", response_model=BarsOut, responses=_SYMBOL_READ, operation_id="getIntraday")
