@@ -58,6 +58,8 @@ bench: venv
 	$(BIN)/mds bench ws --json
 	$(BIN)/mds bench options --json
 	$(BIN)/mds bench options-api --json
+	$(BIN)/mds bench adjust --json
+	$(BIN)/mds bench export --json
 
 # Both checks run, so one report shows lint errors and unformatted files alike.
 lint: venv

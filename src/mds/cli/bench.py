@@ -278,3 +278,26 @@ def bench_options_api(
     except (RuntimeError, ValueError) as exc:
         fail(f"bench options-api: {exc}", code=1)
     _report(result, as_json)
+
+
+@bench_app.command("adjust")
+def bench_adjust(
+    rounds: Annotated[int, typer.Option(help="Reads of each kind, alternating raw, split, all")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """Adjusted against raw reads of a symbol-year of daily bars and a symbol-day of 1m bars,
+    side by side (limit: adjusted <= 1.2x raw)."""
+    from mds.benchmarks import adjust
+
+    _report(adjust.run(rounds), as_json)
+
+
+@bench_app.command("export")
+def bench_export(
+    symbols: Annotated[int, typer.Option(help="Symbols, each a year of daily bars")] = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a year of daily bars per symbol to a partitioned Parquet dataset (limit: 500 in < 10 s)."""
+    from mds.benchmarks import export
+
+    _report(export.run(symbols), as_json)

@@ -91,14 +91,26 @@ class Adjustment:
                 if p == 1.0 and v == 1.0:
                     out.extend(bars[lo:hi])
                 else:
+                    # tuple.__new__ rather than _replace: ~5x faster per bar, and a year of
+                    # 1m bars is ~98k of them. Field order is Bar's.
+                    make = tuple.__new__
                     out.extend(
-                        b._replace(
-                            open=b.open * p,
-                            high=b.high * p,
-                            low=b.low * p,
-                            close=b.close * p,
-                            volume=b.volume * v,
-                            adjusted=True,
+                        make(
+                            Bar,
+                            (
+                                b[0],
+                                b[1],
+                                b[2],
+                                b[3] * p,
+                                b[4] * p,
+                                b[5] * p,
+                                b[6] * p,
+                                b[7] * v,
+                                b[8],
+                                True,
+                                b[10],
+                                b[11],
+                            ),
                         )
                         for b in bars[lo:hi]
                     )
