@@ -369,7 +369,8 @@ class Settings(BaseSettings):
     POLICY_OPTIONS_CHAIN: ProviderList = Field(default=None, description="Provider order for option chains")
     POLICY_MACRO: ProviderList = Field(default=None, description="Provider order for macro series (FRED)")
     POLICY_CORPORATE_ACTIONS: ProviderList = Field(
-        default=None, description="Provider order for splits and dividends (default: every vendor that publishes them)"
+        default=None,
+        description="Provider order for splits and dividends (default: every vendor that publishes them)",
     )
     POLICY_BARS_5M: ProviderList = Field(
         default=None, description="Provider order for native 5m bars (tracked symbols without a 1m series)"
@@ -635,12 +636,46 @@ class Settings(BaseSettings):
         default=3650, description="Days of splits and dividends a refresh asks each provider for"
     )
     CORPORATE_ACTIONS_AHEAD_DAYS: NonNegativeInt = Field(
-        default=90, description="Days past today a refresh asks for (actions announced ahead of their ex-date)"
+        default=90,
+        description="Days past today a refresh asks for (actions announced ahead of their ex-date)",
     )
     CORPORATE_ACTIONS_JUMP_THRESHOLD: PositiveFloat = Field(
         default=0.4,
         description="Overnight move (fraction, either way) of a daily bar that no known action explains"
         " above which it is flagged as a suspected unannounced action",
+    )
+
+    # Cross-vendor reconciliation (mds/reconcile)
+    RECONCILE_SAMPLE_PER_TIER: NonNegativeInt = Field(
+        default=5, description="Symbols of each tier reconciled per run"
+    )
+    RECONCILE_LOOKBACK_SESSIONS: PositiveInt = Field(
+        default=1, description="Whole past sessions compared per sampled symbol"
+    )
+    RECONCILE_REVISION_WINDOW_HOURS: float = Field(
+        default=24.0,
+        ge=0,
+        description="Hours after which vendors no longer revise a bar: only sessions closed this long ago"
+        " are compared, and only older 'no trades' minutes re-checked",
+    )
+    RECONCILE_PRICE_TOLERANCE_TICKS: float = Field(
+        default=1.0, ge=0, description="Prices within this many ticks (0.01) agree"
+    )
+    RECONCILE_VOLUME_TOLERANCE_PCT: float = Field(
+        default=10.0, ge=0, le=100, description="Volumes within this percent of the larger agree"
+    )
+    RECONCILE_DISAGREEMENT_THRESHOLD: Share = Field(
+        default=0.99, description="A provider x symbol scored below this is flagged in /stats/quality"
+    )
+    RECONCILE_MAX_DISAGREEMENTS_PER_SYMBOL: PositiveInt = Field(
+        default=50, description="Most differing bars stored per symbol check (the score counts all)"
+    )
+    RECONCILE_EMPTY_RECHECK_SESSIONS: NonNegativeInt = Field(
+        default=5,
+        description="Sessions before the revision window whose 'no trades' minutes are re-checked",
+    )
+    RECONCILE_KEEP_DAYS: PositiveInt = Field(
+        default=90, description="Days reconciliation scores and disagreements are kept"
     )
 
     # WebSocket streaming

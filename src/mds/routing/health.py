@@ -3,10 +3,18 @@
 Hand-written, as DESIGN.md asks: no library computes this routing-specific score. It is
 small, pure arithmetic over a handful of rolling figures, so it lives here in full.
 
-    H = 0.45·breaker + 0.25·latency + 0.20·error + 0.10·completeness
+    H = quality · (0.45·breaker + 0.25·latency + 0.20·error + 0.10·completeness)
 
 Every component is in [0, 1], so H is too. ``ProviderStats`` keeps the figures the
 components are computed from; ``health_score`` is the pure formula.
+
+``quality`` is the provider's data-quality score from cross-vendor reconciliation
+(:mod:`mds.reconcile`): the share of its compared bars that agreed with the other vendors,
+1.0 until reconciliation has scored it. It multiplies H rather than adding a fifth term
+because an additive data term cannot demote: with completeness weighing 0.10, a provider
+that answers fast and never fails scores H >= 0.90 whatever its data, far above the demote
+threshold (0.55). Wrong prices served fast are worse than no answer, so a provider whose
+bars agree with the others only half the time is worth at most half of a perfect one.
 """
 
 from __future__ import annotations
@@ -55,15 +63,17 @@ def health_score(
     latency_cap_ms: float,
     error_rate: float,
     completeness: float,
+    quality: float = 1.0,
 ) -> float:
     """The health score H of one provider, in [0, 1].
 
-    ``H = 0.45·breaker + 0.25·latency + 0.20·error + 0.10·completeness`` where
+    ``H = quality·(0.45·breaker + 0.25·latency + 0.20·error + 0.10·completeness)`` where
 
     * breaker = 1.0 closed, 0.5 half-open, 0.0 open (passed in as ``breaker_component``);
     * latency = ``1 - min(latency_p95_ms / latency_cap_ms, 1)``, 1.0 with no samples;
     * error = ``1 - error_rate`` (the error EWMA);
-    * completeness = the completeness EWMA.
+    * completeness = the completeness EWMA;
+    * quality = the reconciliation score (1.0 when never scored; see the module docstring).
 
     Inputs outside [0, 1] are clamped so a caller's rounding cannot push H out of bounds.
 
@@ -73,20 +83,25 @@ def health_score(
         latency_cap_ms: RECENT_LATENCY_CAP_MS.
         error_rate: the error EWMA, 0 (never fails) .. 1 (always fails).
         completeness: the completeness EWMA, 0 .. 1.
+        quality: the data-quality score, 0 .. 1.
 
     Returns:
         H in [0, 1].
     """
     return _clamp01(
-        BREAKER_WEIGHT * _clamp01(breaker_component)
-        + LATENCY_WEIGHT * latency_component(latency_p95_ms, latency_cap_ms)
-        + ERROR_WEIGHT * (1.0 - _clamp01(error_rate))
-        + COMPLETENESS_WEIGHT * _clamp01(completeness)
+        _clamp01(quality)
+        * (
+            BREAKER_WEIGHT * _clamp01(breaker_component)
+            + LATENCY_WEIGHT * latency_component(latency_p95_ms, latency_cap_ms)
+            + ERROR_WEIGHT * (1.0 - _clamp01(error_rate))
+            + COMPLETENESS_WEIGHT * _clamp01(completeness)
+        )
     )
 
 
 class ProviderStats:
-    """Rolling figures for one provider: latency window, error and completeness EWMAs.
+    """Rolling figures for one provider: latency window, error and completeness EWMAs, and
+    the latest data-quality score.
 
     Only outcomes that say something about the provider's health move these figures:
     a success, or a failure whose ``counts_as_failure`` is true. Rate limits, NoData and
@@ -102,6 +117,7 @@ class ProviderStats:
         self._latencies: deque[float] = deque(maxlen=window)
         self.error_ewma = 0.0
         self.completeness = 1.0
+        self.quality = 1.0
         self.consecutive_failures = 0
         self.successes = 0
         self.failures = 0
@@ -151,6 +167,16 @@ class ProviderStats:
             raise ValueError(f"completeness ratio must be in [0, 1] (got {ratio})")
         self.completeness = (1.0 - self._alpha) * self.completeness + self._alpha * ratio
 
+    def record_quality(self, score: float) -> None:
+        """Adopt a reconciliation's data-quality score (0..1).
+
+        Replaced, not smoothed: one reconciliation already averages over many bars and
+        symbols, and a vendor found serving wrong prices should stop taking traffic now.
+        """
+        if math.isnan(score) or not 0.0 <= score <= 1.0:
+            raise ValueError(f"quality score must be in [0, 1] (got {score})")
+        self.quality = score
+
     def health(self, breaker_component: float, latency_cap_ms: float) -> float:
         """H for these figures and the given breaker component."""
         return health_score(
@@ -159,4 +185,5 @@ class ProviderStats:
             latency_cap_ms,
             self.error_ewma,
             self.completeness,
+            self.quality,
         )

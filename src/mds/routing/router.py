@@ -199,6 +199,7 @@ class Router:
         op: Callable[[Provider], Awaitable[T]],
         *,
         hint: str | None = None,
+        only: str | None = None,
     ) -> Routed[T]:
         """Run ``op`` against providers in routing order until one answers.
 
@@ -207,6 +208,9 @@ class Router:
             op: the request, given a provider (e.g. ``lambda p: p.fetch_bars(...)``).
             hint: a preferred provider; honoured only with ALLOW_SOURCE_OVERRIDE and
                 when that provider is routable now.
+            only: ask this provider and no other (reconciliation compares named vendors);
+                it still goes through its breaker, pauses and health figures, and a
+                provider outside the capability's candidates is simply not asked.
 
         Returns:
             The first answer, which provider gave it, and the failed attempts before it.
@@ -221,6 +225,8 @@ class Router:
         capability = Capability(capability)
         self._refresh_gauges()
         candidates = self._candidates(capability)
+        if only is not None:
+            candidates = [n for n in candidates if n == only]
         # Unroutable candidates stay in the list so the error can say why each was
         # skipped. The hint counts only for a provider routable when the call starts.
         first = self._honoured_hint(self.order(capability), hint)
@@ -399,6 +405,26 @@ class Router:
         entry.breaker.check_health(self._health_as_closed(entry))
         self._after_outcome(provider)
 
+    def record_quality(self, provider: str, score: float) -> None:
+        """Adopt ``provider``'s data-quality score from reconciliation (0..1); a score that
+        takes H-as-closed below the demote threshold opens its breaker now.
+
+        Raises:
+            KeyError: ``provider`` is not one the router was built with.
+            ValueError: ``score`` is outside [0, 1].
+        """
+        entry = self._entries.get(provider)
+        if entry is None:
+            raise KeyError(f"unknown provider {provider!r}")
+        entry.stats.record_quality(score)
+        entry.last_outcome = f"a data-quality score of {score:.2f}"
+        entry.breaker.check_health(self._health_as_closed(entry))
+        self._after_outcome(provider)
+
+    def quality(self, provider: str) -> float:
+        """The data-quality score ``provider`` is routed with (1.0 until scored)."""
+        return self._entries[provider].stats.quality
+
     # -- health and reporting ------------------------------------------------------------
 
     def _health_as_closed(self, entry: _Entry) -> float:
@@ -436,7 +462,7 @@ class Router:
             stats = entry.stats
             log.warning(
                 "breaker %s: %s -> %s after %s; H-as-closed %.3f, latency p95 %s ms, "
-                "error ewma %.3f, completeness %.3f, consecutive failures %d",
+                "error ewma %.3f, completeness %.3f, quality %.3f, consecutive failures %d",
                 name,
                 entry.last_state.value,
                 state.value,
@@ -445,6 +471,7 @@ class Router:
                 "-" if stats.latency_p95_ms is None else f"{stats.latency_p95_ms:.0f}",
                 stats.error_ewma,
                 stats.completeness,
+                stats.quality,
                 stats.consecutive_failures,
             )
             entry.last_state = state

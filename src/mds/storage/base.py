@@ -57,6 +57,7 @@ from mds.domain.reference import (
     IndexRefresh,
 )
 from mds.domain.schedules import JobRun, RunStatus, Schedule
+from mds.reconcile.records import Disagreement, EmptyMinute, QualityScore
 
 
 class NewBackfill(NamedTuple):
@@ -715,6 +716,60 @@ class CorporateActionStore(Protocol):
         ...
 
 
+class QualityStore(Protocol):
+    """Cross-vendor reconciliation results (``quality_scores``, ``quality_disagreements``),
+    and the confirmed-empty bar times reconciliation re-checks."""
+
+    async def write_quality(
+        self, scores: Sequence[QualityScore], disagreements: Sequence[Disagreement]
+    ) -> None:
+        """Store one reconciliation's scores and disagreements in one transaction; a score
+        whose (provider, symbol, interval, checked_at) is stored already is replaced."""
+        ...
+
+    async def quality_scores(
+        self,
+        *,
+        provider: str | None = None,
+        symbol: str | None = None,
+        interval: Interval | None = None,
+    ) -> list[QualityScore]:
+        """The newest score of each (provider, symbol, interval), by provider, symbol,
+        interval; the filters narrow it when given."""
+        ...
+
+    async def quality_disagreements(
+        self,
+        *,
+        provider: str | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Disagreement]:
+        """Disagreements checked at or after ``since``, newest check first (then by bar time,
+        field), at most ``limit``; ``provider`` matches either side."""
+        ...
+
+    async def delete_quality_before(self, cutoff: datetime) -> int:
+        """Drop scores and disagreements checked before ``cutoff``; returns rows deleted."""
+        ...
+
+    async def bar_rows(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[tuple[int, float, float, float, float, float, str]]:
+        """``(epoch s, open, high, low, close, volume, provider)`` of the current bars with
+        ``start <= ts < end``, ascending: what reconciliation compares, without the cost of
+        building a Bar per row (a symbol-day of 1m bars is 390 of them)."""
+        ...
+
+    async def empty_minutes(
+        self, interval: Interval, start: datetime, end: datetime, *, limit: int = 10_000
+    ) -> list[EmptyMinute]:
+        """Confirmed-empty bar times with ``start <= ts < end`` over every symbol, by symbol
+        then time, at most ``limit``, each with the providers whose answers confirmed it."""
+        ...
+
+
 class Store(
     BarStore,
     UniverseStore,
@@ -730,6 +785,7 @@ class Store(
     OptionsMetricsStore,
     MacroStore,
     CorporateActionStore,
+    QualityStore,
     StoreLifecycle,
     Protocol,
 ):

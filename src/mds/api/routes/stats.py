@@ -1,16 +1,19 @@
-"""Provider health and cadence policy."""
+"""Provider health, data quality and cadence policy."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
+from mds.api.params import SYMBOL_PATTERN
 from mds.api.problems import problem_responses
 from mds.domain.models import Capability, Tier
+from mds.reconcile.service import pooled, reconcile_settings
 from mds.routing.breaker import BreakerState
+from mds.serialize import iso
 
 router = APIRouter(prefix="/stats", tags=["stats"], responses=problem_responses(500, 503))
 
@@ -21,7 +24,7 @@ class ProviderStats(BaseModel):
     capabilities: list[Capability] = Field(description="What it can be asked for")
     state: BreakerState = Field(description="Circuit breaker state")
     health_score: float = Field(
-        description="H = 0.45 breaker + 0.25 latency + 0.20 error + 0.10 completeness"
+        description="H = quality x (0.45 breaker + 0.25 latency + 0.20 error + 0.10 completeness)"
     )
     latency_p95_ms: float | None = Field(description="95th percentile latency, ms (null before any call)")
     error_ewma: float = Field(description="Exponentially weighted error rate, 0 to 1")
@@ -89,4 +92,137 @@ async def cadence(runtime: RuntimeDep) -> dict[str, Any]:
         "units": {"bars_1m": "seconds", "quotes_l1": "seconds", "eod": "sessions"},
         "use_rlc": s.USE_RLC,
         "local_sweep_enabled": s.LOCAL_SWEEP_ENABLED,
+    }
+
+
+class ProviderQuality(BaseModel):
+    provider: str = Field(description="Provider name")
+    score: float = Field(
+        description="Pooled over each symbol's newest check: (compared - faults) / compared, 0 to 1"
+    )
+    symbols: int = Field(description="Symbols it has been compared on")
+    compared: int = Field(description="Bar times compared, over those checks")
+    faults: int = Field(description="Of those, the ones a third provider blamed on it")
+    routed_quality: float | None = Field(
+        description="The quality factor the router applies to its health score now (null: not routed)"
+    )
+    health_score: float | None = Field(description="Its health score H now (null: not routed)")
+    state: BreakerState | None = Field(description="Its breaker state (null: not routed)")
+
+
+class PairQuality(BaseModel):
+    provider: str = Field(description="Provider name")
+    symbol: str = Field(description="Ticker")
+    interval: str = Field(description="Bar interval compared")
+    score: float = Field(description="(compared - faults) / compared in the newest check, 0 to 1")
+    compared: int = Field(description="Bar times compared")
+    faults: int = Field(description="Bar times a third provider blamed on this one")
+    unresolved: int = Field(description="Disagreements no third provider could settle (blamed on nobody)")
+    against: str = Field(description="The provider(s) it was compared with")
+    start: str = Field(description="Start of the range compared (ISO-8601, inclusive)")
+    end: str = Field(description="End of the range compared (ISO-8601, exclusive)")
+    checked_at: str = Field(description="When the check ran")
+    flagged: bool = Field(description="Whether the score is below RECONCILE_DISAGREEMENT_THRESHOLD")
+
+
+class DisagreementOut(BaseModel):
+    checked_at: str = Field(description="When the check ran")
+    provider: str = Field(description="The stored bar's provider")
+    other_provider: str = Field(description="The provider it was compared with")
+    symbol: str = Field(description="Ticker")
+    interval: str = Field(description="Bar interval")
+    ts: str = Field(description="The bar's open time (ISO-8601)")
+    kind: str = Field(
+        description="value (both hold it), missing (the store lacks it), extra (only the store has it)"
+    )
+    field: str = Field(description="open, high, low, close, volume, or bar (a missing or extra bar)")
+    stored_value: float | None = Field(description="The stored value (null for a whole bar)")
+    other_value: float | None = Field(description="The other provider's value (null for a whole bar)")
+    diff: float | None = Field(description="Ticks (0.01) for a price, percent for volume")
+    blamed: str | None = Field(description="The provider a third one sided against (null: undecided)")
+    note: str = Field(description="How it was settled, or why it was not")
+
+
+class QualityOut(BaseModel):
+    threshold: float = Field(
+        description="RECONCILE_DISAGREEMENT_THRESHOLD: pairs scored below it are flagged"
+    )
+    providers: list[ProviderQuality] = Field(description="Per provider, by name")
+    pairs: list[PairQuality] = Field(description="Per provider x symbol x interval, the newest check")
+    disagreements: list[DisagreementOut] = Field(
+        description="Newest first; never acted on (stored bars are not changed by reconciliation)"
+    )
+
+
+@router.get("/quality", response_model=QualityOut, operation_id="getDataQuality")
+async def quality(
+    runtime: RuntimeDep,
+    provider: Annotated[
+        str | None, Query(pattern=r"^[a-z_]{2,32}$", description="Only this provider (either side)")
+    ] = None,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN, description="Only this ticker")] = None,
+    limit: Annotated[int, Query(ge=0, le=1000, description="Most disagreements listed")] = 100,
+) -> dict[str, Any]:
+    """Cross-vendor data quality: per provider and per provider x symbol scores from the
+    newest reconciliation checks, and the newest disagreements for an operator."""
+    store, router = runtime.store, runtime.router
+    sym = symbol.upper() if symbol else None
+    scores = await store.quality_scores(provider=provider, symbol=sym)
+    rows = await store.quality_disagreements(provider=provider, symbol=sym, limit=limit)
+    threshold = reconcile_settings(runtime.settings).disagreement_threshold
+    routed = {p["provider"]: p for p in router.snapshot()}
+    providers = []
+    for name, score in pooled(scores).items():
+        mine = [s for s in scores if s.provider == name]
+        live = routed.get(name)
+        providers.append(
+            {
+                "provider": name,
+                "score": round(score, 6),
+                "symbols": len({s.symbol for s in mine}),
+                "compared": sum(s.compared for s in mine),
+                "faults": sum(s.faults for s in mine),
+                "routed_quality": None if live is None else round(router.quality(name), 6),
+                "health_score": None if live is None else live["health_score"],
+                "state": None if live is None else live["state"],
+            }
+        )
+    return {
+        "threshold": threshold,
+        "providers": providers,
+        "pairs": [
+            {
+                "provider": s.provider,
+                "symbol": s.symbol,
+                "interval": s.interval.value,
+                "score": round(s.score, 6),
+                "compared": s.compared,
+                "faults": s.faults,
+                "unresolved": s.unresolved,
+                "against": s.against,
+                "start": iso(s.start),
+                "end": iso(s.end),
+                "checked_at": iso(s.checked_at),
+                "flagged": s.score < threshold,
+            }
+            for s in scores
+        ],
+        "disagreements": [
+            {
+                "checked_at": iso(d.checked_at),
+                "provider": d.provider,
+                "other_provider": d.other_provider,
+                "symbol": d.symbol,
+                "interval": d.interval.value,
+                "ts": iso(d.ts),
+                "kind": d.kind.value,
+                "field": d.field,
+                "stored_value": d.stored_value,
+                "other_value": d.other_value,
+                "diff": d.diff,
+                "blamed": d.blamed,
+                "note": d.note,
+            }
+            for d in rows
+        ],
     }

@@ -42,6 +42,10 @@ class SimFaults:
             (``{prefix}MISSING_RATE``).
         malformed_rate: Probability a response carries one corrupted bar
             (``{prefix}MALFORMED_RATE``), which validation rejects as ``BadPayload``.
+        price_noise: Relative standard deviation of a random factor each bar's prices are
+            multiplied by, drawn afresh per bar and response (``{prefix}PRICE_NOISE``; 0 =
+            off): a vendor that silently serves wrong but well-formed prices, for
+            reconciliation to catch. One factor per bar keeps ``low <= open, close <= high``.
     """
 
     seed: int = 42
@@ -51,6 +55,7 @@ class SimFaults:
     rate_limit_per_min: int | None = None
     missing_rate: float = 0.0
     malformed_rate: float = 0.0
+    price_noise: float = 0.0
 
     def __post_init__(self) -> None:
         # Direct construction is checked too; from_env checks first to name the variable.
@@ -85,6 +90,8 @@ class SimFaults:
         for name in _RATES:
             if (raw := get(name.upper())) is not None:
                 kwargs[name] = _parse(prefix + name.upper(), raw, float)
+        if (raw := get("PRICE_NOISE")) is not None:
+            kwargs["price_noise"] = _parse(prefix + "PRICE_NOISE", raw, float)
         if (raw := get("RATE_LIMIT_PER_MIN")) is not None:
             kwargs["rate_limit_per_min"] = _parse(prefix + "RATE_LIMIT_PER_MIN", raw, int)
         if (raw := get("OUTAGES")) is not None:
@@ -106,6 +113,9 @@ def _problem(faults: SimFaults) -> tuple[str, str] | None:
         rate = value(name)
         if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
             return f"SIM_{name.upper()}", f"must be a probability between 0 and 1 (got {rate!r})"
+    noise = value("price_noise")
+    if not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
+        return "SIM_PRICE_NOISE", f"must be a relative standard deviation between 0 and 1 (got {noise!r})"
     limit = value("rate_limit_per_min")
     if limit is not None and (not isinstance(limit, int) or limit <= 0):
         return "SIM_RATE_LIMIT_PER_MIN", f"must be a positive integer (got {limit!r})"
@@ -151,6 +161,10 @@ def _parse_outages(setting: str, raw: str) -> tuple[tuple[datetime, datetime], .
     return tuple(windows)
 
 
+def _cents(price: float) -> float:
+    return max(0.01, round(price, 2))
+
+
 _WINDOW = 60.0  # seconds of clock time the rate limit counts over
 
 
@@ -193,8 +207,28 @@ class FaultInjector:
         self._calls.append(t)
 
     def degrade(self, bars: list[Bar]) -> list[Bar]:
-        """Drop bars at ``missing_rate`` and maybe corrupt one at ``malformed_rate``."""
-        return self._maybe_corrupt(self._drop_missing(bars))
+        """Drop bars at ``missing_rate``, add ``price_noise``, maybe corrupt one at ``malformed_rate``."""
+        return self._maybe_corrupt(self._add_noise(self._drop_missing(bars)))
+
+    def _add_noise(self, bars: list[Bar]) -> list[Bar]:
+        sigma = self.faults.price_noise
+        if sigma <= 0:
+            return bars
+        gauss = self._rng.gauss
+        out: list[Bar] = []
+        for b in bars:
+            # exp(N(0, sigma)) ~ 1 + N(0, sigma) for small sigma, and never zero or negative.
+            # One factor for the whole bar and cents rounding (monotone) keep the bar valid.
+            f = math.exp(gauss(0.0, sigma))
+            out.append(
+                b._replace(
+                    open=_cents(b.open * f),
+                    high=_cents(b.high * f),
+                    low=_cents(b.low * f),
+                    close=_cents(b.close * f),
+                )
+            )
+        return out
 
     def _drop_missing(self, bars: list[Bar]) -> list[Bar]:
         rate = self.faults.missing_rate

@@ -38,6 +38,7 @@ from mds.storage.postgres.factors import PostgresFactors
 from mds.storage.postgres.keys import PostgresKeys
 from mds.storage.postgres.ledger import PostgresLedger
 from mds.storage.postgres.listing import PostgresListing
+from mds.storage.postgres.quality import PostgresQuality
 from mds.storage.postgres.reference import PostgresReference
 from mds.storage.postgres.retention import PostgresRetention
 from mds.storage.postgres.schedules import PostgresSchedules
@@ -64,6 +65,7 @@ class PostgresStore(
     PostgresSchedules,
     PostgresFactors,
     PostgresActions,
+    PostgresQuality,
 ):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 
