@@ -60,6 +60,7 @@ bench: venv
 	$(BIN)/mds bench options-api --json
 	$(BIN)/mds bench adjust --json
 	$(BIN)/mds bench export --json
+	$(BIN)/mds bench reconcile --json
 
 # Both checks run, so one report shows lint errors and unformatted files alike.
 lint: venv

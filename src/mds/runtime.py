@@ -26,6 +26,7 @@ from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
 from mds.constants import scheduler_leader_key, task_queue_key
+from mds.corporate.adjust import Adjust
 from mds.domain.clock import Clock, SystemClock
 from mds.domain.models import Tier
 from mds.domain.schedules import RunStatus
@@ -48,6 +49,7 @@ from mds.queue.tasks import BandedQueue, TaskQueues
 from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
+from mds.services.corporate_actions import CorporateActionsService
 from mds.services.coverage import CoverageService
 from mds.services.indexes import IndexRefresher
 from mds.services.macro import MacroService
@@ -93,6 +95,7 @@ class Runtime:
     task_queues: TaskQueues
     macro: MacroService
     options: OptionsService
+    corporate_actions: CorporateActionsService
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -125,6 +128,7 @@ class Runtime:
         self.coverage.update_settings(settings)
         self.schedules.settings = settings
         self.macro.settings = settings
+        self.corporate_actions.settings = settings
         self.options.settings = settings
         self.runs.ctx.settings = settings  # tasks read their defaults (sessions, days) per run
         if self.hooks is not None:
@@ -147,6 +151,7 @@ def new_analysis(
         clock=clock,
         market=market,
         ttl_sec=settings.ANALYSIS_CACHE_TTL_SEC,
+        adjust=Adjust(settings.ANALYSIS_ADJUST),
     )
 
 
@@ -363,6 +368,15 @@ async def open_runtime(
         )
         hooks = RunHooks(settings, metrics)
         macro = MacroService(store=store, router=router, clock=clock, settings=settings)
+        corporate_actions = CorporateActionsService(
+            store=store,
+            router=router,
+            clock=clock,
+            calendar=calendar,
+            settings=settings,
+            generations=market.generations,
+            metrics=metrics,
+        )
         options = OptionsService(
             router=router,
             store=store,
@@ -389,6 +403,7 @@ async def open_runtime(
             generations=market.generations,
             macro=macro,
             options=options,
+            corporate_actions=corporate_actions,
         )
         catalog = Catalog()
         submitter = RunSubmitter(
@@ -428,7 +443,13 @@ async def open_runtime(
             live_lag.start()  # seeds from the store in the background, then publishes
         if "api" in roles:
             snapshots = StreamSnapshots(
-                Snapshots(store=store, calendar=calendar, clock=clock, max_bars=settings.WS_REPLAY_MAX_BARS),
+                Snapshots(
+                    store=store,
+                    calendar=calendar,
+                    clock=clock,
+                    max_bars=settings.WS_REPLAY_MAX_BARS,
+                    adjustments=market.adjustments,
+                ),
                 options,
                 market,
             )
@@ -466,6 +487,7 @@ async def open_runtime(
             task_queues=task_queues,
             macro=macro,
             options=options,
+            corporate_actions=corporate_actions,
             redis=redis,
             hub=hub,
             auth=Authenticator(

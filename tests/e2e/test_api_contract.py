@@ -79,6 +79,7 @@ CROSS_FIELD_RULES: dict[str, tuple[str, ...]] = {
     ),
     "GET /options/{symbol}/metrics/history": (r"^end: end must be after start$",),
     "GET /factors/macro/{factor_key}/history": (r"^end: end \S+ is before start ",),
+    "GET /stocks/{symbol}/actions": (r"^end: end \S+ is before start ",),
 }
 #: Symbols in the demo universe, so some requests reach past "404 unknown symbol".
 DEMO_SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "NVDA"]

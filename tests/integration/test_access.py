@@ -43,6 +43,7 @@ class Call:
 CALLS = [
     Call("GET", "/stats/providers", "/stats/providers", Role.READ),
     Call("GET", "/stats/cadence", "/stats/cadence", Role.READ),
+    Call("GET", "/stats/quality", "/stats/quality", Role.READ),
     Call("GET", "/stocks/{symbol}/price", "/stocks/AAPL/price", Role.READ),
     Call("GET", "/stocks/{symbol}/history", "/stocks/AAPL/history?period=5d", Role.READ),
     Call("GET", "/stocks/{symbol}/intraday", f"/stocks/AAPL/intraday?{DAY}", Role.READ),
@@ -58,6 +59,15 @@ CALLS = [
     Call("GET", "/factors/macro", "/factors/macro", Role.READ),
     Call("GET", "/factors/macro/{factor_key}/history", "/factors/macro/DGS10/history", Role.READ),
     Call("POST", "/admin/macro/refresh", "/admin/macro/refresh", Role.ADMIN, {"factors": ["DGS10"]}),
+    Call("GET", "/stocks/{symbol}/actions", "/stocks/AAPL/actions", Role.READ),
+    Call("GET", "/coverage/suspected-actions", "/coverage/suspected-actions?symbol=AAPL", Role.READ),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/corporate-actions/refresh",
+        "/api/v1/market-data/admin/corporate-actions/refresh",
+        Role.ADMIN,
+        {"symbols": ["AAPL"]},
+    ),
     Call("GET", "/ops/cursor/{symbol}/{interval}/{source}", "/ops/cursor/AAPL/1m/auto", Role.OPS),
     Call(
         "POST",

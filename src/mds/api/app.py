@@ -16,6 +16,7 @@ from mds.api.errors import install_error_handlers
 from mds.api.fast_path import KeptBarsFastPath
 from mds.api.problems import install_openapi, problem_responses
 from mds.api.routes import (
+    actions,
     analysis,
     coverage,
     dlq,
@@ -86,6 +87,7 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (market_data.router, READ),
     (options.router, READ),
     (macro.router, READ),
+    (actions.router, READ),
     (ops.router, OPS),
     (dlq.router, OPS),
     (analysis.admin_router, ADMIN),
@@ -93,6 +95,7 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (coverage.admin_router, ADMIN),
     (market_data.admin_router, ADMIN),
     (macro.admin_router, ADMIN),
+    (actions.admin_router, ADMIN),
     (schedules.schedules_router, ADMIN),
     (schedules.tasks_router, ADMIN),
 )

@@ -301,3 +301,16 @@ def bench_export(
     from mds.benchmarks import export
 
     _report(export.run(symbols), as_json)
+
+
+@bench_app.command("reconcile")
+def bench_reconcile(
+    symbols: Annotated[int, typer.Option(help="Symbols, each with SESSIONS sessions of 1m bars")] = 100,
+    sessions: Annotated[int, typer.Option(help="Sessions per symbol")] = 10,
+    noise: Annotated[float, typer.Option(help="Price noise of the second provider (0 = clean)")] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reconcile 1,000 symbol-days of stored 1m bars against a second sim provider (target < 10 s)."""
+    from mds.benchmarks import reconcile
+
+    _report(reconcile.run(symbols, sessions, noise), as_json)

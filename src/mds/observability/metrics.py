@@ -256,6 +256,40 @@ class Metrics:
             registry=r,
         )
 
+        self.data_quality_score = Gauge(
+            "data_quality_score",
+            "Latest reconciliation score per provider: share of its compared bars no other "
+            "vendor's majority found wrong (1 = all agreed)",
+            ["provider"],
+            registry=r,
+        )
+        self.reconcile_disagreements_total = Counter(
+            "reconcile_disagreements_total",
+            "Bars on which a provider disagreed with another vendor beyond tolerance, per stored "
+            "provider (blamed or not)",
+            ["provider"],
+            registry=r,
+        )
+        self.reconcile_empty_cleared_total = Counter(
+            "reconcile_empty_cleared_total",
+            "Minutes recorded as having no trades that a re-check found traded (cleared and filled)",
+            ["interval"],
+            registry=r,
+        )
+
+        self.corporate_actions_learned_total = Counter(
+            "corporate_actions_learned_total",
+            "Corporate actions stored new or restated by a refresh, per type (split, dividend)",
+            ["type"],
+            registry=r,
+        )
+        self.corporate_actions_suspected_total = Counter(
+            "corporate_actions_suspected_total",
+            "Daily jumps beyond CORPORATE_ACTIONS_JUMP_THRESHOLD that no known action explains, "
+            "newly recorded as suspected unannounced actions",
+            registry=r,
+        )
+
         self.task_runs_total = Counter(
             "task_runs_total",
             "Finished task runs by task and status (succeeded, failed, timed_out, skipped)",

@@ -13,17 +13,20 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
 from mds.domain.clock import Clock
-from mds.domain.models import Capability
+from mds.domain.models import Capability, Interval
 from mds.domain.reference import INDEXES, IndexName
 from mds.domain.schedules import Hooks, RetryPolicy, Safety, ScheduleMetadata, ScheduleSpec
 from mds.ingest.backfill import Backfiller
+from mds.reconcile.empty import recheck_empty as recheck
+from mds.reconcile.service import Reconciler, reconcile_settings
 from mds.routing.router import Router
 from mds.services.coverage import CoverageService
 from mds.services.history5m import backfill_5m
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from mds.analysis.service import AnalysisService
     from mds.observability.metrics import Metrics
     from mds.services.bar_cache import SeriesGenerations
+    from mds.services.corporate_actions import CorporateActionsService, RefreshReport
     from mds.services.macro import MacroService
     from mds.services.options import OptionsService
 
@@ -65,6 +69,7 @@ class TaskContext:
     generations: SeriesGenerations | None = None
     macro: MacroService | None = None
     options: OptionsService | None = None
+    corporate_actions: CorporateActionsService | None = None
 
 
 TaskFn = Callable[..., Awaitable[None]]
@@ -359,6 +364,82 @@ async def refresh_options_metrics(
             raise RuntimeError(f"every symbol failed: {counters['errors']}")
 
 
+class CorporateActionsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[str] | None = Field(default=None, max_length=10_000, description="Default: the universe")
+
+
+async def refresh_corporate_actions(
+    ctx: TaskContext, counters: Counters, symbols: list[str] | None = None
+) -> None:
+    """Fetch and store each symbol's splits and dividends, flag daily jumps no known action
+    explains, and recompute the cached snapshots of the symbols whose actions changed; fails
+    when every symbol failed."""
+    if ctx.corporate_actions is None:
+        raise RuntimeError("this process has no corporate actions service")
+    report = await ctx.corporate_actions.refresh(symbols)
+    await after_corporate_actions(ctx, counters, report)
+    if report.failed and len(report.failed) == len(report.symbols):
+        raise RuntimeError(f"every symbol failed: {counters['errors']}")
+
+
+async def after_corporate_actions(ctx: TaskContext, counters: Counters, report: RefreshReport) -> None:
+    """Write ``report``'s counters, then recompute the cached analysis snapshots of the active
+    symbols whose actions changed: they were computed on the adjustment before."""
+    counters.update(report.counters())
+    changed = set(report.changed)
+    active = sorted(changed & {e.symbol for e in await ctx.store.universe()}) if changed else []
+    counters["snapshots_recomputed"] = (await ctx.analysis.refresh(active))["symbols"] if active else 0
+
+
+class ReconcileParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[str] | None = Field(
+        default=None, max_length=1000, description="Default: RECONCILE_SAMPLE_PER_TIER symbols of each tier"
+    )
+    interval: Literal["1m", "1d"] = Field(default="1m", description="Bars compared")
+    recheck_empty: bool = Field(
+        default=True, description="Also re-check minutes recorded as having no trades (1m only)"
+    )
+
+
+async def reconcile_providers(
+    ctx: TaskContext,
+    counters: Counters,
+    symbols: list[str] | None = None,
+    interval: str = "1m",
+    recheck_empty: bool = True,
+) -> None:
+    """Compare a sample of stored bars with a second provider's, score each provider's data
+    quality (fed to routing health), list disagreements, and re-check "no trades" minutes."""
+    settings = reconcile_settings(ctx.settings)
+    iv = Interval(interval)
+    reconciler = Reconciler(
+        store=ctx.store,
+        router=ctx.router,
+        calendar=ctx.calendar,
+        clock=ctx.clock,
+        settings=settings,
+        metrics=ctx.metrics,
+    )
+    report = await reconciler.run(symbols=[s.upper() for s in symbols] if symbols else None, interval=iv)
+    counters.update(report.counters())
+    if recheck_empty and iv is Interval.M1:
+        found = await recheck(
+            store=ctx.store,
+            router=ctx.router,
+            calendar=ctx.calendar,
+            clock=ctx.clock,
+            settings=settings,
+            metrics=ctx.metrics,
+            generations=ctx.generations,
+        )
+        counters["empty_recheck"] = found.counters()
+    counters["pruned"] = await ctx.store.delete_quality_before(
+        ctx.clock.now() - timedelta(days=settings.keep_days)
+    )
+
+
 class PingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = Field(default=0.0, ge=0, le=86_400, description="Clock seconds to sleep")
@@ -489,6 +570,27 @@ CATALOG: dict[str, TaskDef] = {
                 "refresh_options_metrics",
                 "*/15 9-16 * * 1-5",
                 _meta(600, retry=0, checks=("store", "provider:options_chain")),
+            ),
+        ),
+        _def(
+            refresh_corporate_actions,
+            CorporateActionsParams,
+            # Before the open: vendors post the day's ex-dates overnight, so reads at the open
+            # already adjust by them.
+            _cron(
+                "refresh_corporate_actions",
+                "0 6 * * 1-5",
+                _meta(3600, checks=("store", "provider:corporate_actions")),
+            ),
+        ),
+        _def(
+            reconcile_providers,
+            ReconcileParams,
+            # After the nightly backfills have landed; compares sessions past the revision window.
+            _nightly(
+                "reconcile_providers",
+                180,
+                _meta(3600, retry=0, checks=("store", "provider:bars_1m")),
             ),
         ),
         _def(
