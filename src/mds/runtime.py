@@ -46,6 +46,7 @@ from mds.providers.registry import build_providers
 from mds.queue.base import JobQueue
 from mds.queue.memory import InMemoryJobQueue
 from mds.queue.tasks import BandedQueue, TaskQueues
+from mds.reconcile.service import pooled
 from mds.reference.sources import ConstituentSource, constituent_sources
 from mds.routing.router import Router
 from mds.services.bar_cache import ResponseBytes
@@ -314,6 +315,11 @@ async def open_runtime(
             settings, clock, calendar, effective_environ(environ, env_file, env_defaults), limiter=limiter
         )
         router = Router(providers, settings, clock, metrics)
+        # Reconciliation's scores outlive a restart: a vendor found serving wrong prices
+        # stays demoted until the next reconciliation says otherwise.
+        for provider, score in pooled(await store.quality_scores()).items():
+            if provider in providers:
+                router.record_quality(provider, score)
         responses = (
             ResponseBytes(
                 max_bytes=settings.BARS_RESPONSE_CACHE_MB * 1024 * 1024,

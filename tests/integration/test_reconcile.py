@@ -226,3 +226,24 @@ async def test_truly_empty_minutes_stay_and_recent_ones_wait(world: World) -> No
     assert (found.checked, found.cleared, found.still_empty) == (len(quiet), 0, len(quiet))
     still = await w.store.confirmed_empty("ILLQ", Interval.M1, MONDAY.open, tuesday.close)
     assert still == [*quiet, int(tuesday.open.timestamp())]
+
+
+async def test_a_restarted_service_routes_with_the_stored_quality(tmp_path: Path) -> None:
+    from mds.reconcile.records import QualityScore
+    from mds.runtime import open_runtime
+    from tests.helpers import SIM_ENV
+
+    env = {**SIM_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/q.db"}
+    clock = ManualClock(NOW)
+    async with open_runtime(load_settings(env), clock=clock, demo=True, collect=False, environ=env) as rt:
+        assert rt.router.quality("sim_backup") == 1.0
+        bad = QualityScore(
+            "sim_backup", "AAPL", Interval.M1, NOW, NOW - timedelta(days=1), NOW, 390, 370, 0, "sim"
+        )
+        await rt.store.write_quality([bad], [])
+    async with open_runtime(load_settings(env), clock=clock, demo=True, collect=False, environ=env) as rt:
+        assert rt.router.quality("sim_backup") == pytest.approx(20 / 390)
+        assert rt.router.quality("sim") == 1.0
+        snap = {p["provider"]: p for p in rt.router.snapshot()}
+        assert snap["sim_backup"]["quality"] == pytest.approx(20 / 390, abs=1e-4)
+        assert snap["sim_backup"]["state"] == BreakerState.OPEN.value

@@ -513,6 +513,7 @@ async def test_snapshot_shape_and_history_cap() -> None:
         "latency_p95_ms",
         "error_ewma",
         "completeness",
+        "quality",
         "consecutive_failures",
         "paused_until",
         "not_entitled",

@@ -503,6 +503,7 @@ class Router:
                     "latency_p95_ms": None if p95 is None else round(p95, 3),
                     "error_ewma": round(stats.error_ewma, 4),
                     "completeness": round(stats.completeness, 4),
+                    "quality": round(stats.quality, 4),
                     "consecutive_failures": stats.consecutive_failures,
                     "paused_until": paused.isoformat() if paused else None,
                     "not_entitled": sorted(c.value for c in entry.not_entitled),

@@ -29,6 +29,7 @@ class ProviderStats(BaseModel):
     latency_p95_ms: float | None = Field(description="95th percentile latency, ms (null before any call)")
     error_ewma: float = Field(description="Exponentially weighted error rate, 0 to 1")
     completeness: float = Field(description="Share of expected bars delivered, 0 to 1")
+    quality: float = Field(description="Data-quality score from reconciliation, 0 to 1 (1 until scored)")
     consecutive_failures: int = Field(description="Failures since the last success")
     paused_until: str | None = Field(description="Rate-limit pause end (ISO-8601), if paused")
     not_entitled: list[Capability] = Field(description="Capabilities the vendor plan refused")
