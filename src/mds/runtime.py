@@ -182,7 +182,8 @@ async def first_start(schedules: ScheduleService, settings: Settings, *, demo: b
     """On a store with no schedules: seed the catalog's, and where index lists can be had
     (the demo, or INDEX_SOURCES set) run the restore chain once now, so a new deployment
     builds its tracked set and coverage without waiting for tonight's schedules; likewise
-    the macro refresh where macro series can be had (the demo's sim, or FRED_API_KEY)."""
+    the macro refresh where macro series can be had (the demo's sim, or FRED_API_KEY), and
+    the demo's corporate actions."""
     if not settings.SCHEDULER_CATALOG_SEED or await schedules.all():
         return
     seeded = await schedules.seed(by="catalog")
@@ -193,6 +194,10 @@ async def first_start(schedules: ScheduleService, settings: Settings, *, demo: b
     if demo or settings.FRED_API_KEY is not None:
         # Tonight's macro refresh is hours away: load the factors' history now.
         await schedules.run_now("refresh_macro_factors", by="catalog")
+    if demo:
+        # The weekday refresh is before tomorrow's open: learn the sim's splits and dividends now
+        # (a real deployment waits for it rather than spend vendor budget on the whole universe).
+        await schedules.run_now("refresh_corporate_actions", by="catalog")
 
 
 def hub_limits(settings: Settings) -> HubLimits:

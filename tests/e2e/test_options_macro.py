@@ -5,7 +5,8 @@ this module. The sim prices AAPL's chain from a known volatility surface and pub
 macro series with a release history, so the answers are checked against that ground
 truth: the metrics recover the surface's ATM level and the signs of its skew and smile,
 and a DTWEXBGS value read "as of" its first-print day is the first print, not the later
-revision. Option refreshes come only when a test asks (a long chain cache), so the
+revision; the demo's sim TSLA split is learned at the first start and adjusted across.
+Option refreshes come only when a test asks (a long chain cache), so the
 stream's offsets are predictable: one refresh is one ``options_metrics`` and one
 ``options_chain`` message.
 """
@@ -320,6 +321,50 @@ async def _options_stream(mds: MdsProcess) -> None:
         assert missed[0]["as_of"] > live[0]["as_of"]
         with pytest.raises(TimeoutError):  # exactly the missed ones: nothing else follows
             await _recv(ws, timeout=1.5)
+
+
+# 5. Corporate actions (the demo's sim TSLA split, dated from the demo clock) ---------------
+
+
+def _first_start_actions(mds: MdsProcess) -> dict[str, Any] | None:
+    runs = mds.get(f"{TASKS}/jobs", task="refresh_corporate_actions").json()["jobs"]
+    assert not [j for j in runs if j["status"] in ("failed", "timed_out")], runs
+    done = [j for j in runs if j["status"] == "succeeded"]
+    return done[-1] if done else None
+
+
+def _tsla_year(mds: MdsProcess, adjust: str) -> list[dict[str, Any]]:
+    r = mds.get("/stocks/TSLA/history", period="1y", adjust=adjust)
+    assert r.status_code == 200, r.text
+    bars: list[dict[str, Any]] = r.json()["bars"]
+    return bars
+
+
+def test_demo_learns_its_sim_split_and_reads_adjust_across_it(mds: MdsProcess) -> None:
+    run = mds.wait_until(lambda: _first_start_actions(mds), 60, "the first start's corporate-action refresh")
+    assert run["counters"]["learned"] >= 2, run  # TSLA's split, XOM's dividend
+    actions = mds.get("/stocks/TSLA/actions").json()["actions"]
+    (split,) = [a for a in actions if a["type"] == "split"]
+    assert split["ratio"] == 3.0 and split["source"].startswith("sim"), split
+    ex = split["ex_date"]
+    # The start-up backfill brings the year of daily bars; wait for both sides of the split.
+    mds.wait_until(
+        lambda: (
+            sum(b["ts"][:10] >= ex for b in _tsla_year(mds, "raw")) > 5
+            and sum(b["ts"][:10] < ex for b in _tsla_year(mds, "raw")) > 5
+        ),
+        120,
+        "TSLA's daily bars around its split",
+    )
+    raw, adjusted = _tsla_year(mds, "raw"), _tsla_year(mds, "split")
+    assert [b["ts"] for b in raw] == [b["ts"] for b in adjusted]
+    last_before = max(i for i, b in enumerate(raw) if b["ts"][:10] < ex)
+    jump = raw[last_before]["close"] / raw[last_before + 1]["open"]
+    assert 2.4 < jump < 3.6, jump  # as traded: about 3x across the split
+    assert 0.8 < adjusted[last_before]["close"] / adjusted[last_before + 1]["open"] < 1.25
+    for r, a in zip(raw, adjusted, strict=True):
+        factor = 1 / 3 if r["ts"][:10] < ex else 1.0
+        assert a["close"] == pytest.approx(r["close"] * factor, rel=1e-12), (r, a)
 
 
 def test_log_has_no_errors(mds: MdsProcess) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -49,9 +49,10 @@ def env_file_path(env_file: Path | None) -> Path | None:
     return env_file
 
 
-def demo_defaults(demo: bool) -> dict[str, str]:
+def demo_defaults(demo: bool, *, today: date | None = None) -> dict[str, str]:
     """The demo runs on sim data only, in its own database, so sim bars never mix with
-    real ones; anything set explicitly (environment or env file) still wins."""
+    real ones; anything set explicitly (environment or env file) still wins. ``today`` is the
+    demo clock's date (the system's when None), which its sim corporate actions are dated from."""
     if not demo:
         return {}
     return {
@@ -63,7 +64,23 @@ def demo_defaults(demo: bool) -> dict[str, str]:
         "BACKFILL_DISPATCH_RATE_PER_SEC": "50",
         # The sim lists option chains for every symbol; these have their metrics recorded.
         "OPTIONS_SYMBOLS": "SPY,QQQ,AAPL",
+        **demo_actions(today or date.today()),
     }
+
+
+def demo_actions(today: date) -> dict[str, str]:
+    """A 3:1 split of TSLA about four months back and an XOM dividend about six weeks back, so
+    the demo's year of history shows what ``adjust=split|all`` does; dated from today, as the
+    demo's history is. (An ex-date on a holiday is fine: it takes effect at that midnight.)"""
+
+    def wednesday_before(day: date) -> date:
+        return day - timedelta(days=(day.weekday() - 2) % 7)
+
+    split, dividend = (
+        wednesday_before(today - timedelta(days=120)),
+        wednesday_before(today - timedelta(days=45)),
+    )
+    return {"SIM_SPLITS": f"TSLA={split.isoformat()}:3", "SIM_DIVIDENDS": f"XOM={dividend.isoformat()}:0.99"}
 
 
 def environ(env_file: Path | None, *, demo: bool = False) -> dict[str, str]:

@@ -137,7 +137,7 @@ def run_service(
             roles=roles,
             environ=dict(os.environ),
             env_file=env_file_path(opts.env_file),
-            env_defaults=demo_defaults(opts.demo),
+            env_defaults=demo_defaults(opts.demo, today=clock.now().date()),
             consumer=consumer,
         ),
         service_only=service_only,
