@@ -7,7 +7,7 @@ and learning it drops kept adjusted responses and recomputes the cached snapshot
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,9 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mds.access.admin import issue_key
 from mds.access.keys import Role
-from mds.api.app import create_app
 from mds.config import load_settings
 from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.clock import ManualClock
@@ -29,6 +27,7 @@ from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.services.corporate_actions import CorporateActionsService
 from tests.helpers import SIM_ENV
+from tests.integration.conftest import asgi_client
 
 #: Wednesday 2025-10-08, 11:00 in New York.
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
@@ -96,17 +95,8 @@ def use(rt: Runtime, *vendors: Vendor) -> CorporateActionsService:
     return service
 
 
-@asynccontextmanager
-async def client(rt: Runtime, role: Role | None = Role.ADMIN) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {}
-    if role is not None:
-        key, _ = await issue_key(rt.store, f"k-{role.value}", role, now=rt.clock.now())
-        headers["X-API-Key"] = key
-    app = create_app(lambda: None)  # type: ignore[arg-type, return-value]  # rt is set directly
-    app.state.runtime = rt
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://mds", headers=headers) as c:
-        yield c
+def client(rt: Runtime, role: Role | None = Role.ADMIN) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return asgi_client(rt, role=role)
 
 
 def ok(r: httpx.Response) -> Any:

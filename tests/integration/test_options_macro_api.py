@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,9 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mds.access.admin import issue_key
 from mds.access.keys import Role
-from mds.api.app import create_app
 from mds.config import load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Capability, OptionQuote
@@ -29,6 +27,7 @@ from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.services.options import OptionsService
 from tests.helpers import SIM_ENV
+from tests.integration.conftest import asgi_client
 
 #: Wednesday 2025-10-08, 11:00 in New York: a session day.
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
@@ -43,17 +42,8 @@ async def opened(tmp_path: Path, **env: str) -> AsyncIterator[Runtime]:
         yield rt
 
 
-@asynccontextmanager
-async def client(rt: Runtime, role: Role | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {}
-    if role is not None:
-        key, _ = await issue_key(rt.store, f"k-{role.value}", role, now=rt.clock.now())
-        headers["X-API-Key"] = key
-    app = create_app(lambda: None)  # type: ignore[arg-type, return-value]  # rt is set directly
-    app.state.runtime = rt
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://mds", headers=headers) as c:
-        yield c
+def client(rt: Runtime, role: Role | None = None) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return asgi_client(rt, role=role)
 
 
 def ok(r: httpx.Response) -> Any:

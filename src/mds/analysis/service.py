@@ -18,6 +18,7 @@ from mds.analysis import indicators as ind
 from mds.analysis.base import TECHNICAL, AnalysisStore, CacheEntry, HistoryEntry
 from mds.analysis.snapshot import (
     DEFAULT_BARS,
+    DailyBarSource,
     StoreBarSource,
     build_snapshots,
     end_of_day,
@@ -114,6 +115,19 @@ class AnalysisService:
 
         return transform
 
+    async def _current(
+        self, source: DailyBarSource, symbols: Sequence[str], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Snapshots of ``symbols`` now: every bar stored, adjusted by the actions known now."""
+        return await build_snapshots(
+            source,
+            self.calendar,
+            symbols,
+            end=now + _TICK,
+            bars=self.bars,
+            transform=self._adjusting(as_of=None, through=local_date(now)),
+        )
+
     # --------------------------------------------------------------- one symbol
     async def snapshot(
         self,
@@ -166,14 +180,7 @@ class AnalysisService:
         cached = await self.analysis.get_cache(sym, TECHNICAL, now=now)
         if cached is not None and await self._still_valid(sym, cached.computed_at):
             return {**cached.snapshot, "source": "cache", "computed_at": iso(cached.computed_at)}
-        [snap] = await build_snapshots(
-            self._one,
-            self.calendar,
-            [sym],
-            end=now + _TICK,
-            bars=self.bars,
-            transform=self._adjusting(as_of=None, through=local_date(now)),
-        )
+        [snap] = await self._current(self._one, [sym], now)
         await self.analysis.put_cache([CacheEntry(sym, TECHNICAL, snap, now, now + self.ttl)])
         return {**snap, "source": "computed", "computed_at": iso(now)}
 
@@ -263,14 +270,7 @@ class AnalysisService:
         started = time.perf_counter()
         syms = await self._universe(symbols)
         now = self.clock.now()
-        snaps = await build_snapshots(
-            self.analysis,
-            self.calendar,
-            syms,
-            end=now + _TICK,
-            bars=self.bars,
-            transform=self._adjusting(as_of=None, through=local_date(now)),
-        )
+        snaps = await self._current(self.analysis, syms, now)
         expires = now + self.ttl
         await self.analysis.put_cache([CacheEntry(s["symbol"], TECHNICAL, s, now, expires) for s in snaps])
         return {
@@ -296,14 +296,7 @@ class AnalysisService:
         syms = await self._universe(symbols)
         now = self.clock.now()
         if as_of is None:
-            snaps = await build_snapshots(
-                self.analysis,
-                self.calendar,
-                syms,
-                end=now + _TICK,
-                bars=self.bars,
-                transform=self._adjusting(as_of=None, through=local_date(now)),
-            )
+            snaps = await self._current(self.analysis, syms, now)
         else:
             known = pit_cutoff(as_of, self.calendar, now)
             snaps = await build_snapshots(
