@@ -215,3 +215,19 @@ async def test_date_versus_as_of_on_bars_learned_after_their_session(client: htt
     early = (await client.get("/api/v1/market/ta", params={"symbol": "AAPL", "date": "2024-01-02"})).json()
     assert early["bars_used"] == 0
     assert early["reasons"]["sma_200"] == "no daily bars with a session on or before 2024-01-02"
+
+
+async def test_recorded_history_keeps_the_adjustment_it_was_computed_with(rt: Runtime) -> None:
+    from mds.runtime import analysis_service
+
+    svc = analysis_service(rt)
+    report = await svc.record_history(["AAPL"])
+    assert report["recorded"] == 1
+    row = await svc.history("AAPL", date(2025, 10, 7))
+    assert row["adjustment"]["mode"] == "split"
+    assert [(a["type"], a["ex_date"], a["factor"]) for a in row["adjustment"]["actions"]] == [
+        ("split", "2025-06-09", 0.25)
+    ]
+    # As of a day before the bars were learned there is nothing to record (point in time).
+    early = await svc.record_history(["AAPL"], as_of=date(2025, 5, 19))
+    assert early["recorded"] == 0 and early["skipped_without_bars"] == ["AAPL"]
