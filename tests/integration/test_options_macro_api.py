@@ -285,3 +285,10 @@ async def test_the_chain_rate_comes_from_the_stored_dgs3mo(rt: Runtime) -> None:
         chain = ok(await c.get("/options/SPY/chain", params={"max_days": 10}))
         assert chain["rate_source"] == f"DGS3MO {latest['date']}"
         assert chain["rate"] == pytest.approx(math.log1p(latest["value"] / 100), rel=1e-12)
+
+
+async def test_a_series_no_provider_has_fails_alone_and_the_others_are_stored(rt: Runtime) -> None:
+    async with client(rt, Role.ADMIN) as c:
+        report = ok(await c.post("/admin/macro/refresh", json={"factors": ["NOSUCHSERIES", "DGS10"]}))
+    assert report["factors"]["DGS10"]["new_rows"] > 0
+    assert report["factors"]["NOSUCHSERIES"]["error"].startswith("no_data"), report
