@@ -231,3 +231,12 @@ async def test_recorded_history_keeps_the_adjustment_it_was_computed_with(rt: Ru
     # As of a day before the bars were learned there is nothing to record (point in time).
     early = await svc.record_history(["AAPL"], as_of=date(2025, 5, 19))
     assert early["recorded"] == 0 and early["skipped_without_bars"] == ["AAPL"]
+
+
+async def test_atr_is_computed_on_the_split_adjusted_series(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/market/atr", params={"symbol": "AAPL"})).json()
+    assert [a["type"] for a in body["adjustment"]["actions"]] == ["split"]
+    used = RAW[-300:]
+    factor = np.array([0.25 if b.ts < cutoff(SPLIT_EX) else 1.0 for b in used])
+    h, lo, c = (np.array([getattr(b, f) for b in used]) * factor for f in ("high", "low", "close"))
+    assert body["atr_14"] == pytest.approx(talib.ATR(h, lo, c, 14)[-1], rel=1e-9)

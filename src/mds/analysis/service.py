@@ -214,8 +214,11 @@ class AnalysisService:
     async def atr(self, symbol: str) -> dict[str, Any]:
         """ATR(14), ATR%, distance from SMA50 in ATRs, and the volatility regime."""
         sym = await self._symbol(symbol)
-        end = self.clock.now() + _TICK
+        now = self.clock.now()
+        end = now + _TICK
         data = await self._one.daily_bars([sym], end, as_of=None, limit=self.bars)
+        # On the same adjusted series as the snapshot: a split must not read as a huge range.
+        extra = await self._adjusting(as_of=None, through=local_date(now))(data)
         batch, sessions = to_batch(data, self.calendar, end, self.bars)
         [snap] = ind.snapshots(ind.compute(batch, sessions))
         k = int(batch.n[0])
@@ -233,6 +236,7 @@ class AnalysisService:
             "atr_pct_rank": rank,
             "regime": regime,
             "reasons": reasons,
+            "adjustment": extra[sym]["adjustment"],
         }
 
     async def prices(
