@@ -173,16 +173,28 @@ def compare(stored: Series, other: Series, tol: Tolerance) -> Comparison:
         bad_volume = pct > tol.volume_pct + _EPS
         bad = bad_price.any(axis=0) | bad_volume
         out.agreeing = int(common.size - np.count_nonzero(bad))
-        for k in np.flatnonzero(bad).tolist():
-            i = int(ia[k])
-            fields = [
-                FieldDiff(name, float(pa[f, k]), float(pb[f, k]), price_diff_ticks(pa[f, k], pb[f, k]))
-                for f, name in enumerate(PRICE_FIELDS)
-                if bad_price[f, k]
-            ]
-            if bad_volume[k]:
-                fields.append(FieldDiff("volume", float(va[k]), float(vb[k]), volume_diff_pct(va[k], vb[k])))
-            out.diffs.append(BarDiff(int(common[k]), DiffKind.VALUE, tuple(fields), stored.providers[i]))
+        # The differing bars' figures as Python lists in one go: rounding and converting
+        # numpy scalars one by one cost more than the comparison (a noisy vendor differs on
+        # every bar).
+        k = np.flatnonzero(bad)
+        rows = zip(
+            common[k].tolist(),
+            ia[k].tolist(),
+            pa[:, k].T.tolist(),
+            pb[:, k].T.tolist(),
+            np.round(ticks[:, k], 4).T.tolist(),
+            bad_price[:, k].T.tolist(),
+            va[k].tolist(),
+            vb[k].tolist(),
+            np.round(pct[k], 4).tolist(),
+            bad_volume[k].tolist(),
+            strict=True,
+        )
+        for t, i, a, b, d, flagged, v_a, v_b, v_pct, v_bad in rows:
+            fields = [FieldDiff(name, a[f], b[f], d[f]) for f, name in enumerate(PRICE_FIELDS) if flagged[f]]
+            if v_bad:
+                fields.append(FieldDiff("volume", v_a, v_b, v_pct))
+            out.diffs.append(BarDiff(t, DiffKind.VALUE, tuple(fields), stored.providers[i]))
     for t in np.setdiff1d(other.ts, stored.ts, assume_unique=True).tolist():
         out.diffs.append(BarDiff(int(t), DiffKind.MISSING, (FieldDiff("bar", None, None, None),), None))
     only_stored = np.flatnonzero(~np.isin(stored.ts, other.ts, assume_unique=True))
