@@ -118,7 +118,9 @@ class AtrOut(BaseModel):
         description="LOW (<20), NORMAL, HIGH (>=80) or EXTREME (100) by atr_pct_rank"
     )
     reasons: dict[str, str] = Field(description="Why a null field is null")
-    adjustment: AdjustmentOut = Field(description="The adjustment the figures were computed on (ANALYSIS_ADJUST)")
+    adjustment: AdjustmentOut = Field(
+        description="The adjustment the figures were computed on (ANALYSIS_ADJUST)"
+    )
 
 
 class PricesOut(BaseModel):
