@@ -88,7 +88,9 @@ class Snapshots:
         self.gate: asyncio.Event | None = None
         self.taken = 0
 
-    async def take(self, symbol: str, interval: str, channels: frozenset[str]) -> dict[str, Any]:
+    async def take(
+        self, symbol: str, interval: str, channels: frozenset[str], adjust: str = "raw"
+    ) -> dict[str, Any]:
         self.taken += 1
         if self.gate is not None:
             await self.gate.wait()
