@@ -44,6 +44,11 @@ CROSS_FIELD_RULES: dict[str, tuple[str, ...]] = {
         r"^start: start must be before end$",
         r"^end: intraday ranges are limited to \d+ days$",
     ),
+    # history with start/end (instead of a period), or a date that cuts the range before it starts.
+    "GET /stocks/{symbol}/history": (
+        r"^start: start must be before end$",
+        r"^end: intraday ranges are limited to \d+ days$",
+    ),
     "GET /ops/coverage": (
         r"^start: start must be before end$",
         r"^end: 1m coverage windows are limited to \d+ days$",
