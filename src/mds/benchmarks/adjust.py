@@ -63,7 +63,25 @@ async def _median_ratio(reads: dict[str, Callable[[], Awaitable[object]]], round
     }
 
 
-async def _run(rounds: int) -> dict[str, object]:
+async def _only(
+    market: MarketService, mode: Adjust, rounds: int, daily_year: int, minute_day: int
+) -> dict[str, object]:
+    """``rounds`` reads of each span in one mode only: the process ``farm-bench`` times against
+    the same command in another mode."""
+    t = time.perf_counter()
+    for _ in range(rounds):
+        await market.bars(SYMBOL, Interval.D1, *YEAR, adjust=mode)
+        await market.bars(SYMBOL, Interval.M1, *DAY, adjust=mode)
+    return {
+        "benchmark": "adjust",
+        "only": mode.value,
+        "rounds": rounds,
+        "bars": {"daily_year": daily_year, "minute_day": minute_day},
+        "seconds": round(time.perf_counter() - t, 3),
+    }
+
+
+async def _run(rounds: int, only: Adjust | None = None) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="mds-bench-adjust-"))
     store = SqliteStore(str(workdir / "bench.db"))
     await store.open()
@@ -96,6 +114,8 @@ async def _run(rounds: int) -> dict[str, object]:
 
         checked = await market.bars(SYMBOL, Interval.M1, *DAY, adjust=Adjust.SPLIT)
         assert checked.adjustment.applied, "the 1m day must be adjusted by the next day's split"
+        if only is not None:
+            return await _only(market, only, rounds, len(daily), len(minutes))
         return {
             "benchmark": "adjust",
             "rounds": rounds,
@@ -108,5 +128,5 @@ async def _run(rounds: int) -> dict[str, object]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(rounds: int = 300) -> dict[str, object]:
-    return asyncio.run(_run(rounds))
+def run(rounds: int = 300, only: Adjust | None = None) -> dict[str, object]:
+    return asyncio.run(_run(rounds, only))

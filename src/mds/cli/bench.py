@@ -283,13 +283,19 @@ def bench_options_api(
 @bench_app.command("adjust")
 def bench_adjust(
     rounds: Annotated[int, typer.Option(help="Reads of each kind, alternating raw, split, all")] = 300,
+    only: Annotated[
+        str | None, typer.Option(help="raw, split or all: only that kind's reads (to time two processes)")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Adjusted against raw reads of a symbol-year of daily bars and a symbol-day of 1m bars,
     side by side (limit: adjusted <= 1.2x raw)."""
     from mds.benchmarks import adjust
+    from mds.corporate.adjust import Adjust
 
-    _report(adjust.run(rounds), as_json)
+    if only is not None and only not in ("raw", "split", "all"):
+        fail(f"--only: {only!r} is not one of raw, split, all")
+    _report(adjust.run(rounds, Adjust(only) if only else None), as_json)
 
 
 @bench_app.command("export")
