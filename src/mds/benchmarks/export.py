@@ -52,6 +52,7 @@ async def _run(symbols: int) -> dict[str, Any]:
         await store.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return {
+        "benchmark": "export",
         "symbols": symbols,
         "rows": report.rows,
         "partitions": report.written,
