@@ -116,3 +116,39 @@ def test_bad_arguments_exit_2_naming_the_option(tmp_path: Path, args: list[str],
     result = CliRunner().invoke(app, ["export", "--out", str(tmp_path / "o"), *args])
     assert result.exit_code == 2, result.output
     assert named in result.stderr
+
+
+def test_the_command_exports_split_adjusted_bars(tmp_path: Path) -> None:
+    from datetime import date
+
+    from mds.corporate.adjust import cutoff
+    from mds.domain.actions import ActionType, CorporateAction
+
+    db, out = tmp_path / "mds.db", tmp_path / "out"
+    _store_with_bars(db)
+    split = CorporateAction("AAPL", ActionType.SPLIT, date(2025, 1, 6), ratio=2.0, source="sim")
+
+    async def learn() -> None:
+        async with SqliteStore(str(db)) as store:
+            await store.write_corporate_actions([split], as_of=LEARNED)
+
+    asyncio.run(learn())
+    env = {"DATABASE_URL": f"sqlite:///{db}", "INDEX_SOURCES": ""}
+    names = tmp_path / "symbols.txt"
+    names.write_text("AAPL\n")
+    args = [
+        "export",
+        "--symbols",
+        str(names),
+        "--start",
+        "2024-12-01",
+        "--end",
+        "2025-02-01",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, [*args, "--adjust", "split"], env=env)
+    assert result.exit_code == 0, result.output
+    table = ds.dataset(out, format="parquet", partitioning="hive").to_table().sort_by("ts")
+    expected = [b.close / 2 if b.ts < cutoff(split.ex_date) else b.close for b in SERIES["AAPL"]]
+    assert table.column("close").to_pylist() == pytest.approx(expected, rel=1e-12)
