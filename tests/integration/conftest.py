@@ -252,3 +252,23 @@ async def asgi_client(rt: Runtime, *, role: Role | None = Role.ADMIN) -> AsyncIt
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://mds", headers=headers) as client:
         yield client
+
+
+def ok(r: httpx.Response) -> Any:
+    """The JSON body of a 200 answer (the test fails with the body otherwise)."""
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()
+
+
+def problem(r: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem+json body of an answer with ``status``."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def manual(rt: Runtime) -> ManualClock:
+    """The runtime's clock, which the test drives."""
+    assert isinstance(rt.clock, ManualClock)
+    return rt.clock

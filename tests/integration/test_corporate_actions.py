@@ -27,7 +27,7 @@ from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.services.corporate_actions import CorporateActionsService
 from tests.helpers import SIM_ENV
-from tests.integration.conftest import asgi_client
+from tests.integration.conftest import asgi_client, manual, ok, problem
 
 #: Wednesday 2025-10-08, 11:00 in New York.
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
@@ -97,23 +97,6 @@ def use(rt: Runtime, *vendors: Vendor) -> CorporateActionsService:
 
 def client(rt: Runtime, role: Role | None = Role.ADMIN) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     return asgi_client(rt, role=role)
-
-
-def ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
-
-
-def problem(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def manual(rt: Runtime) -> ManualClock:
-    assert isinstance(rt.clock, ManualClock)
-    return rt.clock
 
 
 def counter(rt: Runtime, name: str, **labels: str) -> float:

@@ -12,7 +12,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +26,7 @@ from mds.routing.router import Router
 from mds.runtime import Runtime, open_runtime
 from mds.services.options import OptionsService
 from tests.helpers import SIM_ENV
-from tests.integration.conftest import asgi_client
+from tests.integration.conftest import asgi_client, manual, ok, problem
 
 #: Wednesday 2025-10-08, 11:00 in New York: a session day.
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
@@ -44,23 +43,6 @@ async def opened(tmp_path: Path, **env: str) -> AsyncIterator[Runtime]:
 
 def client(rt: Runtime, role: Role | None = None) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     return asgi_client(rt, role=role)
-
-
-def ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
-
-
-def problem(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def manual(rt: Runtime) -> ManualClock:
-    assert isinstance(rt.clock, ManualClock)
-    return rt.clock
 
 
 @pytest.fixture

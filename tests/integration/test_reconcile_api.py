@@ -20,7 +20,7 @@ from mds.ops.catalog import CATALOG
 from mds.reconcile.service import Reconciler, ReconcileSettings
 from mds.runtime import Runtime, open_runtime
 from tests.helpers import SIM_ENV
-from tests.integration.conftest import asgi_client
+from tests.integration.conftest import asgi_client, ok
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 QUALITY = "/stats/quality"
@@ -59,11 +59,6 @@ async def reconcile(rt: Runtime) -> None:
         metrics=rt.metrics,
     )
     await reconciler.run(symbols=["AAPL", "MSFT"])
-
-
-def ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
 
 
 async def test_quality_lists_scores_pairs_and_disagreements(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from mds.domain.clock import ManualClock
 from mds.ops.scheduler import Scheduler
 from mds.runtime import Runtime, open_runtime
 from tests.helpers import SIM_ENV
+from tests.integration.conftest import problem
 
 #: Wednesday before Thanksgiving 2026, 12:00 in New York: the Friday after closes at 13:00.
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
@@ -112,13 +113,6 @@ def clock(rt: Runtime) -> ManualClock:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def problem(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def without_audit(entry: dict[str, Any], *keep: str) -> dict[str, Any]:
