@@ -19,7 +19,7 @@ import math
 import re
 import subprocess
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,13 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from mds.cli.common import demo_actions
+from mds.domain.models import Interval
+from mds.providers.sim.actions import sim_actions_from_env
 from mds.providers.sim.macro import REVISION_LAG, sim_macro_observations
+from mds.providers.sim.market import ground_truth
 from mds.providers.sim.options import SimSurface
+from mds.serialize import iso
 from tests.e2e.conftest import MDS, MdsProcess, clean_env, create_key
 from tests.helpers import free_port
 
@@ -46,6 +51,8 @@ REVISED_ON = date(2025, 9, 19)
 TASKS = "/api/v1/market-data/admin"
 OCC = re.compile(r"^(?P<root>[A-Z]+)(?P<date>\d{6})(?P<flag>[CP])(?P<strike>\d{8})$")
 RECV_S = 15.0
+#: The demo's sim splits and dividends, dated from its clock as `mds serve --demo` dates them.
+DEMO_ACTIONS = sim_actions_from_env(demo_actions(TODAY))
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +349,7 @@ def _tsla_year(mds: MdsProcess, adjust: str) -> list[dict[str, Any]]:
 
 def test_demo_learns_its_sim_split_and_reads_adjust_across_it(mds: MdsProcess) -> None:
     run = mds.wait_until(lambda: _first_start_actions(mds), 60, "the first start's corporate-action refresh")
-    assert run["counters"]["learned"] >= 2, run  # TSLA's split, XOM's dividend
+    assert run["counters"]["learned"] == 2, run  # TSLA's split and XOM's dividend, nothing else
     actions = mds.get("/stocks/TSLA/actions").json()["actions"]
     (split,) = [a for a in actions if a["type"] == "split"]
     assert split["ratio"] == 3.0 and split["source"].startswith("sim"), split
@@ -358,10 +365,21 @@ def test_demo_learns_its_sim_split_and_reads_adjust_across_it(mds: MdsProcess) -
     )
     raw, adjusted = _tsla_year(mds, "raw"), _tsla_year(mds, "split")
     assert [b["ts"] for b in raw] == [b["ts"] for b in adjusted]
-    last_before = max(i for i, b in enumerate(raw) if b["ts"][:10] < ex)
-    jump = raw[last_before]["close"] / raw[last_before + 1]["open"]
-    assert 2.4 < jump < 3.6, jump  # as traded: about 3x across the split
-    assert 0.8 < adjusted[last_before]["close"] / adjusted[last_before + 1]["open"] < 1.25
+    # Exactly the sim's series: as traded (the split's multiplier before its ex-date) and, split-
+    # adjusted, the continuous one (TSLA has no dividend, so split-adjusted is continuous).
+    first, last = (datetime.fromisoformat(raw[i]["ts"].replace("Z", "+00:00")) for i in (0, -1))
+    span = (first, last + timedelta(days=1))
+    as_traded = {iso(b.ts): b.close for b in ground_truth("TSLA", Interval.D1, *span, actions=DEMO_ACTIONS)}
+    continuous = {iso(b.ts): b.close for b in ground_truth("TSLA", Interval.D1, *span)}
+    # Today's bar is provisional (the session is under way): the ground truth is the final one.
+    final = [i for i, b in enumerate(raw) if b["status"] == "final"]
+    assert len(final) >= len(raw) - 1
+    assert [raw[i]["close"] for i in final] == pytest.approx(
+        [as_traded[raw[i]["ts"]] for i in final], rel=1e-12
+    )
+    assert [adjusted[i]["close"] for i in final] == pytest.approx(
+        [continuous[raw[i]["ts"]] for i in final], rel=1e-9
+    )
     for r, a in zip(raw, adjusted, strict=True):
         factor = 1 / 3 if r["ts"][:10] < ex else 1.0
         assert a["close"] == pytest.approx(r["close"] * factor, rel=1e-12), (r, a)

@@ -16,6 +16,7 @@ headers the server sends back (``Retry-After``) and the problem body.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,12 +105,10 @@ def problem_error(status: int, headers: Mapping[str, str], content: bytes) -> MD
     """The exception for an error answer: its problem+json fields, else the status and a
     bounded excerpt of whatever body came (a proxy in front of MDS may answer HTML)."""
     body: dict[str, Any] = {}
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):  # not JSON: the raw excerpt below
         parsed = orjson.loads(content) if content else {}
         if isinstance(parsed, dict):
             body = parsed
-    except orjson.JSONDecodeError:
-        pass
     title = str(body.get("title") or _reason(status))
     detail = str(body.get("detail") or content[:_RAW_DETAIL_CHARS].decode("utf-8", "replace") or title)
     errors = body.get("errors")
