@@ -93,8 +93,9 @@ class AnalysisService:
         async def transform(data: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
             mode = self.adjust
             extra: dict[str, dict[str, Any]] = {s: {"adjustment": plan(mode, []).describe()} for s in data}
-            # One query finds the few symbols that have any action; only they are read.
-            with_actions = await self.store.corporate_action_symbols()
+            # For many symbols, one query finds the few that have any action and only they are
+            # read; for one, its own actions are the cheaper question.
+            with_actions = set(data) if len(data) == 1 else await self.store.corporate_action_symbols()
             for sym, rows in data.items():
                 if sym not in with_actions or len(rows) == 0:
                     continue
