@@ -97,9 +97,9 @@ async def recheck_empty(
         out.still_empty += len(group) - len(traded)
         if not traded:
             continue
+        # Writing a new bar drops the "no trades" evidence of its time (BarStore.write_bars).
         await _fill(store, traded, now)
         epochs = sorted(int(b.ts.timestamp()) for b in traded)
-        await store.clear_empty_evidence(symbol, interval, epochs)
         if generations is not None:
             await generations.bump(symbol, interval)
         out.cleared += len(epochs)
