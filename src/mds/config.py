@@ -138,6 +138,9 @@ _FAMILIES = (
     "CORPORATE_ACTIONS_",
     "ANALYSIS_",
     "RECONCILE_",
+    "VIZTRACER_",
+    "TRACING_",
+    "ADMIN_",
     *(f"{v}_" for v in (*_VENDORS, "ALPHA_VANTAGE", "TWELVE_DATA")),
 )
 #: Variables under those prefixes that belong to the test harness, not the service.
@@ -753,10 +756,29 @@ class Settings(BaseSettings):
 
     # Observability
     VIZTRACER_ENABLED: bool = Field(
-        default=False, description="Record VizTracer traces; used by tracing, not yet active"
+        default=False, description="Capture a VizTracer trace of each API request slower than VIZTRACER_MIN_MS"
     )
-    VIZ_OUT_DIR: str = Field(
-        default="./var/traces", description="Where VizTracer traces go; used by tracing, not yet active"
+    VIZ_OUT_DIR: str = Field(default="./var/traces", description="Where VizTracer traces go")
+    VIZTRACER_MIN_MS: PositiveFloat = Field(
+        default=500.0, description="A request slower than this (ms) keeps its VizTracer trace"
+    )
+    VIZTRACER_MAX_FILES: PositiveInt = Field(
+        default=20, description="VizTracer traces kept in VIZ_OUT_DIR; the oldest go first"
+    )
+    VIZTRACER_MAX_FILE_MB: PositiveFloat = Field(
+        default=20.0, description="A VizTracer trace larger than this (MB) is not kept"
+    )
+    TRACING_ENABLED: bool = Field(
+        default=False,
+        description="OpenTelemetry spans around requests, services, stores, providers and jobs",
+    )
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector for spans (e.g. http://127.0.0.1:4318); unset: spans are not exported",
+    )
+    OTEL_SERVICE_NAME: str = Field(default="mds", description="service.name of exported spans")
+    ADMIN_SESSION_MINUTES: PositiveInt = Field(
+        default=480, description="How long an /admin login lasts before the key is asked again"
     )
     LOG_LEVEL: str = Field(default="INFO", description="Log level of the service and uvicorn")
 
