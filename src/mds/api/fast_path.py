@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mds.access.keys import Role
 from mds.api.auth import raw_key
 from mds.api.params import parse_interval, parse_ts
+from mds.api.tracing import ROUTE_KEY
 from mds.corporate.adjust import Adjust
 from mds.domain.models import Interval
 
@@ -43,6 +44,7 @@ class KeptBarsFastPath:
             if match is not None:
                 body = await self._kept(scope, match.group(1))
                 if body is not None:
+                    scope[ROUTE_KEY] = "/stocks/{symbol}/intraday"  # names the request's span
                     await send(
                         {
                             "type": "http.response.start",

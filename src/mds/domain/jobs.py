@@ -49,6 +49,12 @@ class BaseJob(BaseModel):
         default=None, description="Preferred provider; honoured when ALLOW_SOURCE_OVERRIDE"
     )
     attempts: int = Field(default=0, ge=0, description="Times this job has been tried")
+    # Not pattern-checked: a malformed trace header from an outside producer must not send
+    # its job to the DLQ; the propagator ignores what it cannot parse.
+    traceparent: str | None = Field(
+        default=None, max_length=128, description="W3C traceparent of the span that queued the job"
+    )
+    tracestate: str | None = Field(default=None, max_length=512, description="W3C tracestate beside it")
 
 
 class BarsFetchJob(BaseJob):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 from mds.domain.jobs import BackfillJob, parse_job
+from mds.observability.propagation import stamp
 from mds.queue.base import AnyJob, Delivery
 
 # A waiting backfill job is held as its JSON, as Redis holds it, and validated again when
@@ -133,7 +134,8 @@ class InMemoryJobQueue:
             self._cond.notify_all()
 
     def _push(self, job: AnyJob) -> None:
-        heapq.heappush(self._heap, (job.priority.rank, next(self._seq), _pack(job)))
+        # Every put passes here: the job carries the trace context it was queued in.
+        heapq.heappush(self._heap, (job.priority.rank, next(self._seq), _pack(stamp(job))))
 
     def _backlog(self) -> int:
         return len(self._heap) + len(self._delayed)

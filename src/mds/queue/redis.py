@@ -47,6 +47,7 @@ from redis.asyncio import Redis
 from mds import constants as keys
 from mds.domain.jobs import parse_job
 from mds.errors import QueueError
+from mds.observability.propagation import stamp
 from mds.queue.base import AnyJob, Delivery
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,11 @@ _PUSH_SLICE = 1000
 def default_consumer_name() -> str:
     """Unique per queue instance: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _payload(job: AnyJob) -> str:
+    """A new job's wire form, carrying the trace context it was queued in."""
+    return stamp(job).model_dump_json()
 
 
 def _text(raw: bytes | str) -> str:
@@ -194,16 +200,14 @@ class RedisJobQueue:
     async def put(self, job: AnyJob) -> None:
         """Append the job as JSON (LPUSH; consumers pop the other end)."""
         try:
-            await self.redis.lpush(self.key, job.model_dump_json())
+            await self.redis.lpush(self.key, _payload(job))
         except _TRANSIENT as exc:
             raise QueueError(f"{self.key}: put failed: {exc}") from exc
 
     async def put_capped(self, job: AnyJob, cap: int) -> bool:
         """Append the job unless the list and the delayed set together hold ``cap``."""
         try:
-            pushed = await self._put_capped(
-                keys=[self.key, self.delayed_key], args=[job.model_dump_json(), int(cap)]
-            )
+            pushed = await self._put_capped(keys=[self.key, self.delayed_key], args=[_payload(job), int(cap)])
         except _TRANSIENT as exc:
             raise QueueError(f"{self.key}: put failed: {exc}") from exc
         return bool(pushed)
@@ -212,7 +216,7 @@ class RedisJobQueue:
         """Append the jobs in order (LPUSH in slices, one transaction, one round trip)."""
         if not jobs:
             return
-        payloads = [job.model_dump_json() for job in jobs]
+        payloads = [_payload(job) for job in jobs]
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for i in range(0, len(payloads), _PUSH_SLICE):
@@ -227,7 +231,7 @@ class RedisJobQueue:
             return 0
         try:
             pushed = await self._put_capped_many(
-                keys=[self.key, self.delayed_key], args=[int(cap), *(job.model_dump_json() for job in jobs)]
+                keys=[self.key, self.delayed_key], args=[int(cap), *(_payload(job) for job in jobs)]
             )
         except _TRANSIENT as exc:
             raise QueueError(f"{self.key}: put failed: {exc}") from exc
