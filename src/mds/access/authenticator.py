@@ -158,6 +158,23 @@ class Authenticator:
             raise self._refuse(Forbidden(required))
         return Principal(stored.name, stored.role)
 
+    async def allows_digest(self, digest: str, required: Role) -> bool:
+        """Whether the key whose hash is ``digest`` is still active and allows ``required``.
+
+        For sessions started with a key (the admin console's), re-checked on each request
+        through the same cache as :meth:`authorize`, so a revoked key ends its sessions
+        within ``cache_seconds``. Nothing is counted as a failure: a session is no guess.
+        """
+        now = self.monotonic()
+        entry = self._cache.get(digest)
+        if entry is not None and entry[1] >= now:
+            stored: ApiKey | None = entry[0]
+            if entry[2] <= now:
+                self._refresh(digest)
+        else:
+            stored = await self._read(digest)
+        return stored is not None and stored.active and stored.role.allows(required)
+
     async def _read(self, digest: str) -> ApiKey | None:
         """The stored key, cached; concurrent reads of one key share one store query."""
         pending = self._reading.get(digest)

@@ -7,7 +7,6 @@ Thin over :class:`mds.services.coverage.CoverageService`, which the runtime hold
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -18,9 +17,9 @@ from mds.api.deps import CallerDep, RuntimeDep
 from mds.api.params import SymbolPath
 from mds.api.problems import problem, problem_responses
 from mds.ops.runs import scalar_counters
-from mds.serialize import iso
-from mds.services.coverage import STALE_BUCKETS, CoverageService
-from mds.services.tracked import queue_daily_backfill
+from mds.services.coverage import CoverageService
+from mds.services.stale_backfill import NoCollector
+from mds.services.stale_backfill import backfill_stale_daily as backfill_stale_daily_service
 
 _ANSWERS = problem_responses(500, 503)
 router = APIRouter(tags=["coverage"], responses=_ANSWERS)
@@ -243,36 +242,8 @@ async def backfill_stale_daily(runtime: RuntimeDep, coverage: CoverageDep, calle
 
     503 when this process runs no collector.
     """
-    if runtime.collector is None:
-        return problem(503, "No collector", "this process runs no collector; send backfills to a worker")
-    sessions = runtime.settings.BACKFILL_TRACKED_SESSIONS
-    now = runtime.clock.now()
-    closed = runtime.calendar.closed_sessions(now, sessions)
-    async with runtime.runs.recorded("backfill_stale_daily", created_by=caller) as counters:
-        groups = await coverage.stale_by_bucket(STALE_BUCKETS)
-        stale = sorted(s for group in groups.values() for s in group)
-        result = await queue_daily_backfill(
-            stale,
-            store=runtime.store,
-            calendar=runtime.calendar,
-            clock=runtime.clock,
-            backfiller=runtime.collector.backfiller,
-            sessions=sessions,
-        )
-        counters.update(
-            symbols=len(stale), jobs_created=len(result.created), jobs_refused=len(result.refused)
-        )
-    refused = Counter(result.refused)
-    body = {
-        "symbols": len(stale),
-        "buckets": list(STALE_BUCKETS),
-        "per_bucket": {b: len(group) for b, group in groups.items()},
-        "sessions": sessions,
-        "start": iso(closed[0].open) if closed else None,
-        "end": iso(now),
-        "jobs_created": len(result.created),
-        "jobs_merged": len(result.merged_into),
-        "jobs_refused": len(result.refused),
-        "refused": dict(refused),
-    }
+    try:
+        body = await backfill_stale_daily_service(runtime, created_by=caller)
+    except NoCollector as exc:
+        return problem(503, "No collector", str(exc))
     return JSONResponse(body, status_code=202)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -12,8 +11,9 @@ from mds.api.deps import RuntimeDep
 from mds.api.problems import problem_responses
 from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillRecord, BackfillStatus
-from mds.errors import NotFound
+from mds.ingest.backlog import publish_backlog, read_backlog
 from mds.serialize import iso
+from mds.services import dlq
 
 router = APIRouter(prefix="/ops/dlq", tags=["dlq"], responses=problem_responses(500, 503))
 #: Job ids and row offsets are 64-bit integers in both stores; a larger one cannot exist.
@@ -56,9 +56,17 @@ class RequeueAllOut(BaseModel):
 
 
 class QueueState(BaseModel):
-    queued: dict[Tier, int] = Field(description="Jobs waiting in this process's queue, per tier")
-    active: dict[Tier, int] = Field(description="Jobs running, per tier")
-    oldest_age_seconds: float = Field(description="Age of the oldest waiting job, seconds")
+    queued: dict[Tier, int] = Field(
+        description="Jobs each tier's queue still owes (waiting plus retries in their delay, queued "
+        "by any process): backfill_queue_depth{tier}"
+    )
+    active: dict[Tier, int] = Field(
+        description="Jobs this process holds (queued by it or running here), per tier"
+    )
+    oldest_age_seconds: float = Field(description="Age of the oldest queued job of any tier, seconds")
+    oldest_age_seconds_by_tier: dict[Tier, float] = Field(
+        description="Age of each tier's oldest queued job, seconds (0 when none): backfill_oldest_age_seconds{tier}"
+    )
 
 
 class DlqStats(BaseModel):
@@ -116,9 +124,7 @@ async def failed_backfills(
     tier: TierQuery = None,
 ) -> dict[str, object]:
     """Failed backfill jobs (the DLQ), oldest first."""
-    rows = await runtime.store.list_backfills(
-        status=BackfillStatus.FAILED, tier=tier, limit=limit, offset=offset
-    )
+    rows = await dlq.failed(runtime, tier=tier, limit=limit, offset=offset)
     return {"jobs": [_job(r) for r in rows], "limit": limit, "offset": offset}
 
 
@@ -132,11 +138,7 @@ async def requeue(
     job_id: Annotated[int, Path(ge=1, le=_INT64_MAX, description="Id of a failed job")], runtime: RuntimeDep
 ) -> dict[str, object]:
     """Queue one failed job again (404 unless it is in the DLQ)."""
-    rec = await runtime.store.requeue_backfill(job_id, now=runtime.clock.now())
-    if rec is None:
-        raise NotFound("failed backfill job", str(job_id))
-    if runtime.collector is not None:
-        await runtime.collector.backfiller.requeue(rec)
+    rec = await dlq.requeue(runtime, job_id)
     return {"ok": True, "job": _job(rec)}
 
 
@@ -148,10 +150,7 @@ async def requeue(
 )
 async def requeue_all(runtime: RuntimeDep, tier: TierQuery = None) -> dict[str, object]:
     """Queue every failed job (of one tier) again."""
-    recs = await runtime.store.requeue_failed(tier=tier, now=runtime.clock.now())
-    if runtime.collector is not None:
-        for rec in recs:
-            await runtime.collector.backfiller.requeue(rec)
+    recs = await dlq.requeue_all(runtime, tier=tier)
     return {"ok": True, "requeued": len(recs), "ids": [r.id for r in recs]}
 
 
@@ -166,10 +165,15 @@ async def stats(runtime: RuntimeDep) -> dict[str, object]:
     out: dict[str, object] = {**s, "oldest_queued_created_at": iso(oldest) if oldest else None}
     if runtime.collector is not None:
         b = runtime.collector.backfiller
+        # The same reading as /metrics, so the two never disagree about the backlog.
+        backlog = await read_backlog(runtime.backfill_queues, runtime.store, runtime.clock.now())
+        publish_backlog(runtime.metrics, backlog)
+        ages = {t.value: round(x.oldest_age_seconds, 3) for t, x in backlog.items()}
         out["queue"] = {
-            "queued": {t.value: b.queued(t) for t in Tier},
+            "queued": {t.value: x.depth for t, x in backlog.items()},
             "active": {t.value: b.active(t) for t in Tier},
-            "oldest_age_seconds": round(b.oldest_age_seconds(), 3),
+            "oldest_age_seconds": max(ages.values(), default=0.0),
+            "oldest_age_seconds_by_tier": ages,
         }
     return out
 
@@ -192,6 +196,5 @@ async def purge(
     ] = 30,
 ) -> dict[str, object]:
     """Delete failed jobs older than ``days``."""
-    cutoff = runtime.clock.now() - timedelta(days=days)
-    n = await runtime.store.purge_backfills(status=BackfillStatus.FAILED, older_than=cutoff)
+    n, cutoff = await dlq.purge(runtime, days=days)
     return {"ok": True, "purged": n, "older_than": iso(cutoff)}

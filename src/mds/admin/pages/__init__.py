@@ -1,0 +1,1 @@
+"""One module per admin page, each with a ``router`` (see :mod:`mds.admin`)."""
