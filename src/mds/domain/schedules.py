@@ -331,6 +331,8 @@ class JobRun:
     error: str | None = None
     #: Why a run was skipped, deferred or is waiting (not an error).
     note: str | None = None
+    #: The newest log lines its executions emitted (``mds.ops.run_logs``), oldest first.
+    logs: list[str] = field(default_factory=list)
     attempt: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None

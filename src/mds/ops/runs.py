@@ -15,6 +15,7 @@ The task then runs under ``timeout_s`` (cancelled and recorded ``timed_out``) wi
 lease renewed, so a run whose worker dies is failed as abandoned instead of blocking its
 schedule forever. A failed or timed-out run is retried per ``retry``; the final outcome
 fires the hooks. Admin POSTs that run their work inline record a run with :meth:`recorded`.
+What an execution logs is kept on its run (:mod:`mds.ops.run_logs`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from mds.domain.clock import Clock
 from mds.domain.jobs import TaskJob, priority_band
 from mds.domain.models import Capability
 from mds.domain.schedules import Hooks, JobRun, RunStatus, ScheduleMetadata, Trigger
+from mds.observability.propagation import job_span
 from mds.ops.catalog import Catalog, Counters, TaskContext
+from mds.ops.run_logs import RunLog, capturing
 from mds.queue.base import Delivery
 from mds.queue.tasks import TaskQueues
 from mds.redact import redact
@@ -188,8 +193,10 @@ class TaskRunner:
         notifier: Notifier | None = None,
         preflight: Preflight | None = None,
         observe: Callable[[JobRun], None] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.submitter = submitter
+        self.tracer = tracer or NoOpTracer()
         self.store = submitter.store
         self.catalog = submitter.catalog
         self.clock = submitter.clock
@@ -239,6 +246,10 @@ class TaskRunner:
                     await queue.ack(delivery)
 
     async def process(self, delivery: Delivery, queue: Any) -> None:
+        with job_span(self.tracer, delivery.job):
+            await self._process(delivery, queue)
+
+    async def _process(self, delivery: Delivery, queue: Any) -> None:
         job = delivery.job
         if not isinstance(job, TaskJob):
             await queue.ack(delivery)
@@ -329,11 +340,14 @@ class TaskRunner:
         """Run a claimed run to its outcome (or back to queued for a retry)."""
         meta = ScheduleMetadata.model_validate(run.metadata)
         counters: Counters = {}
+        lines = RunLog(run.logs)
 
         async def call() -> None:
             # Inside the task, so an unknown task or params its function does not take
             # fail the run like any other error instead of escaping with the lease held.
-            await self.catalog[run.task].fn(self.ctx, counters, *run.args, **run.kwargs)
+            # Capturing here sets the run's log in this task's own context only.
+            with capturing(lines):
+                await self.catalog[run.task].fn(self.ctx, counters, *run.args, **run.kwargs)
 
         renew = asyncio.get_running_loop().create_task(self._renew(run))
         work = asyncio.ensure_future(call())
@@ -355,7 +369,9 @@ class TaskRunner:
         finally:
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
-        run.counters = counters
+        if run.error:
+            lines.note(logging.ERROR, log.name, f"{run.status.value}: {run.error}")
+        run.counters, run.logs = counters, lines.lines
         run.finished_at = self.clock.now()
         if run.status in (RunStatus.FAILED, RunStatus.TIMED_OUT) and run.attempt < meta.safety.retry.attempts:
             run.attempt += 1
@@ -453,15 +469,18 @@ class TaskRunner:
             )
         )
         counters: Counters = {}
+        lines = RunLog()
         try:
-            yield counters
+            with capturing(lines):
+                yield counters
             run.status = RunStatus.SUCCEEDED
         except BaseException as exc:
             run.status = RunStatus.FAILED
             run.error = (redact(f"{type(exc).__name__}: {exc}") or type(exc).__name__)[:ERROR_MAX]
+            lines.note(logging.ERROR, log.name, f"{run.status.value}: {run.error}")
             raise
         finally:
-            run.counters = counters
+            run.counters, run.logs = counters, lines.lines
             run.finished_at = self.clock.now()
             with contextlib.suppress(Exception):  # the answer matters more than its record
                 await self._finish(run)

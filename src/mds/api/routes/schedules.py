@@ -116,6 +116,12 @@ class JobRunOut(BaseModel):
     created_by: str | None = Field(description="The API key that asked for it, when one did")
 
 
+class JobRunDetailOut(JobRunOut):
+    logs: list[str] = Field(
+        description="The run's last log lines (time, level, logger: message), oldest first"
+    )
+
+
 class JobRunsOut(BaseModel):
     jobs: list[JobRunOut] = Field(description="Job runs, newest first")
 
@@ -301,10 +307,11 @@ async def list_jobs(
     return {"jobs": [run_out(r) for r in runs]}
 
 
-@tasks_router.get("/jobs/{run_id}", response_model=JobRunOut, operation_id="getJobRun")
+@tasks_router.get("/jobs/{run_id}", response_model=JobRunDetailOut, operation_id="getJobRun")
 async def get_job(run_id: int, service: SchedulesDep) -> dict[str, Any]:
-    """One job run with its params, metadata, counters and error."""
-    return run_out(await service.job(run_id))
+    """One job run with its params, metadata, counters, error and log lines."""
+    run = await service.job(run_id)
+    return {**run_out(run), "logs": run.logs}
 
 
 @tasks_router.get("/tasks", response_model=TasksOut, operation_id="listTasks")

@@ -37,12 +37,13 @@ _UPSERT_SCHEDULE = (
 # what changes over its life (_change_params).
 _RUN_FIELDS = (
     "task, schedule, trigger, logical_date, queued_at, created_by, status, queue, priority, due_at,"
-    " params, metadata, counters, error, note, attempt, started_at, finished_at, duration_s, lease_until"
+    " params, metadata, counters, error, note, attempt, started_at, finished_at, duration_s, lease_until,"
+    " logs"
 )
 _RUN_COLS = "id, " + _RUN_FIELDS
 _INSERT_RUN = (
     f"INSERT INTO job_runs ({_RUN_FIELDS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb,"
-    " $12::jsonb, $13::jsonb, $14, $15, $16, $17, $18, $19, $20) RETURNING id"
+    " $12::jsonb, $13::jsonb, $14, $15, $16, $17, $18, $19, $20, $21::jsonb) RETURNING id"
 )
 # What a worker changes while a run goes through its life, in the order _change_params
 # binds it; id, task, schedule, trigger, logical_date, queued_at and created_by say which
@@ -50,8 +51,8 @@ _INSERT_RUN = (
 _UPDATE_RUN = (
     "UPDATE job_runs SET status = $1, queue = $2, priority = $3, due_at = $4, params = $5::jsonb,"
     " metadata = $6::jsonb, counters = $7::jsonb, error = $8, note = $9, attempt = $10,"
-    " started_at = $11, finished_at = $12, duration_s = $13, lease_until = $14"
-    " WHERE id = $15 RETURNING id"
+    " started_at = $11, finished_at = $12, duration_s = $13, lease_until = $14, logs = $15::jsonb"
+    " WHERE id = $16 RETURNING id"
 )
 # A lease that ran out does not count: its worker is gone, expire_runs will fail it.
 _RUNNING = "status = 'running' AND lease_until > $2"
@@ -134,6 +135,7 @@ def _change_params(r: JobRun) -> tuple[Any, ...]:
         _utc(r.finished_at),
         r.duration_s,
         _utc(r.lease_until),
+        json.dumps(r.logs),
     )
 
 
@@ -160,6 +162,7 @@ def _run(row: asyncpg.Record) -> JobRun:
         duration_s=row["duration_s"],
         lease_until=row["lease_until"],
         created_by=row["created_by"],
+        logs=json.loads(row["logs"]),
     )
 
 

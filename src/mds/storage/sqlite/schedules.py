@@ -28,15 +28,16 @@ _SCHEDULE_COLS = (
 _RUN_FIELDS = (
     "task, schedule, trigger, logical_date, status, queue, priority, due_at, params, metadata,"
     " counters, error, note, attempt, queued_at, started_at, finished_at, duration_s, lease_until,"
-    " created_by"
+    " created_by, logs"
 )
 _RUN_COLS = "id, " + _RUN_FIELDS
 # The insert binds what says which run it is, then what changes over its life (_change_params).
 _INSERT_FIELDS = (
     "task, schedule, trigger, logical_date, queued_at, created_by, status, queue, priority, due_at,"
-    " params, metadata, counters, error, note, attempt, started_at, finished_at, duration_s, lease_until"
+    " params, metadata, counters, error, note, attempt, started_at, finished_at, duration_s, lease_until,"
+    " logs"
 )
-_INSERT_RUN = f"INSERT INTO job_runs ({_INSERT_FIELDS}) VALUES ({', '.join('?' * 20)})"
+_INSERT_RUN = f"INSERT INTO job_runs ({_INSERT_FIELDS}) VALUES ({', '.join('?' * 21)})"
 _UPSERT_SCHEDULE = (
     f"INSERT INTO schedules ({_SCHEDULE_COLS}) VALUES ({', '.join('?' * 13)})"
     " ON CONFLICT (name) DO UPDATE SET "
@@ -48,7 +49,7 @@ _UPSERT_SCHEDULE = (
 _UPDATE_RUN = (
     "UPDATE job_runs SET status = ?, queue = ?, priority = ?, due_at = ?, params = ?, metadata = ?,"
     " counters = ?, error = ?, note = ?, attempt = ?, started_at = ?, finished_at = ?, duration_s = ?,"
-    " lease_until = ? WHERE id = ?"
+    " lease_until = ?, logs = ? WHERE id = ?"
 )
 # A lease that ran out does not count: its worker is gone, expire_runs will fail it.
 _RUNNING = "status = 'running' AND lease_until > ?"
@@ -130,13 +131,14 @@ def _change_params(r: JobRun) -> tuple[Any, ...]:
         _micros(r.finished_at),
         r.duration_s,
         _micros(r.lease_until),
+        json.dumps(r.logs),
     )
 
 
 def _run(row: tuple[Any, ...]) -> JobRun:
     (
         run_id, task, schedule, trigger, logical, status, queue, priority, due, params, meta,
-        counters, error, note, attempt, queued, started, finished, duration, lease, created_by,
+        counters, error, note, attempt, queued, started, finished, duration, lease, created_by, logs,
     ) = row  # fmt: skip
     return JobRun(
         id=run_id,
@@ -160,6 +162,7 @@ def _run(row: tuple[Any, ...]) -> JobRun:
         duration_s=duration,
         lease_until=_time(lease),
         created_by=created_by,
+        logs=json.loads(logs),
     )
 
 
