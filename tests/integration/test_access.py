@@ -42,6 +42,7 @@ class Call:
 # One 2xx request per guarded route; test_every_guarded_route_is_listed keeps this complete.
 CALLS = [
     Call("GET", "/stats/providers", "/stats/providers", Role.READ),
+    Call("GET", "/providers/{name}/health-history", "/providers/sim/health-history", Role.READ),
     Call("GET", "/stats/cadence", "/stats/cadence", Role.READ),
     Call("GET", "/stats/quality", "/stats/quality", Role.READ),
     Call("GET", "/stocks/{symbol}/price", "/stocks/AAPL/price", Role.READ),
@@ -78,6 +79,7 @@ CALLS = [
     ),
     Call("POST", "/ops/validate", "/ops/validate", Role.OPS),
     Call("POST", "/ops/reload", "/ops/reload", Role.OPS),
+    Call("POST", "/ops/config/reload", "/ops/config/reload", Role.OPS),
     Call("GET", "/ops/coverage", "/ops/coverage", Role.OPS),
     Call("GET", "/ops/dlq/backfills", "/ops/dlq/backfills?tier=T1", Role.OPS),
     Call("POST", "/ops/dlq/backfills/requeue/{job_id}", "/ops/dlq/backfills/requeue/{failed}", Role.OPS),

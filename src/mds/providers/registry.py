@@ -7,7 +7,7 @@ stand in silently for a real vendor.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import cast
 
 from mds.calendar import MarketCalendar
@@ -45,6 +45,31 @@ def vendor_class(name: str) -> type[HttpProvider]:
     return cast(type[HttpProvider], getattr(importlib.import_module(module), cls))
 
 
+def build_vendor(name: str, settings: Settings, calendar: MarketCalendar, limiter: RateLimiter) -> Provider:
+    """The adapter of vendor ``name`` over ``settings`` (its key, base URL and rate limit)."""
+    return vendor_class(name)(settings=settings, calendar=calendar, limiter=limiter)
+
+
+def vendor_settings(name: str) -> tuple[str, ...]:
+    """The settings an adapter of vendor ``name`` reads once, when it is built: its keys,
+    ``<NAME>_BASE_URL``, ``<NAME>_RATE_PER_MIN``, and the HTTP client's timeout."""
+    cls = vendor_class(name)
+    upper = name.upper()
+    own = [f"{upper}_BASE_URL", f"{upper}_RATE_PER_MIN"]
+    return (*cls.key_settings, *(s for s in own if s in Settings.model_fields), "PROVIDER_TIMEOUT_SEC")
+
+
+def adapters_to_rebuild(old: Settings, new: Settings, built: Iterable[str]) -> list[str]:
+    """Of the vendor adapters ``built``, those whose own settings differ between ``old`` and
+    ``new`` (sims are not rebuilt: their faults come from the environment, read at start)."""
+    return sorted(
+        name
+        for name in built
+        if name in VENDORS
+        and any(getattr(old, s, None) != getattr(new, s, None) for s in vendor_settings(name))
+    )
+
+
 def policy_names(settings: Settings) -> list[str]:
     seen: list[str] = []
     for cap in Capability:
@@ -75,7 +100,7 @@ def build_providers(
     )
     for name in names:
         if name in VENDORS:
-            out[name] = vendor_class(name)(settings=settings, calendar=calendar, limiter=limiter)
+            out[name] = build_vendor(name, settings, calendar, limiter)
     sims = [n for n in names if n in SIM_PREFIXES]
     if sims:
         # One ground truth for every sim instance; SIM_SEED decides it.

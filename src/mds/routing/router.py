@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from opentelemetry.trace import NoOpTracer, SpanKind, StatusCode, Tracer
+
 from mds.config import PROVIDER_ALIASES, Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Capability
@@ -46,6 +48,7 @@ from mds.observability.metrics import CIRCUIT_STATE_VALUE, Metrics
 from mds.providers.base import Provider
 from mds.routing.breaker import BreakerState, CircuitBreaker, Ticket
 from mds.routing.health import ProviderStats
+from mds.routing.history import HISTORY_SAMPLES, HealthSample, Transition, sample
 from mds.routing.timing import timed_call
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,6 @@ log = logging.getLogger(__name__)
 _PROBE_OUT = "skipped: half-open probe in flight"
 
 T = TypeVar("T")
-
-#: Samples of H kept per provider for /stats/providers (seed: "provider health history").
-HISTORY_SAMPLES = 60
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class _Entry:
     breaker: CircuitBreaker
     paused_until: datetime | None = None
     not_entitled: set[Capability] = field(default_factory=set)
-    history: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
+    history: deque[HealthSample] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
+    transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
     last_state: BreakerState = BreakerState.CLOSED
     last_opened_at: datetime | None = None
     last_outcome: str = ""
@@ -126,8 +127,11 @@ class Router:
         settings: Settings,
         clock: Clock,
         metrics: Metrics,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer or NoOpTracer()
         self._clock = clock
         self._metrics = metrics
         self._entries: dict[str, _Entry] = {
@@ -314,6 +318,28 @@ class Router:
         event-loop stalls are never charged to them (``mds.routing.timing``). For any
         other provider the whole call is measured and bounded.
         """
+        with self._tracer.start_as_current_span(
+            f"provider {capability.value}",
+            kind=SpanKind.CLIENT,
+            attributes={"mds.provider": name, "mds.capability": capability.value},
+            record_exception=False,  # the outcome says what went wrong; vendor errors are routine
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                value, latency_ms = await self._exchange(name, entry, op)
+            except ProviderError as err:
+                span.set_attribute("mds.outcome", err.kind)
+                raise
+            except Exception as exc:  # counted as the provider's bad payload (see ``call``)
+                span.set_attribute("mds.outcome", "bad_payload")
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                raise
+            span.set_attribute("mds.outcome", "success")
+            return value, latency_ms
+
+    async def _exchange(
+        self, name: str, entry: _Entry, op: Callable[[Provider], Awaitable[T]]
+    ) -> tuple[T, float | None]:
         timeout = self._settings.PROVIDER_TIMEOUT_SEC
         if getattr(entry.provider, "times_transport", False):
             with timed_call(timeout) as timer:
@@ -449,38 +475,51 @@ class Router:
         return h
 
     def _after_outcome(self, name: str) -> None:
-        h = self._publish(name)
+        self._publish(name)
         entry = self._entries[name]
-        entry.history.append((self._clock.now(), h))
+        now = self._clock.now()
+        entry.history.append(
+            sample(now, entry.stats, entry.breaker.state, self._settings.RECENT_LATENCY_CAP_MS)
+        )
         if entry.breaker.opened_at != entry.last_opened_at:
             entry.last_opened_at = entry.breaker.opened_at
             self._metrics.circuit_opened_total.labels(provider=name).inc()
+        self._note_transition(name, entry, now, f"after {entry.last_outcome}")
+
+    def _note_transition(self, name: str, entry: _Entry, now: datetime, cause: str) -> None:
+        """Record and log a state change of ``name``'s breaker since it was last looked at."""
         state = entry.breaker.state
-        if state is not entry.last_state:
-            # Every transition is logged with the figures behind it, so an opening can be
-            # explained after the fact (which input pushed H down, or how many failures).
-            stats = entry.stats
-            log.warning(
-                "breaker %s: %s -> %s after %s; H-as-closed %.3f, latency p95 %s ms, "
-                "error ewma %.3f, completeness %.3f, quality %.3f, consecutive failures %d",
-                name,
-                entry.last_state.value,
-                state.value,
-                entry.last_outcome,
-                self._health_as_closed(entry),
-                "-" if stats.latency_p95_ms is None else f"{stats.latency_p95_ms:.0f}",
-                stats.error_ewma,
-                stats.completeness,
-                stats.quality,
-                stats.consecutive_failures,
-            )
-            entry.last_state = state
+        if state is entry.last_state:
+            return
+        at = now
+        if entry.last_state is BreakerState.OPEN and state is BreakerState.HALF_OPEN:
+            # Open -> half-open happens with time, not with an outcome: date it when the
+            # cooldown ended, not when someone happened to look.
+            opened = entry.breaker.opened_at
+            cooldown = entry.breaker.open_seconds
+            if opened is not None:
+                at = min(now, opened + timedelta(seconds=cooldown))
+            cause = f"open for BREAKER_OPEN_SECONDS={cooldown:g}"
+        stats = entry.stats
+        # Every transition keeps the figures behind it, so an opening can be explained after
+        # the fact (which input pushed H down, or how many failures).
+        reason = (
+            f"{cause}; H-as-closed {self._health_as_closed(entry):.3f}, latency p95 "
+            f"{'-' if stats.latency_p95_ms is None else f'{stats.latency_p95_ms:.0f}'} ms, "
+            f"error ewma {stats.error_ewma:.3f}, completeness {stats.completeness:.3f}, "
+            f"quality {stats.quality:.3f}, consecutive failures {stats.consecutive_failures}"
+        )
+        entry.transitions.append(Transition(at, entry.last_state, state, reason))
+        log.warning("breaker %s: %s -> %s %s", name, entry.last_state.value, state.value, reason)
+        entry.last_state = state
 
     def _refresh_gauges(self) -> None:
         # Open → half-open happens lazily with time, not with an outcome; refresh so the
         # gauges do not show a cooled-down provider as open until its next call.
-        for name in self._entries:
+        now = self._clock.now()
+        for name, entry in self._entries.items():
             self._publish(name)
+            self._note_transition(name, entry, now, "observed")
 
     def snapshot(self) -> list[dict[str, Any]]:
         """One dict per provider (sorted by name) for /stats/providers."""
@@ -507,12 +546,52 @@ class Router:
                     "consecutive_failures": stats.consecutive_failures,
                     "paused_until": paused.isoformat() if paused else None,
                     "not_entitled": sorted(c.value for c in entry.not_entitled),
-                    "h_history": [(t.isoformat(), round(h, 4)) for t, h in entry.history],
+                    "h_history": [(s.at.isoformat(), round(s.health, 4)) for s in entry.history],
                 }
             )
         return out
 
+    def health_history(self, provider: str) -> dict[str, Any]:
+        """The last HISTORY_SAMPLES samples of ``provider``'s H with their components, and its
+        last breaker transitions, oldest first.
+
+        Raises:
+            KeyError: ``provider`` is not one the router routes to.
+        """
+        entry = self._entries.get(provider)
+        if entry is None:
+            raise KeyError(f"unknown provider {provider!r}")
+        self._refresh_gauges()
+        return {
+            "provider": provider,
+            "state": entry.breaker.state.value,
+            "health_score": round(self._health(entry), 4),
+            "samples": [s.as_json() for s in entry.history],
+            "transitions": [t.as_json() for t in entry.transitions],
+        }
+
     # -- hot reload ----------------------------------------------------------------------
+
+    def replace_provider(self, name: str, provider: Provider) -> Provider | None:
+        """Route ``name`` to ``provider`` from now on; return the adapter it replaces, if any.
+
+        A reload rebuilds an adapter whose key, base URL or rate limit changed: the vendor is
+        the same, so its figures, breaker, pause and history stay. A name not routed before
+        gets a fresh entry (a vendor a reloaded policy names for the first time).
+        """
+        entry = self._entries.get(name)
+        if entry is None:
+            self._entries[name] = _Entry(
+                provider=provider,
+                stats=ProviderStats(),
+                breaker=CircuitBreaker.from_settings(self._settings, self._clock),
+            )
+            self._publish(name)
+            return None
+        old, entry.provider = entry.provider, provider
+        # A new key may come with a new plan: try what the old one was refused again.
+        entry.not_entitled.clear()
+        return old
 
     def update_settings(self, settings: Settings) -> None:
         """Adopt new policies and thresholds; keep stats, breaker states and pauses.

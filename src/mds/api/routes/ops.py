@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from mds.api.deps import RuntimeDep
 from mds.api.models import BackfillIn, BackfillOut
@@ -23,10 +25,12 @@ from mds.api.problems import PROBLEM, problem, problem_responses
 from mds.domain.models import Interval, Tier
 from mds.errors import ConfigError, InvalidRequest, NotFound
 from mds.ingest.scan import coverage
-from mds.ops.reload import plan_reload
+from mds.ops.reload import plan_reload, reload_here
 from mds.runtime import Runtime
 from mds.serialize import iso
 from mds.services.market import MAX_INTRADAY_RANGE
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/ops", tags=["ops"], responses=problem_responses(500, 503))
 
@@ -48,6 +52,14 @@ class ValidateOut(BaseModel):
 
 class ReloadOut(ValidateOut):
     policy_version: str = Field(description="Version tag of the routing policies now in force")
+    rebuilt: list[str] = Field(
+        description="Vendor adapters built again (key, base URL or rate limit changed) or for the"
+        " first time (a policy names them now); their health figures are kept"
+    )
+    announced: bool = Field(
+        description="Whether the version was announced to the other processes (they re-read their"
+        " own configuration and apply it; /health lists each one's policy_version)"
+    )
 
 
 class TierCoverage(BaseModel):
@@ -177,21 +189,46 @@ async def validate(runtime: RuntimeDep) -> JSONResponse:
 
 @router.post("/reload", response_model=ReloadOut, responses=_REFUSED_CONFIG, operation_id="reloadConfig")
 async def reload(runtime: RuntimeDep) -> JSONResponse:
-    """Re-read and validate the configuration; apply it, or keep the last good one."""
+    """Re-read and validate the configuration; apply it in every process, or keep the last good one.
+
+    This process applies it and announces its version; the other processes (API replicas,
+    workers, the scheduler) re-read their own configuration and apply it too.
+    """
     try:
-        new, report = plan_reload(runtime.settings, runtime.current_environ(), set(runtime.providers))
+        report = await reload_here(runtime)
     except ConfigError as exc:
         return _refused(exc, runtime)
-    runtime.apply_settings(new)
-    runtime.policy_version = report.policy_version
+    announced = False
+    if runtime.config_sync is not None:
+        try:
+            await runtime.config_sync.announce(report.policy_version)
+            announced = True
+        except (RedisError, OSError) as exc:
+            # Applied here all the same; the others catch up from the stored version once
+            # Redis answers again, or stay on theirs (/health shows which).
+            log.warning("reload %s applied here but not announced: %s", report.policy_version, exc)
     return JSONResponse(
         {
             "ok": True,
             "policy_version": report.policy_version,
             "changed": report.changed,
             "restart_required": report.restart_required,
+            "rebuilt": report.rebuilt,
+            "announced": announced,
         }
     )
+
+
+# The seeds name it both ways (seed 003: POST /ops/config/reload); one handler, one behaviour.
+router.add_api_route(
+    "/config/reload",
+    reload,
+    methods=["POST"],
+    response_model=ReloadOut,
+    responses=_REFUSED_CONFIG,
+    operation_id="reloadConfigAlias",
+    summary="Reload (the seeds' second name for POST /ops/reload)",
+)
 
 
 def _refused(exc: ConfigError, runtime: Runtime) -> JSONResponse:

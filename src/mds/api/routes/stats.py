@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
 from mds.api.params import SYMBOL_PATTERN
 from mds.api.problems import problem_responses
 from mds.domain.models import Capability, Tier
+from mds.errors import NotFound
 from mds.reconcile.service import pooled, reconcile_settings
 from mds.routing.breaker import BreakerState
 from mds.serialize import iso
 
 router = APIRouter(prefix="/stats", tags=["stats"], responses=problem_responses(500, 503))
+#: Per-provider resources (seed 003: GET /providers/{name}/health-history); same guard as /stats.
+providers_router = APIRouter(prefix="/providers", tags=["stats"], responses=problem_responses(500, 503))
 
 
 class ProviderStats(BaseModel):
@@ -34,6 +37,40 @@ class ProviderStats(BaseModel):
     paused_until: str | None = Field(description="Rate-limit pause end (ISO-8601), if paused")
     not_entitled: list[Capability] = Field(description="Capabilities the vendor plan refused")
     h_history: list[tuple[str, float]] = Field(description="Recent (time, health score) pairs")
+
+
+class HealthComponents(BaseModel):
+    breaker: float = Field(description="1.0 closed, 0.5 half-open, 0.0 open (weight 0.45)")
+    latency: float = Field(description="1 - min(p95 / RECENT_LATENCY_CAP_MS, 1) (weight 0.25)")
+    error: float = Field(description="1 - the error EWMA (weight 0.20)")
+    completeness: float = Field(description="The completeness EWMA (weight 0.10)")
+    quality: float = Field(description="Reconciliation's data-quality score; multiplies the sum")
+
+
+class HealthSampleOut(BaseModel):
+    at: str = Field(description="When the outcome behind the sample was recorded (service clock, ISO-8601)")
+    health_score: float = Field(description="H after that outcome")
+    state: BreakerState = Field(description="Breaker state then")
+    components: HealthComponents = Field(description="The factors H was computed from")
+    latency_p95_ms: float | None = Field(description="95th percentile latency then, ms (null: no sample)")
+    consecutive_failures: int = Field(description="Failures since the last success, then")
+
+
+class BreakerTransition(BaseModel):
+    at: str = Field(description="When the breaker changed state (service clock, ISO-8601)")
+    from_: BreakerState = Field(alias="from", description="State before")
+    to: BreakerState = Field(description="State after")
+    reason: str = Field(description="The outcome or cooldown behind it, and the figures then")
+
+
+class HealthHistoryOut(BaseModel):
+    provider: str = Field(description="Provider name")
+    state: BreakerState = Field(description="Breaker state now")
+    health_score: float = Field(description="H now")
+    samples: list[HealthSampleOut] = Field(description="The last 60 samples of H, oldest first")
+    transitions: list[BreakerTransition] = Field(
+        description="The last 60 breaker state changes, oldest first"
+    )
 
 
 class ProvidersOut(BaseModel):
@@ -71,6 +108,25 @@ async def providers(runtime: RuntimeDep) -> dict[str, Any]:
         "policies": {c.value: runtime.router.order(c) for c in Capability},
         "configured_policies": {c.value: runtime.settings.policy(c) for c in Capability},
     }
+
+
+@providers_router.get(
+    "/{name}/health-history",
+    response_model=HealthHistoryOut,
+    response_model_by_alias=True,
+    responses=problem_responses(404, 422),
+    operation_id="getProviderHealthHistory",
+)
+async def health_history(
+    name: Annotated[str, Path(pattern=r"^[a-z_]{2,32}$", description="Provider name, e.g. polygon")],
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """The provider's last 60 health-score samples with their components, and its breaker
+    state changes with their reasons (the figures behind ``h_history`` in /stats/providers)."""
+    try:
+        return runtime.router.health_history(name)
+    except KeyError:
+        raise NotFound("provider", name) from None
 
 
 @router.get("/cadence", response_model=CadenceOut, operation_id="getCadence")
