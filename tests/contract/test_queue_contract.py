@@ -415,3 +415,23 @@ async def test_a_consumer_cancelled_as_a_job_arrives_takes_nothing(
         with pytest.raises(asyncio.CancelledError):
             await getter
         assert await drain(queue, 1) == [f"j{i}"]
+
+
+async def test_every_put_carries_the_trace_it_was_queued_in(queue: JobQueue) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("test")  # not the global one
+    await queue.put(job("untraced"))
+    with tracer.start_as_current_span("request") as span:
+        await queue.put(job("put"))
+        assert await queue.put_capped(job("capped"), 10)
+        await queue.put_many([job("many")])
+        assert await queue.put_capped_many([job("capped_many")], 10) == 1
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    carried = {}
+    for _ in range(5):
+        d = await queue.get(timeout=2)
+        assert d is not None
+        carried[d.job.job_id] = d.job.traceparent and d.job.traceparent.split("-")[1]
+        await queue.ack(d)
+    assert carried == {"untraced": None, **dict.fromkeys(["put", "capped", "many", "capped_many"], trace_id)}

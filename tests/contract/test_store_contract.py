@@ -365,6 +365,17 @@ class TestBackfillQueueViews:
         assert stats["oldest_queued_created_at"] == W2
         assert stats["failed_total"] == 1
 
+    async def test_oldest_queued_per_tier(self, store: Store) -> None:
+        """What backfill_oldest_age_seconds{tier} reads: queued rows only, the oldest per tier."""
+        assert await store.oldest_queued_backfills() == {}
+        a = await store.create_backfill("A", M1, T0, FAR, Tier.T0, now=W1)
+        await store.create_backfill("B", M1, T0, FAR, Tier.T0, now=W2)
+        c = await store.create_backfill("C", M1, T0, FAR, Tier.T2, now=W1)
+        await store.create_backfill("D", M1, T0, FAR, Tier.T2, now=W3)
+        await store.update_backfill(a.id, status=BackfillStatus.RUNNING, now=W3)  # running: not queued
+        await store.update_backfill(c.id, status=BackfillStatus.FAILED, now=W3, last_error="x")
+        assert await store.oldest_queued_backfills() == {Tier.T0: W2, Tier.T2: W3}
+
     async def test_purge_by_status_and_age(self, store: Store) -> None:
         jobs = [await store.create_backfill(f"S{i}", M1, T0, FAR, Tier.T1, now=W1) for i in range(4)]
         await store.update_backfill(jobs[0].id, status=BackfillStatus.DONE, now=W1)

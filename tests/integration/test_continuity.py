@@ -78,6 +78,43 @@ async def test_slo_monitor_rates_symbols_by_how_far_they_trail(make_pipeline) ->
     assert samples[(Tier.T2, Interval.D1)].violations == 0  # yesterday's daily bar is the newest closed one
 
 
+async def test_slo_monitor_samples_daily_bars_of_every_tier_that_collects_them(make_pipeline) -> None:
+    """T0 and T1 collect 1m and daily bars: both are sampled, each with its own allowance
+    (twice the eod cadence, in sessions), so a stopped daily series is found even while the
+    symbol's 1m series is current."""
+    p = await make_pipeline()
+    for symbol in ("A", "B"):  # both 1m series are current
+        await p.store.advance_cursor(symbol, Interval.M1, "auto", NOW - timedelta(minutes=1), now=NOW)
+    # A's daily series holds yesterday's session; B's stopped on Oct 1 (4 closed sessions behind).
+    await p.store.advance_cursor("A", Interval.D1, "auto", datetime(2025, 10, 7, 13, 30, tzinfo=UTC), now=NOW)
+    await p.store.advance_cursor("B", Interval.D1, "auto", datetime(2025, 10, 1, 13, 30, tzinfo=UTC), now=NOW)
+    # E's stopped two sessions back: within the allowance of 2 x eod (1 session).
+    await p.store.advance_cursor("E", Interval.D1, "auto", datetime(2025, 10, 3, 13, 30, tzinfo=UTC), now=NOW)
+    metrics = Metrics()
+    slo = SloMonitor(
+        store=p.store,
+        calendar=CAL,
+        clock=p.clock,
+        settings=p.settings,
+        metrics=metrics,
+        symbols_by_tier={Tier.T0: ["A", "B"], Tier.T1: ["A", "E"], Tier.T2: ["F"]},
+    )
+    assert {(t, i) for t, i, _ in slo.plans()} == {
+        (Tier.T0, Interval.M1),
+        (Tier.T0, Interval.D1),
+        (Tier.T1, Interval.M1),
+        (Tier.T1, Interval.D1),
+        (Tier.T2, Interval.D1),
+    }
+    samples = {(s.tier, s.interval): s for s in await slo.sample_once()}
+    assert samples[(Tier.T0, Interval.M1)].violations == 0
+    assert samples[(Tier.T0, Interval.D1)].violations == 1  # B
+    assert metrics.value("slo_gap_violation_rate", tier="T0", interval="1d") == pytest.approx(0.5)
+    assert samples[(Tier.T1, Interval.D1)].violations == 0  # E is 2 sessions behind: allowed
+    assert samples[(Tier.T2, Interval.D1)].violations == 1  # F has no daily bar at all
+    assert metrics.value("slo_gap_violation_rate", tier="T2", interval="1d") == 1.0
+
+
 @pytest.fixture
 async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     env = dict(SIM_ENV)

@@ -335,7 +335,8 @@ def run(
                                 series.append((elapsed, max(values)))
                         if 0.0 in pick(samples, "circuit_state"):
                             circuit_open_samples += 1
-                        depth = pick(samples, "backfill_queue_depth")
+                        tiers = pick(samples, "backfill_queue_depth")  # one per tier
+                        depth = [sum(tiers)] if tiers else []
                         if depth and (depth_max is None or depth[0] > depth_max):
                             depth_max = depth[0]
                             size = pick(samples, "backfill_queue_bytes")

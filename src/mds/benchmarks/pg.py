@@ -150,7 +150,12 @@ async def _wait_until_served(base: str, path: str, bars: int, headers: dict[str,
                 r = await c.get(path)
                 health = (await c.get("/health")).json()
                 metrics = (await c.get("/metrics")).text
-                drained = health.get("startup_backfill_queued") and "\nbackfill_queue_depth 0.0" in metrics
+                depths = [ln for ln in metrics.splitlines() if ln.startswith("backfill_queue_depth{")]
+                drained = (
+                    health.get("startup_backfill_queued")
+                    and bool(depths)
+                    and all(ln.endswith(" 0.0") for ln in depths)
+                )
                 if drained and r.status_code == 200 and len(r.json()["bars"]) == bars:
                     return r.content
             await asyncio.sleep(0.2)

@@ -37,10 +37,13 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 def _queue_depth(client: httpx.Client, url: str) -> float | None:
-    for line in client.get(url + "/metrics").text.splitlines():
-        if line.startswith("backfill_queue_depth "):
-            return float(line.split()[1])
-    return None
+    """The backlog over every tier (``backfill_queue_depth{tier}``), None before it is exported."""
+    depths = [
+        float(line.rsplit(" ", 1)[1])
+        for line in client.get(url + "/metrics").text.splitlines()
+        if line.startswith("backfill_queue_depth{")
+    ]
+    return sum(depths) if depths else None
 
 
 def run(timeout: float = 120.0, clock: str | None = "2025-10-08T14:00:00Z") -> dict[str, object]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -183,7 +182,6 @@ class Backfiller:
         self.clock = clock
         self.metrics = metrics
         self._active = ActiveIndex()
-        self._age_published = 0.0
         self.wakeup = asyncio.Event()  # the dispatcher's: something may be ready
         self._changed = asyncio.Event()  # wait_idle's: a job finished
 
@@ -495,21 +493,10 @@ class Backfiller:
     def active(self, tier: Tier | None = None) -> int:
         return self._active.count(tier, running=False) + self._active.count(tier, running=True)
 
-    def oldest_age_seconds(self) -> float:
-        waiting = [j.created_at for j in self._active.values()]
-        if not waiting:
-            return 0.0
-        return max(0.0, (self.clock.now() - min(waiting)).total_seconds())
-
     def _publish_depth(self) -> None:
-        self.metrics.backfill_queue_depth.set(self.queued())
+        # What this process holds. backfill_queue_depth and backfill_oldest_age_seconds are
+        # the shared backlog's, read at each /metrics refresh (mds.ingest.backlog).
         self.metrics.backfill_queue_bytes.set(QUEUED_JOB_BYTES * self.queued())
-        # The oldest job's age scans the whole index: at most once a wall second, since
-        # this runs after every job and a backlog holds tens of thousands.
-        now = time.monotonic()
-        if now - self._age_published >= 1.0 or not self._active:
-            self._age_published = now
-            self.metrics.backfill_oldest_age_seconds.set(self.oldest_age_seconds())
 
 
 def _ceil_second(ts: datetime) -> datetime:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry.trace import Tracer
+
 from mds.cache import Cache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
@@ -57,8 +59,10 @@ class Collector:
         publisher: StreamPublisher | None = None,
         shared_queues: bool = False,
         live_lag: LiveLagTracker | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
+        self.tracer = tracer
         self.store = store
         self.clock = clock
         self.calendar = calendar
@@ -118,6 +122,7 @@ class Collector:
             cache=self._cache,
             publisher=self._publisher,
             handoff=self.handoff,
+            tracer=self.tracer,
         )
 
     def update_settings(self, settings: Settings) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -116,11 +117,14 @@ class BarIngestor:
         end: datetime,
         *,
         hint: str | None = None,
+        batch_size: int | None = None,
     ) -> IngestOutcome:
         """Fetch ``start <= ts < end``, store it, and report what is still missing.
 
-        Raises NoProviderAvailable when no provider could answer; the caller decides
-        whether to retry. A range with no session in it returns at once.
+        ``batch_size`` caps the bars per store write (LIVE_BATCH_SIZE, BACKFILL_BATCH_SIZE);
+        None writes the answer in one. Raises NoProviderAvailable when no provider could
+        answer; the caller decides whether to retry. A range with no session in it returns
+        at once.
         """
         now = self.clock.now()
         end = min(end, now)
@@ -145,10 +149,10 @@ class BarIngestor:
             bars, provider = [], None
 
         bars = [self._with_status(b, now) for b in bars]
-        t0 = time.perf_counter()
         since = self.streamer.horizon(interval, now) if self.streamer is not None else None
-        result = await self.store.write_bars(bars, as_of=now, changed_since=since)
-        self.metrics.write_batch_ms.observe((time.perf_counter() - t0) * 1000)
+        result = await write_batched(
+            self.store, bars, as_of=now, changed_since=since, batch_size=batch_size, metrics=self.metrics
+        )
         if result.written and self.generations is not None:
             # Straight after the commit, before anything else can fail: kept responses of
             # this series are never served again.
@@ -345,3 +349,34 @@ def _since(expected: np.ndarray, listed: datetime | None) -> np.ndarray:
     if listed is None or expected.size == 0:
         return expected
     return expected[expected >= int(listed.timestamp())]
+
+
+async def write_batched(
+    store: BarStore,
+    bars: Sequence[Bar],
+    *,
+    as_of: datetime,
+    changed_since: datetime | None,
+    batch_size: int | None,
+    metrics: Metrics,
+) -> WriteResult:
+    """Store ``bars`` in writes of at most ``batch_size`` (one transaction each), summed.
+
+    Bounds how long one write holds its transaction and locks: a daily backfill reaching
+    back years, or a wide live window, is not one huge statement. Each write is
+    idempotent, so a failure part-way leaves stored batches that a retry finds unchanged.
+    ``write_batch_ms`` is observed per write. An empty answer is still one (empty) write.
+    """
+    step = batch_size or max(len(bars), 1)
+    total = WriteResult()
+    for i in range(0, max(len(bars), 1), step):
+        t0 = time.perf_counter()
+        r = await store.write_bars(bars[i : i + step], as_of=as_of, changed_since=changed_since)
+        metrics.write_batch_ms.observe((time.perf_counter() - t0) * 1000)
+        total = WriteResult(
+            inserted=total.inserted + r.inserted,
+            revised=total.revised + r.revised,
+            unchanged=total.unchanged + r.unchanged,
+            changed=total.changed + r.changed,
+        )
+    return total

@@ -13,6 +13,8 @@ import logging
 import random
 from collections.abc import Mapping
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from mds.aio import honour_cancel
 from mds.cache import Cache
 from mds.config import Settings
@@ -28,6 +30,7 @@ from mds.ingest.gaps import Gap
 from mds.ingest.handoff import GapHandoff
 from mds.ingest.ingestor import AUTO_SOURCE, BarIngestor
 from mds.observability.metrics import Metrics
+from mds.observability.propagation import job_span
 from mds.providers.base import Provider
 from mds.queue.base import Delivery, JobQueue
 from mds.routing.router import Router
@@ -56,8 +59,10 @@ class Worker:
         cache: Cache | None = None,
         publisher: StreamPublisher | None = None,
         handoff: GapHandoff | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.name = name
+        self.tracer = tracer or NoOpTracer()
         #: Where live jobs leave the holes they find (None: enqueue them inline).
         self.handoff = handoff
         self.queue = queue
@@ -82,6 +87,10 @@ class Worker:
             await self.process(delivery)
 
     async def process(self, delivery: Delivery) -> None:
+        with job_span(self.tracer, delivery.job):
+            await self._process(delivery)
+
+    async def _process(self, delivery: Delivery) -> None:
         job = delivery.job
         if isinstance(job, BackfillJob):
             try:
@@ -150,7 +159,9 @@ class Worker:
                     await self._hand_off(gaps, symbol)
         if start >= end:
             return
-        outcome = await self.ingestor.ingest(symbol, interval, start, end, hint=job.provider_hint)
+        outcome = await self.ingestor.ingest(
+            symbol, interval, start, end, hint=job.provider_hint, batch_size=self.settings.LIVE_BATCH_SIZE
+        )
         if outcome.gaps:
             await self._hand_off(outcome.gaps, symbol)
 
@@ -204,6 +215,7 @@ class Worker:
                 job.time_window.start,
                 job.time_window.end,
                 hint=job.provider_hint,
+                batch_size=self.settings.BACKFILL_BATCH_SIZE,
             )
             if outcome.gaps:
                 missing = sum(g.missing_bars for g in outcome.gaps)

@@ -123,14 +123,20 @@ class Metrics:
             ["tier", "status"],
             registry=r,
         )
+        # Per tier, read from the tier's queue and the backfill ledger at every /metrics
+        # refresh (mds.ingest.backlog): with shared (Redis) queues every process reports the
+        # same backlog, not what it happens to hold itself.
         self.backfill_queue_depth = Gauge(
             "backfill_queue_depth",
-            "Backfill jobs waiting",
+            "Backfill jobs the tier's queue still owes (waiting plus retries sitting out their "
+            "delay, queued by any process); running jobs are not counted",
+            ["tier"],
             registry=r,
         )
         self.backfill_oldest_age_seconds = Gauge(
             "backfill_oldest_age_seconds",
-            "Age of the oldest active backfill job (clock seconds)",
+            "Age of the tier's oldest queued backfill job in the ledger (clock seconds; 0 when none)",
+            ["tier"],
             registry=r,
         )
         self.backfill_jobs_dropped_total = Counter(

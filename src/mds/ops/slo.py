@@ -4,6 +4,12 @@ Hand-written. A sampled symbol violates the continuity SLO when more expected, c
 bars are missing behind its cursor than the tier's cadence allows: twice the larger of
 the bar interval and the sweep cadence (seed: "gap <= 2x interval"; a T1 symbol swept
 every 300 s is not in violation just because its 1m bars arrive five at a time).
+
+Every tier is sampled for every interval it collects: 1m where it has a ``bars_1m``
+cadence, and daily bars wherever it has an ``eod`` cadence (T0 and T1 collect both, so a
+T0 symbol whose 1m series is current but whose daily bars stopped is still found). A daily
+series may trail by twice its eod cadence, in sessions; one with no daily bar at all is
+counted from the sessions of the last ``_D1_LOOKBACK``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mds.calendar import MarketCalendar
 from mds.config import Settings
@@ -26,6 +32,9 @@ from mds.storage.base import UniverseStore
 log = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 200
+#: How far back a daily series with no cursor yet is counted as behind (several sessions,
+#: so it always exceeds the allowance and is a violation).
+_D1_LOOKBACK = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class SloMonitor:
             c = self.settings.cadence(tier)
             if c.bars_1m:
                 out.append((tier, Interval.M1, 2 * max(1, math.ceil(c.bars_1m / 60))))
-            elif c.eod:
+            if c.eod:
                 out.append((tier, Interval.D1, 2 * c.eod))
         return out
 
@@ -93,10 +102,17 @@ class SloMonitor:
         return samples
 
     async def bars_behind(self, symbol: str, interval: Interval, now: datetime) -> int:
-        """Closed, expected bars newer than the symbol's cursor (all of today's if none)."""
+        """Closed, expected bars newer than the symbol's cursor.
+
+        Without a cursor: all of today's (intraday), or of the last ``_D1_LOOKBACK`` (daily).
+        """
         cursor = await self.store.get_cursor(symbol, interval, AUTO_SOURCE)
-        sessions = self.calendar.sessions(now.replace(hour=0, minute=0, second=0, microsecond=0), now)
-        start = cursor.last_ts + interval.delta if cursor else (sessions[0].open if sessions else now)
+        if cursor is not None:
+            start = cursor.last_ts + interval.delta
+        else:
+            since = now - _D1_LOOKBACK if interval is Interval.D1 else now
+            sessions = self.calendar.sessions(since.replace(hour=0, minute=0, second=0, microsecond=0), now)
+            start = sessions[0].open if sessions else now
         if start >= now:
             return 0
         expected = self.calendar.expected_epochs(interval, start, now)

@@ -328,6 +328,11 @@ class BackfillLedger(Protocol):
         """
         ...
 
+    async def oldest_queued_backfills(self) -> dict[Tier, datetime]:
+        """Per tier with a queued job (waiting or retrying, not running), the oldest one's
+        ``created_at``: what ``backfill_oldest_age_seconds{tier}`` reports in every process."""
+        ...
+
     async def purge_backfills(self, *, status: BackfillStatus, older_than: datetime) -> int:
         """Delete jobs with ``status`` whose ``updated_at`` is before ``older_than``; count them."""
         ...
@@ -563,7 +568,7 @@ class ScheduleStore(Protocol):
 
 
 class JobRunStore(Protocol):
-    """``job_run`` rows: every task execution, its status, counters and errors."""
+    """``job_run`` rows: every task execution, its status, counters, errors and log lines."""
 
     async def create_run(self, run: JobRun) -> JobRun:
         """Insert; returns the run with its ``id``."""
@@ -572,7 +577,8 @@ class JobRunStore(Protocol):
     async def get_run(self, run_id: int) -> JobRun | None: ...
 
     async def update_run(self, run: JobRun) -> None:
-        """Write every mutable field of ``run`` (status, times, counters, error, note, attempt, lease)."""
+        """Write every mutable field of ``run`` (status, times, counters, error, note, attempt,
+        lease, logs)."""
         ...
 
     async def claim_run(

@@ -128,6 +128,14 @@ class PostgresLedger:
             "failed_total": by_status[BackfillStatus.FAILED.value],
         }
 
+    async def oldest_queued_backfills(self) -> dict[Tier, datetime]:
+        # The status index bounds the scan by the backlog, not the table.
+        rows = await self.db.fetch(
+            "SELECT priority, min(created_at) FROM backfill_jobs WHERE status = $1 GROUP BY priority",
+            BackfillStatus.QUEUED.value,
+        )
+        return {Tier(tier): first for tier, first in rows}
+
     async def purge_backfills(self, *, status: BackfillStatus, older_than: datetime) -> int:
         done = await self.db.execute(
             "DELETE FROM backfill_jobs WHERE status = $1 AND updated_at < $2",

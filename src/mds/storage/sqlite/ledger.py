@@ -162,6 +162,14 @@ class SqliteLedger:
             "failed_total": by_status[BackfillStatus.FAILED.value],
         }
 
+    async def oldest_queued_backfills(self) -> dict[Tier, datetime]:
+        # The status index bounds the scan by the backlog, not the table.
+        sql = "SELECT priority, min(created_at) FROM backfill_jobs WHERE status = ? GROUP BY priority"
+        rows = await self.db.on_reader(
+            lambda conn: conn.execute(sql, (BackfillStatus.QUEUED.value,)).fetchall()
+        )
+        return {Tier(tier): q.from_micros(first) for tier, first in rows}
+
     async def purge_backfills(self, *, status: BackfillStatus, older_than: datetime) -> int:
         params = (BackfillStatus(status).value, q.micros(older_than))
         return await self.db.transaction(
