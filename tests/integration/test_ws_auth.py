@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -92,3 +93,32 @@ async def test_reads_stream_without_a_key_unless_required(ws_server) -> None:
     assert message == {"type": "hello", "as": None}
     message, _ = await _first(base + "/ws-open", headers={"X-API-Key": keys[Role.READ]})
     assert message == {"type": "hello", "as": "ws-read"}
+
+
+async def test_a_client_leaving_before_its_auth_message_is_refused_quietly(tmp_path) -> None:
+    # A blackbox handshake probe connects and hangs up: the route sees a refusal, not an
+    # exception escaping to the server (which would log a traceback every scrape).
+    env = {**API_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/ws.db"}
+    seen: list[str] = []
+    async with open_runtime(load_settings(env), clock=ManualClock(API_NOW), collect=False, environ=env) as rt:
+        app = create_app(lambda: None)  # type: ignore[arg-type, return-value]
+        app.state.runtime = rt
+
+        async def guarded(websocket: WebSocket) -> None:
+            try:
+                await accept_websocket(websocket, Role.READ, required=True, timeout=5.0)
+                seen.append("accepted")
+            except WebSocketRefused as exc:
+                seen.append(f"refused: {exc}")
+            except Exception as exc:  # noqa: BLE001 - what escaped is what the test reports
+                seen.append(f"escaped: {type(exc).__name__}")
+
+        app.add_api_websocket_route("/ws-test", guarded)
+        async with served_on_loopback(app) as port:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws-test"):
+                pass  # closes without a word
+            for _ in range(200):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+    assert seen == ["refused: left before authenticating"]

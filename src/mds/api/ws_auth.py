@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mds.access.authenticator import AccessDenied, Principal
 from mds.access.keys import Role
@@ -42,7 +42,12 @@ async def accept_websocket(
         if key is None:
             if not required:
                 return None
-            key = await _first_message_key(ws, timeout)
+            try:
+                key = await _first_message_key(ws, timeout)
+            except WebSocketDisconnect:
+                # A client gone before it said who it is (a handshake probe does just this):
+                # nothing to answer, and not an application error worth a traceback.
+                raise WebSocketRefused("left before authenticating") from None
         principal: Principal = await auth.authorize(key, role, client=client)
         return principal
     except AccessDenied as exc:
