@@ -50,11 +50,13 @@ bench: venv
 	$(BIN)/mds bench universe --json
 	$(BIN)/mds bench coverage --json
 	$(BIN)/mds bench coverage --backend postgres --json
+	$(BIN)/mds bench admin --json
 	$(BIN)/mds bench scheduler --json
 	$(BIN)/mds bench scheduler --backend postgres --queue redis --json
 	$(BIN)/mds bench ingest --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --json
 	$(BIN)/mds bench read --backend postgres --auth --json
+	$(BIN)/mds bench tracing --json
 	$(BIN)/mds bench ws --json
 	$(BIN)/mds bench options --json
 	$(BIN)/mds bench options-api --json

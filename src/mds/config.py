@@ -415,7 +415,7 @@ class Settings(BaseSettings):
     LOCAL_SWEEP_ENABLED: bool = Field(default=True, description="Generate live jobs from the tier cadences")
     LIVE_BATCH_SIZE: PositiveInt = Field(
         default=500,
-        description="Bars per store write of live data; used by batched ingestion writes, not yet active",
+        description="Most bars per store write (one transaction) of a live fetch; larger answers are written in several",
     )
     LIVE_MAX_WINDOW_MINUTES: PositiveInt = Field(
         default=120, description="A live fetch reaches back at most this far; older holes backfill"
@@ -478,7 +478,7 @@ class Settings(BaseSettings):
     )
     BACKFILL_BATCH_SIZE: PositiveInt = Field(
         default=5000,
-        description="Bars per store write of backfilled data; used by batched ingestion writes, not yet active",
+        description="Most bars per store write (one transaction) of a backfill job; larger answers are written in several",
     )
     BACKFILL_LOOKBACK_DAYS_1M: NonNegativeInt = Field(
         default=3, description="Calendar days of 1m bars made complete on start"
@@ -756,7 +756,8 @@ class Settings(BaseSettings):
 
     # Observability
     VIZTRACER_ENABLED: bool = Field(
-        default=False, description="Capture a VizTracer trace of each API request slower than VIZTRACER_MIN_MS"
+        default=False,
+        description="Capture a VizTracer trace of each API request slower than VIZTRACER_MIN_MS",
     )
     VIZ_OUT_DIR: str = Field(default="./var/traces", description="Where VizTracer traces go")
     VIZTRACER_MIN_MS: PositiveFloat = Field(
@@ -769,12 +770,19 @@ class Settings(BaseSettings):
         default=20.0, description="A VizTracer trace larger than this (MB) is not kept"
     )
     TRACING_ENABLED: bool = Field(
-        default=False,
-        description="OpenTelemetry spans around requests, services, stores, providers and jobs",
+        default=True,
+        description="OpenTelemetry spans (exported to OTEL_EXPORTER_OTLP_ENDPOINT); false: off even with an endpoint",
+    )
+    TRACING_READ_SAMPLE_RATIO: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of GET requests traced (one with a sampled traceparent always is); "
+        "other requests, jobs and provider calls are always traced",
     )
     OTEL_EXPORTER_OTLP_ENDPOINT: str | None = Field(
         default=None,
-        description="OTLP/HTTP collector for spans (e.g. http://127.0.0.1:4318); unset: spans are not exported",
+        description="OTLP/HTTP collector for spans (e.g. http://127.0.0.1:4318); unset: no spans are recorded",
     )
     OTEL_SERVICE_NAME: str = Field(default="mds", description="service.name of exported spans")
     ADMIN_SESSION_MINUTES: PositiveInt = Field(

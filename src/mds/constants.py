@@ -23,6 +23,7 @@ Locks
 Cache (Redis strings under ``mds:cache:``; in-process: the same keys in a dict)
     ``quote:<SYMBOL>``                    the newest quote (TTL ``CACHE_TTL_QUOTES_L1_SEC``)
     ``series-gen:<SYMBOL>:<interval>``    a series' generation, the response cache's key part
+    ``admin-session:<sha256>``            an /admin login (TTL ``ADMIN_SESSION_MINUTES``)
 
 Bus topics (Redis pub/sub channels under ``mds:bus:``)
     ``stream``                            every stream entry (a written bar or quote with its
@@ -95,6 +96,11 @@ def series_generation_key(symbol: str, interval: str) -> str:
     return f"series-gen:{symbol}:{interval}"
 
 
+def admin_session_key(digest: str) -> str:
+    """Cache key of an /admin login session: the SHA-256 of its cookie, never the cookie."""
+    return f"admin-session:{digest}"
+
+
 # Bus -------------------------------------------------------------------------------------
 
 #: What is tracked and how fresh it is (issue 14), by seed 004's names. The coverage keys
@@ -120,6 +126,26 @@ BUS_PREFIX = "mds:bus:"
 #: One topic for every symbol: each hub holds one subscription (one Redis connection) and
 #: fans out locally, whatever number of symbols its clients watch.
 STREAM_TOPIC = "stream"
+
+
+# Configuration versions (reload reaches every process, issue 18) -------------------------
+# Beside the live queue, like the scheduler's lock: deployments sharing a Redis server but
+# not a queue do not reload each other.
+
+
+def config_topic(live_jobs_key: str) -> str:
+    """Bus topic on which a reloaded configuration's version is announced."""
+    return f"config:{live_jobs_key}"
+
+
+def config_version_key(live_jobs_key: str) -> str:
+    """Redis string: the configuration version last announced (a late process catches up)."""
+    return f"{live_jobs_key}:config:version"
+
+
+def config_processes_key(live_jobs_key: str) -> str:
+    """Redis hash: process id -> JSON {roles, policy_version, seen_at}, refreshed by heartbeat."""
+    return f"{live_jobs_key}:config:processes"
 
 
 # Stream replay log ----------------------------------------------------------------------

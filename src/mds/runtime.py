@@ -25,7 +25,13 @@ from mds.analysis.service import AnalysisService
 from mds.cache import Cache, InMemoryCache
 from mds.calendar import MarketCalendar
 from mds.config import Settings
-from mds.constants import scheduler_leader_key, task_queue_key
+from mds.constants import (
+    config_processes_key,
+    config_topic,
+    config_version_key,
+    scheduler_leader_key,
+    task_queue_key,
+)
 from mds.corporate.adjust import Adjust
 from mds.domain.clock import Clock, SystemClock
 from mds.domain.models import Tier
@@ -33,11 +39,14 @@ from mds.domain.schedules import RunStatus
 from mds.ingest.collector import Collector
 from mds.ingest.live_lag import LiveLagTracker
 from mds.ingest.universe import default_universe, demo_universe
+from mds.observability.instrument import instrument_market, instrument_store
 from mds.observability.loop_lag import LoopLagMonitor
 from mds.observability.metrics import Metrics, publish_cadences
+from mds.observability.tracing import Tracing, setup_tracing
 from mds.ops.catalog import Catalog, TaskContext
+from mds.ops.config_sync import PRESENCE_TTL_SECONDS, ConfigSync, MemoryPresence, Presence, RedisPresence
 from mds.ops.hooks import RunHooks
-from mds.ops.reload import effective_environ
+from mds.ops.reload import RetiredAdapters, effective_environ, reload_here
 from mds.ops.runs import Preflight, RunSubmitter, TaskRunner
 from mds.ops.scheduler import Scheduler
 from mds.providers.base import Provider
@@ -110,6 +119,14 @@ class Runtime:
     hub: Hub | None = None
     redis: Redis | None = None
     hooks: RunHooks | None = None
+    #: The rate limiter every vendor adapter shares (a reload builds adapters over it).
+    limiter: RateLimiter | None = None
+    #: Adapters a reload replaced, closed once their calls had time to end.
+    retired: RetiredAdapters = field(default_factory=RetiredAdapters)
+    #: Announces this process's reloads, applies the others', publishes its version.
+    config_sync: ConfigSync | None = None
+    #: Built at start from TRACING_ENABLED / OTEL_EXPORTER_OTLP_ENDPOINT; a reload keeps it.
+    tracing: Tracing = field(default_factory=Tracing.disabled)
 
     def current_environ(self) -> dict[str, str]:
         """The environment settings would be read from now (the env file is re-read)."""
@@ -209,6 +226,24 @@ def hub_limits(settings: Settings) -> HubLimits:
     )
 
 
+async def _start_config_sync(runtime: Runtime, bus: Bus, presence: Presence, process: str) -> None:
+    """Apply the reloads other processes announce; publish this process's version."""
+
+    async def apply(version: str) -> None:
+        await reload_here(runtime, version=version)
+
+    runtime.config_sync = ConfigSync(
+        bus=bus,
+        presence=presence,
+        topic=config_topic(runtime.settings.RLC_REDIS_JOBS_KEY),
+        process=process,
+        roles=runtime.roles,
+        current=lambda: runtime.policy_version,
+        apply=apply,
+    )
+    await runtime.config_sync.start()
+
+
 ALL_ROLES = frozenset({"api", "worker", "scheduler"})
 #: Clock seconds between re-reads of the store's cursors by the lag tracker when several
 #: processes write (Redis queues); each pass is one cursor read per tracked series.
@@ -250,6 +285,8 @@ async def open_runtime(
         live_reserved_connections=settings.LIVE_RESERVED_DB_CONNECTIONS,
     )
     await store.open()
+    tracing = setup_tracing(settings)
+    instrument_store(store, tracing)  # before any part takes a bound method of it
     providers: dict[str, Provider] = {}
     sources: list[ConstituentSource] = []
     redis = None
@@ -306,6 +343,19 @@ async def open_runtime(
         task_queues = TaskQueues.build(settings.TASK_QUEUES, lambda _: InMemoryJobQueue())
     collector: Collector | None = None
     hub: Hub | None = None
+    # Every process publishes which configuration it runs (see mds.ops.config_sync).
+    process = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    presence: Presence = (
+        RedisPresence(
+            redis,
+            processes_key=config_processes_key(settings.RLC_REDIS_JOBS_KEY),
+            version_key=config_version_key(settings.RLC_REDIS_JOBS_KEY),
+            ttl=PRESENCE_TTL_SECONDS,
+        )
+        if redis is not None
+        else MemoryPresence()
+    )
+    runtime: Runtime | None = None
     publisher = StreamPublisher(stream_log, bus, metrics)
     publish_cadences(metrics, settings)
     loop_lag = LoopLagMonitor(metrics)
@@ -319,7 +369,7 @@ async def open_runtime(
         providers = build_providers(
             settings, clock, calendar, effective_environ(environ, env_file, env_defaults), limiter=limiter
         )
-        router = Router(providers, settings, clock, metrics)
+        router = Router(providers, settings, clock, metrics, tracer=tracing.tracer)
         # Reconciliation's scores outlive a restart: a vendor found serving wrong prices
         # stays demoted until the next reconciliation says otherwise.
         for provider, score in pooled(await store.quality_scores()).items():
@@ -336,6 +386,7 @@ async def open_runtime(
         market = MarketService(
             store=store, calendar=calendar, clock=clock, cache=cache, responses=responses, metrics=metrics
         )
+        instrument_market(market, tracing)
         by_tier: dict[Tier, list[str]] = {t: [] for t in Tier}
         for e in universe:
             by_tier[e.tier].append(e.symbol)
@@ -362,6 +413,7 @@ async def open_runtime(
             publisher=publisher,
             shared_queues=redis is not None,
             live_lag=live_lag,
+            tracer=tracing.tracer,
         )
         sources = constituent_sources(settings, demo=demo)
         indexes = IndexRefresher(
@@ -426,6 +478,7 @@ async def open_runtime(
             notifier=hooks,
             preflight=Preflight(context, redis=redis),
             observe=metrics.observe_task_run,
+            tracer=tracing.tracer,
         )
         schedules = ScheduleService(
             store=store, catalog=catalog, submitter=submitter, clock=clock, settings=settings
@@ -474,7 +527,7 @@ async def open_runtime(
             )
             await hub.start()
             streamed = asyncio.create_task(refresh_streamed(options, hub, clock), name="options-streamed")
-        yield Runtime(
+        runtime = Runtime(
             settings=settings,
             clock=clock,
             calendar=calendar,
@@ -516,8 +569,16 @@ async def open_runtime(
             roles=roles,
             live_lag=live_lag,
             loop_lag=loop_lag,
+            tracing=tracing,
+            limiter=limiter,
         )
+        await _start_config_sync(runtime, bus, presence, process)
+        yield runtime
     finally:
+        if runtime is not None:
+            if runtime.config_sync is not None:
+                await runtime.config_sync.stop()
+            await runtime.retired.aclose()
         if streamed is not None:
             streamed.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -546,3 +607,6 @@ async def open_runtime(
         if redis is not None:
             await redis.aclose()
         await store.close()
+        # Last: spans of the shutdown itself are exported too. Off the loop, since it
+        # waits for the exporter (at most its timeout when the collector is gone).
+        await asyncio.to_thread(tracing.shutdown)

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute, APIRouter
 
 from mds import __version__
+from mds.admin import install_admin
 from mds.api.auth import ADMIN, METRICS, OPS, READ, Guard, install_auth
 from mds.api.cors import ConfiguredCors
 from mds.api.docs import install_docs
@@ -31,6 +32,8 @@ from mds.api.routes import (
     stocks,
     stream,
 )
+from mds.api.tracing import RequestSpans
+from mds.api.viztrace import SlowRequestCapture
 from mds.runtime import Runtime
 
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
@@ -65,9 +68,13 @@ def create_app(runtime_factory: RuntimeFactory, *, service_only: bool = False) -
         _include_guarded(app, router, guard)
     if not service_only:
         app.include_router(stream.ws_router)  # WebSockets: each route authenticates itself
+        install_admin(app)  # /admin: HTML pages behind an admin login session (mds.admin.session)
     install_auth(app, _operations(guarded))
     if not service_only:
         app.add_middleware(KeptBarsFastPath)
+    # Outside the fast path, so the requests it answers are captured and traced too.
+    app.add_middleware(SlowRequestCapture)
+    app.add_middleware(RequestSpans)
     # Outermost: a preflight is answered before anything else looks at the request.
     app.add_middleware(ConfiguredCors)
     return app
@@ -79,6 +86,7 @@ _SERVICE: tuple[tuple[APIRouter, Guard], ...] = ((root.metrics_router, METRICS),
 #: none is born unguarded.
 _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (stats.router, READ),
+    (stats.providers_router, READ),
     (stocks.router, READ),
     (analysis.router, READ),
     (stream.router, READ),

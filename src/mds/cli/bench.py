@@ -34,6 +34,19 @@ def _report(result: Mapping[str, object], as_json: bool) -> None:
     typer.echo(f"{result.get('benchmark', 'bench')}: {' '.join(_flat(rest))}")
 
 
+@bench_app.command("admin")
+def bench_admin(
+    symbols: Annotated[int, typer.Option(help="Tracked symbols (and failed backfill jobs)")] = 8000,
+    requests: Annotated[int, typer.Option(help="Requests per page")] = 50,
+    paint_loads: Annotated[int, typer.Option(help="Headless Chromium loads per page (0: none)")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Server response p50/p99 of every /admin page with 8,000 symbols, and first paint in Chromium."""
+    from mds.benchmarks import admin
+
+    _report(admin.run(symbols, requests, paint_loads=paint_loads), as_json)
+
+
 @bench_app.command("startup")
 def bench_startup(as_json: JsonOpt = False) -> None:
     """Seconds until `mds serve --demo` serves, until its start-up backfill drains, and its RSS."""
@@ -139,6 +152,20 @@ def bench_read(
     from mds.benchmarks import pg
 
     _report(pg.read(clients, seconds, auth=auth), as_json)
+
+
+@bench_app.command("tracing")
+def bench_tracing(
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients")] = 50,
+    seconds: Annotated[float, typer.Option(help="Seconds measured per mode, in all")] = 10.0,
+    rounds: Annotated[int, typer.Option(help="Turns the modes take (order rotating)")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """`bench read` p99 with tracing off, on without an exporter, and exporting to a loopback
+    OTLP collector, side by side in one run (PostgreSQL); limits 1.05x and 1.2x of off."""
+    from mds.benchmarks import tracing
+
+    _report(tracing.run(clients, seconds, rounds), as_json)
 
 
 @bench_app.command("store")

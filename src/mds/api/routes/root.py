@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from mds import __version__
 from mds.api.deps import RuntimeDep
 from mds.api.problems import problem_responses
-from mds.errors import StorageError
+from mds.errors import QueueError, StorageError
+from mds.ingest.backlog import publish_backlog, read_backlog
 from mds.routing.breaker import BreakerState
 from mds.serialize import iso
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["service"], responses=problem_responses(500))
 #: /metrics alone: guarded by a read key when AUTH_METRICS_REQUIRED (see mds.api.app).
 metrics_router = APIRouter(tags=["service"], responses=problem_responses(500))
@@ -57,6 +61,13 @@ class StreamHubState(BaseModel):
     slow_clients_closed: int = Field(description="Clients closed with 1013 for staying behind")
 
 
+class ProcessVersionOut(BaseModel):
+    process: str = Field(description="Process id (host-pid, or the worker's --name)")
+    roles: list[str] = Field(description="What it runs: api, worker, scheduler")
+    policy_version: str = Field(description="Version tag of the configuration it applied")
+    seen_at: str = Field(description="Its last heartbeat (wall clock, UTC ISO-8601)")
+
+
 class HealthOut(BaseModel):
     status: str = Field(description="ok, or degraded (the store or every provider is unusable)")
     checks: dict[str, str] = Field(description="Per check (store, providers): ok, or what is wrong")
@@ -75,6 +86,14 @@ class HealthOut(BaseModel):
         description="Live lag per tier as last published (empty if not tracked here)"
     )
     stream: StreamHubState | None = Field(description="The WebSocket hub, where this process serves one")
+    policy_version: str = Field(description="Version tag of the configuration this process runs")
+    processes: list[ProcessVersionOut] = Field(
+        description="Every live process (by heartbeat): its roles and configuration version"
+    )
+    policy_versions: dict[str, list[str]] = Field(
+        description="Per role (api, worker, scheduler), the configuration versions its processes run;"
+        " more than one means a reload has not reached them all"
+    )
 
 
 @router.get("/", response_model=RootOut, operation_id="getServiceInfo")
@@ -143,6 +162,13 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         # Per live tier, as last published (empty where this process does not track it).
         "live_lag": (runtime.live_lag.snapshot().get("tiers", {}) if runtime.live_lag is not None else {}),
         "stream": runtime.hub.state() if runtime.hub is not None else None,
+        # Which configuration each process runs: a reload reaches them all (issue 18).
+        "policy_version": runtime.policy_version,
+        **(
+            await runtime.config_sync.roll_call()
+            if runtime.config_sync is not None
+            else {"processes": [], "policy_versions": {}}
+        ),
     }
     return JSONResponse(body, status_code=200 if checks["store"] == "ok" else 503)
 
@@ -157,8 +183,12 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
 )
 async def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus metrics in the text exposition format."""
-    if runtime.collector is not None:
-        b = runtime.collector.backfiller
-        runtime.metrics.backfill_queue_depth.set(b.queued())
-        runtime.metrics.backfill_oldest_age_seconds.set(b.oldest_age_seconds())
+    try:
+        backlog = await read_backlog(runtime.backfill_queues, runtime.store, runtime.clock.now())
+    except (QueueError, StorageError) as exc:
+        # The other metrics still matter (and a failed scrape would read as "process down");
+        # the backlog gauges keep their last reading.
+        log.warning("metrics: backfill backlog unreadable: %s", exc)
+    else:
+        publish_backlog(runtime.metrics, backlog)
     return Response(runtime.metrics.render(), media_type=_PROMETHEUS)
