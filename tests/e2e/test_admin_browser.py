@@ -87,7 +87,6 @@ def _failed_backfill(db: Path, symbol: str) -> int:
     return asyncio.run(make())
 
 
-@pytest.mark.timeout(300)
 def test_admin_console_in_headless_chromium(start_mds, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec

@@ -143,9 +143,11 @@ async def test_pages_on_an_empty_store_say_so(admin: httpx.AsyncClient) -> None:
         {"start": "2025-10-08T13:30:00Z", "end": "2025-10-08T15:00:00Z", "missing_bars": 90}
     ]
     r = await admin.get("/admin/symbol/bars.json", params={"symbol": "NOPE"})
-    assert r.status_code == 404 and r.json()["error"] == "unknown symbol: NOPE"
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == "unknown symbol: NOPE"
     r = await admin.get("/admin/symbol/bars.json", params={"symbol": "AAPL", "adjust": "half"})
-    assert r.status_code == 422 and "'half' is not one of raw, split, all" in r.json()["error"]
+    assert r.status_code == 422 and r.json()["field"] == "adjust"
+    assert "'half' is not one of raw, split, all" in r.json()["detail"]
 
 
 # -- coverage ------------------------------------------------------------------------------

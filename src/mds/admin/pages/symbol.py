@@ -8,6 +8,7 @@ answers JSON errors itself, since a script, not a person, reads them.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -18,6 +19,7 @@ from mds.admin.routing import error_message, error_status, page_router
 from mds.admin.session import AdminSession
 from mds.admin.templating import render
 from mds.api.params import parse_ts
+from mds.api.problems import problem
 from mds.corporate.adjust import Adjust
 from mds.domain.models import Interval
 from mds.errors import InvalidRequest, MdsError
@@ -97,8 +99,8 @@ async def symbol_bars(
     as_of: Annotated[str, Query(max_length=40)] = "",
     period: Annotated[str, Query(max_length=8)] = "",
 ) -> Response:
-    """The chart's data (see :func:`mds.admin.pages.chart_data.chart_data`), or a JSON
-    ``{"error", "status"}`` naming what is wrong."""
+    """The chart's data (see :func:`mds.admin.pages.chart_data.chart_data`), or a
+    problem+json naming what is wrong (and the field, when one is at fault)."""
     runtime = _runtime(request)
     try:
         if not symbol.strip():
@@ -116,5 +118,6 @@ async def symbol_bars(
         )
     except MdsError as exc:
         status = error_status(exc)
-        return JSONResponse({"error": error_message(exc), "status": status}, status_code=status)
+        field = exc.field if isinstance(exc, InvalidRequest) else None
+        return problem(status, HTTPStatus(status).phrase, error_message(exc), field=field)
     return JSONResponse(body)

@@ -140,11 +140,12 @@
     legend.textContent = "Loading " + symbol + "…";
     fetch("/admin/symbol/bars.json?" + query.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
-        if (r.redirected || !(r.headers.get("content-type") || "").startsWith("application/json")) {
+        var type = r.headers.get("content-type") || "";
+        if (r.redirected || !(type.startsWith("application/json") || type.startsWith("application/problem+json"))) {
           throw new Error("the session ended: reload the page to log in again");
         }
         return r.json().then(function (body) {
-          if (!r.ok) throw new Error(body.error || "HTTP " + r.status);
+          if (!r.ok) throw new Error(body.detail || "HTTP " + r.status);
           return body;
         });
       })
