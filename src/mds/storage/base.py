@@ -38,6 +38,7 @@ from mds.domain.actions import CorporateAction, SuspectedAction
 from mds.domain.macro import MacroRow
 from mds.domain.models import Bar, Interval, Quote, Tier
 from mds.domain.options import OptionsMetricRow
+from mds.domain.profile import CompanyProfile
 from mds.domain.records import (
     BackfillRecord,
     BackfillStatus,
@@ -776,6 +777,26 @@ class QualityStore(Protocol):
         ...
 
 
+class ProfileStore(Protocol):
+    """``company_profiles``: every company profile MDS learned (market cap, shares), by when."""
+
+    async def write_profiles(self, profiles: Sequence[CompanyProfile], *, as_of: datetime) -> int:
+        """Store ``profiles`` as learned at ``as_of`` (each keeps its own provider); returns
+        how many rows were written. A second write of a (symbol, as_of) replaces the first."""
+        ...
+
+    async def profiles(
+        self, symbols: Sequence[str], *, as_of: datetime | None = None
+    ) -> dict[str, CompanyProfile]:
+        """Per symbol of ``symbols``, the newest profile learned at or before ``as_of`` (the
+        newest when None), stamped with its ``as_of``; symbols without one are absent."""
+        ...
+
+    async def profile_history(self, symbol: str, *, limit: int = 100) -> list[CompanyProfile]:
+        """``symbol``'s stored profiles, newest first, at most ``limit``."""
+        ...
+
+
 class Store(
     BarStore,
     UniverseStore,
@@ -792,6 +813,7 @@ class Store(
     MacroStore,
     CorporateActionStore,
     QualityStore,
+    ProfileStore,
     StoreLifecycle,
     Protocol,
 ):

@@ -38,6 +38,7 @@ from mds.storage.postgres.factors import PostgresFactors
 from mds.storage.postgres.keys import PostgresKeys
 from mds.storage.postgres.ledger import PostgresLedger
 from mds.storage.postgres.listing import PostgresListing
+from mds.storage.postgres.profiles import PostgresProfiles
 from mds.storage.postgres.quality import PostgresQuality
 from mds.storage.postgres.reference import PostgresReference
 from mds.storage.postgres.retention import PostgresRetention
@@ -66,6 +67,7 @@ class PostgresStore(
     PostgresFactors,
     PostgresActions,
     PostgresQuality,
+    PostgresProfiles,
 ):
     """The Store protocol on PostgreSQL through an asyncpg pool.
 

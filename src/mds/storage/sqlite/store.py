@@ -26,6 +26,7 @@ from mds.storage.sqlite.factors import SqliteFactors
 from mds.storage.sqlite.keys import SqliteKeys
 from mds.storage.sqlite.ledger import SqliteLedger
 from mds.storage.sqlite.listing import SqliteListing
+from mds.storage.sqlite.profiles import SqliteProfiles
 from mds.storage.sqlite.quality import SqliteQuality
 from mds.storage.sqlite.reference import SqliteReference
 from mds.storage.sqlite.retention import SqliteRetention
@@ -47,6 +48,7 @@ class SqliteStore(
     SqliteFactors,
     SqliteActions,
     SqliteQuality,
+    SqliteProfiles,
 ):
     """The Store protocol on a SQLite file (or ``":memory:"``).
 
