@@ -133,9 +133,13 @@ class Throwaway:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 
     def start(self) -> None:
+        # fsync off is safe here: these tests kill the server, never the machine, so what
+        # reached the OS survives. synchronous_commit must stay on: off acknowledges a
+        # commit before its WAL is written at all, and an immediate stop then loses it,
+        # which is exactly what the chaos tests check never happens.
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off"
+            " -c full_page_writes=off"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
 
