@@ -30,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -86,6 +87,7 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
         Capability.MACRO: ["fred"],
         Capability.CORPORATE_ACTIONS: list(CORPORATE_ACTION_VENDORS),
+        Capability.PROFILE: ["fmp", "finnhub"],
     },
     "free": {
         Capability.BARS_1M: ["finnhub", "twelvedata", "yahoo"],
@@ -95,6 +97,7 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
         Capability.MACRO: ["fred"],
         Capability.CORPORATE_ACTIONS: list(CORPORATE_ACTION_VENDORS),
+        Capability.PROFILE: ["finnhub", "fmp"],
     },
 }
 
@@ -375,6 +378,9 @@ class Settings(BaseSettings):
         default=None,
         description="Provider order for splits and dividends (default: every vendor that publishes them)",
     )
+    POLICY_PROFILE: ProviderList = Field(
+        default=None, description="Provider order for company profiles (market cap, shares outstanding)"
+    )
     POLICY_BARS_5M: ProviderList = Field(
         default=None, description="Provider order for native 5m bars (tracked symbols without a 1m series)"
     )
@@ -646,6 +652,12 @@ class Settings(BaseSettings):
         default=0.4,
         description="Overnight move (fraction, either way) of a daily bar that no known action explains"
         " above which it is flagged as a suspected unannounced action",
+    )
+
+    # Company profiles (market capitalisation)
+    PROFILE_MAX_AGE_DAYS: NonNegativeFloat = Field(
+        default=7.0,
+        description="A profile refresh skips symbols whose stored profile is younger than this (0: refresh all)",
     )
 
     # Cross-vendor reconciliation (mds/reconcile)

@@ -65,6 +65,7 @@ from mds.services.indexes import IndexRefresher
 from mds.services.macro import MacroService
 from mds.services.market import MarketService
 from mds.services.options import OptionsService, StreamSnapshots, refresh_streamed
+from mds.services.profiles import ProfileService
 from mds.services.schedules import ScheduleService
 from mds.services.stream_snapshot import Snapshots
 from mds.services.tracked import TrackedService
@@ -106,6 +107,7 @@ class Runtime:
     macro: MacroService
     options: OptionsService
     corporate_actions: CorporateActionsService
+    profiles: ProfileService
     demo: bool
     started_at: datetime
     collector: Collector | None = None
@@ -147,6 +149,7 @@ class Runtime:
         self.schedules.settings = settings
         self.macro.settings = settings
         self.corporate_actions.settings = settings
+        self.profiles.settings = settings
         self.options.settings = settings
         self.runs.ctx.settings = settings  # tasks read their defaults (sessions, days) per run
         if self.hooks is not None:
@@ -440,6 +443,7 @@ async def open_runtime(
             generations=market.generations,
             metrics=metrics,
         )
+        profiles = ProfileService(store=store, router=router, clock=clock, settings=settings, metrics=metrics)
         options = OptionsService(
             router=router,
             store=store,
@@ -467,6 +471,7 @@ async def open_runtime(
             macro=macro,
             options=options,
             corporate_actions=corporate_actions,
+            profiles=profiles,
         )
         catalog = Catalog()
         submitter = RunSubmitter(
@@ -552,6 +557,7 @@ async def open_runtime(
             macro=macro,
             options=options,
             corporate_actions=corporate_actions,
+            profiles=profiles,
             redis=redis,
             hub=hub,
             auth=Authenticator(

@@ -51,6 +51,8 @@ SEED_TASKS = {
 MACRO_OPTIONS_TASKS = {"refresh_macro_factors", "refresh_options_metrics"}
 #: Issue 17's: corporate actions before the open, cross-vendor reconciliation.
 ISSUE17_TASKS = {"refresh_corporate_actions", "reconcile_providers"}
+#: Issue 18's: company profiles (the Tracked page's market cap), weekly.
+ISSUE18_TASKS = {"refresh_company_profiles"}
 AUDIT = ("created_by", "created_at", "updated_by", "updated_at")
 RICH_METADATA: dict[str, Any] = {
     "queue": "market_data",
@@ -556,13 +558,13 @@ async def test_task_catalog_lists_every_seed_task_with_params_and_safe_defaults(
     r = await alice.get(TASKS)
     assert r.status_code == 200, r.text
     tasks = {t["name"]: t for t in r.json()["tasks"]}
-    assert set(tasks) == SEED_TASKS | MACRO_OPTIONS_TASKS | ISSUE17_TASKS | {"ping"}
+    assert set(tasks) == SEED_TASKS | MACRO_OPTIONS_TASKS | ISSUE17_TASKS | ISSUE18_TASKS | {"ping"}
     ping = tasks["ping"]
     assert set(ping["params"]["properties"]) == {"seconds", "fail"}
     assert ping["params"]["properties"]["seconds"]["minimum"] == 0
     assert ping["default_schedule"]["cron"] == "0 * * * *" and ping["seeded_paused"] is True
     for name in (
-        SEED_TASKS | MACRO_OPTIONS_TASKS | ISSUE17_TASKS
+        SEED_TASKS | MACRO_OPTIONS_TASKS | ISSUE17_TASKS | ISSUE18_TASKS
     ):  # market-data tasks: single-flight and a timeout
         default = tasks[name]["default_schedule"]
         assert default["task"] == name and tasks[name]["description"], name

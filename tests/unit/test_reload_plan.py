@@ -12,6 +12,7 @@ from mds.providers.registry import VENDORS, adapters_to_rebuild, policy_names
 BASE = {
     "POLICY_BARS_1M": "polygon,sim",
     "POLICY_EOD": "fmp,sim",
+    "POLICY_PROFILE": "fmp,sim",  # the default lists finnhub, which one test adds by a policy
     "POLYGON_API_KEY": "key-one",
     "FMP_API_KEY": "fmp-key",
 }

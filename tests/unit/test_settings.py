@@ -233,6 +233,7 @@ READ_THROUGH: dict[str, tuple[str, ...]] = {
         "POLICY_OPTIONS_CHAIN",
         "POLICY_MACRO",
         "POLICY_CORPORATE_ACTIONS",
+        "POLICY_PROFILE",
     ),
     ".cadence(": ("CADENCE_T0", "CADENCE_T1", "CADENCE_T2"),
     ".backfill_concurrency(": tuple(f"BACKFILL_MAX_CONCURRENCY_{t.value}" for t in Tier),

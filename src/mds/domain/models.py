@@ -65,6 +65,7 @@ class Capability(str, Enum):
     BARS_5M = "bars_5m"  # native 5m bars, for tracked symbols that have no 1m series
     MACRO = "macro"  # economic series with their release history (FRED/ALFRED)
     CORPORATE_ACTIONS = "corporate_actions"  # splits and cash dividends
+    PROFILE = "profile"  # company profile: market capitalisation, shares outstanding
 
 
 def capability_for_interval(interval: Interval) -> Capability:

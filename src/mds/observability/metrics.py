@@ -283,6 +283,13 @@ class Metrics:
             registry=r,
         )
 
+        self.profile_refresh_total = Counter(
+            "profile_refresh_total",
+            "Company profile fetches of a refresh, per outcome (stored, unknown: no vendor knows"
+            " the symbol, failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.corporate_actions_learned_total = Counter(
             "corporate_actions_learned_total",
             "Corporate actions stored new or restated by a refresh, per type (split, dividend)",

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mds.services.corporate_actions import CorporateActionsService, RefreshReport
     from mds.services.macro import MacroService
     from mds.services.options import OptionsService
+    from mds.services.profiles import ProfileService
 
 Counters = dict[str, Any]
 
@@ -70,6 +71,7 @@ class TaskContext:
     macro: MacroService | None = None
     options: OptionsService | None = None
     corporate_actions: CorporateActionsService | None = None
+    profiles: ProfileService | None = None
 
 
 TaskFn = Callable[..., Awaitable[None]]
@@ -392,6 +394,30 @@ async def after_corporate_actions(ctx: TaskContext, counters: Counters, report: 
     counters["snapshots_recomputed"] = (await ctx.analysis.refresh(active))["symbols"] if active else 0
 
 
+class ProfileParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[str] | None = Field(default=None, max_length=10_000, description="Default: the tracked set")
+    max_age_days: float | None = Field(
+        default=None, ge=0, le=3650, description="Default PROFILE_MAX_AGE_DAYS; 0 refreshes every symbol"
+    )
+
+
+async def refresh_company_profiles(
+    ctx: TaskContext, counters: Counters, symbols: list[str] | None = None, max_age_days: float | None = None
+) -> None:
+    """Fetch and store the company profile (market cap, shares outstanding) of each tracked
+    symbol whose stored one is older than PROFILE_MAX_AGE_DAYS, oldest first; fails when
+    every symbol asked failed."""
+    if ctx.profiles is None:
+        raise RuntimeError("this process has no company profile service")
+    if symbols is None:
+        symbols = sorted((await ctx.tracked.tracked_set(with_new=False)).all)
+    report = await ctx.profiles.refresh(symbols, max_age_days=max_age_days)
+    counters.update(report.counters())
+    if report.failed and len(report.failed) == len(report.symbols):
+        raise RuntimeError(f"every symbol failed: {counters['errors']}")
+
+
 class ReconcileParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbols: list[str] | None = Field(
@@ -581,6 +607,18 @@ CATALOG: dict[str, TaskDef] = {
                 "refresh_corporate_actions",
                 "0 6 * * 1-5",
                 _meta(3600, checks=("store", "provider:corporate_actions")),
+            ),
+        ),
+        _def(
+            refresh_company_profiles,
+            ProfileParams,
+            # Weekly, Saturday morning: market caps move with prices, but the Tracked page
+            # ranks by size, which a week does not reorder much; vendor caps (FMP 250/day)
+            # make a daily run of 8,000 symbols impossible anyway.
+            _cron(
+                "refresh_company_profiles",
+                "0 8 * * 6",
+                _meta(14_400, retry=0, checks=("store", "provider:profile")),
             ),
         ),
         _def(

@@ -9,6 +9,7 @@ from typing import Protocol
 from mds.domain.actions import CorporateAction
 from mds.domain.macro import MacroObservation
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote
+from mds.domain.profile import CompanyProfile
 from mds.errors import BadPayload
 
 
@@ -84,6 +85,15 @@ class CorporateActionsProvider(Provider, Protocol):
         Amounts are in the share basis of their own ex_date (a vendor that reports dividends
         adjusted for later splits is translated back); ``as_of`` is left None.
         """
+        ...
+
+
+class ProfileProvider(Provider, Protocol):
+    """A provider with ``Capability.PROFILE``: a company's market cap and share count."""
+
+    async def fetch_profile(self, symbol: str) -> CompanyProfile:
+        """What the vendor says about ``symbol`` now (``as_of`` left None); ``NoData`` when it
+        knows no such symbol, ``BadPayload`` when its answer is unfit to store."""
         ...
 
 

@@ -13,6 +13,7 @@ holds) leaves the adapter as ``BadPayload``, never as a ``ValueError``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -37,6 +38,7 @@ from mds.domain.models import (
     capability_for_interval,
     ensure_utc,
 )
+from mds.domain.profile import CompanyProfile
 from mds.errors import (
     AuthError,
     BadPayload,
@@ -155,6 +157,7 @@ class HttpProvider:
             "fetch_options_chain",
             "fetch_macro_series",
             "fetch_corporate_actions",
+            "fetch_profile",
         ):
             if name in cls.__dict__:
                 setattr(cls, name, _hiding_keys(cls.__dict__[name]))
@@ -237,6 +240,14 @@ class HttpProvider:
         basis, and the next page's request."""
         raise NoData(self.name, "corporate actions are not offered", code="unsupported")
 
+    def profile_request(self, symbol: str) -> RequestSpec:
+        raise NoData(self.name, "company profiles are not offered", code="unsupported")
+
+    def parse_profile(self, body: bytes, *, symbol: str) -> CompanyProfile:
+        """The vendor's profile of ``symbol``: market cap in whole ``currency`` units, shares
+        in shares; ``NoData`` when the answer says it knows no such symbol."""
+        raise NoData(self.name, "company profiles are not offered", code="unsupported")
+
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         """Raise the typed error a response means; the default reads the HTTP status.
 
@@ -317,6 +328,19 @@ class HttpProvider:
                 )
             )
         return sorted((a for a in out if start <= a.ex_date <= end), key=lambda a: (a.ex_date, a.type.value))
+
+    @_hiding_keys
+    async def fetch_profile(self, symbol: str) -> CompanyProfile:
+        """One GET of the vendor's profile of ``symbol``; a profile unfit to store is BadPayload."""
+        body = await self.get(self.profile_request(symbol), Capability.PROFILE)
+        with self.reading("profile"):
+            profile = self.parse_profile(body, symbol=symbol)
+        if profile.symbol != symbol:
+            raise self.bad(f"profile for {profile.symbol!r}, asked {symbol}")
+        problems = profile.problems()
+        if problems:
+            raise self.bad(f"{symbol} profile: {'; '.join(problems)}")
+        return dataclasses.replace(profile, provider=self.name)
 
     async def paged(
         self,

@@ -20,12 +20,14 @@ from mds.domain.actions import CorporateAction
 from mds.domain.clock import Clock
 from mds.domain.macro import MacroObservation
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote, ensure_utc
+from mds.domain.profile import CompanyProfile
 from mds.providers.base import validate_bars
 from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.macro import SIM_MACRO_EPOCH, sim_macro_observations
 from mds.providers.sim.market import SIM_LISTINGS, SimMarket, listing_open
 from mds.providers.sim.options import sim_option_chain
-from mds.providers.timeconv import NEW_YORK
+from mds.providers.sim.profile import sim_profile
+from mds.providers.timeconv import NEW_YORK, local_date
 from mds.routing.timing import transport
 
 __all__ = ["SimProvider"]
@@ -53,6 +55,7 @@ class SimProvider:
             Capability.OPTIONS_CHAIN,
             Capability.MACRO,
             Capability.CORPORATE_ACTIONS,
+            Capability.PROFILE,
         }
     )
     #: The simulated exchange (latency, faults) is wrapped in ``transport()``.
@@ -168,6 +171,19 @@ class SimProvider:
             dataclasses.replace(a, source=self.name)
             for a in self.market.actions_known_at(symbol, start, end, now)
         ]
+
+    async def fetch_profile(self, symbol: str) -> CompanyProfile:
+        """``symbol``'s sim profile priced at the clock's now (outage/rate/error faults apply)."""
+        await self._take_budget()
+        async with transport(self.name):
+            now = await self.injector.admit(self.clock)
+        scale = self.market.raw_scale(symbol, local_date(now))
+        return sim_profile(
+            symbol,
+            self.market.last_price(symbol, now),
+            provider=self.name,
+            raw_factor=1.0 if scale is None else scale[0],
+        )
 
     async def _take_budget(self) -> None:
         if self._backfill_budget is not None and work.is_backfill():
