@@ -1,8 +1,12 @@
-"""Finnhub: stock candles and level-1 quotes. Key: ``FINNHUB_API_KEY``.
+"""Finnhub: stock candles, level-1 quotes and company profiles. Key: ``FINNHUB_API_KEY``.
 
 Wire formats (see tests/fixtures/vendors/finnhub/SOURCE.md): ``/stock/candle`` answers
 parallel arrays ``{"c","h","l","o","t","v","s":"ok"}`` with ``t`` in epoch seconds, or
-``{"s":"no_data"}``; ``/quote`` answers ``{"c","d","dp","h","l","o","pc","t"}``.
+``{"s":"no_data"}``; ``/quote`` answers ``{"c","d","dp","h","l","o","pc","t"}``;
+``/stock/profile2`` answers ``{"country","currency","estimateCurrency","exchange",
+"finnhubIndustry","ipo","logo","marketCapitalization","name","phone","shareOutstanding",
+"ticker","weburl"}`` with ``marketCapitalization`` and ``shareOutstanding`` in millions
+(multiplied out here), or ``{}`` for a symbol it does not know.
 The key goes in the ``X-Finnhub-Token`` header (documented beside the ``token`` query
 parameter) so it never sits in a URL that could be logged.
 """
@@ -18,6 +22,7 @@ import httpx
 import orjson
 
 from mds.domain.models import Bar, Capability, Interval, Quote
+from mds.domain.profile import CompanyProfile
 from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers import timeconv
 from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
@@ -35,7 +40,15 @@ class FinnhubProvider(HttpProvider):
     """Finnhub's REST API v1."""
 
     name = "finnhub"
-    capabilities = frozenset({Capability.BARS_1M, Capability.BARS_5M, Capability.EOD, Capability.QUOTES_L1})
+    capabilities = frozenset(
+        {
+            Capability.BARS_1M,
+            Capability.BARS_5M,
+            Capability.EOD,
+            Capability.QUOTES_L1,
+            Capability.PROFILE,
+        }
+    )
     default_base_url = "https://finnhub.io"
     # https://finnhub.io/docs/api/rate-limit: free plan 60 calls/minute, and 30 calls/second
     # on top of every plan's limit; beyond either Finnhub answers 429.
@@ -139,6 +152,35 @@ class FinnhubProvider(HttpProvider):
                 )
             ]
 
+    # -- profiles ------------------------------------------------------------------
+    def profile_request(self, symbol: str) -> RequestSpec:
+        return RequestSpec("/api/v1/stock/profile2", {"symbol": symbol}, self._auth())
+
+    def parse_profile(self, body: bytes, *, symbol: str) -> CompanyProfile:
+        doc = self.json_object(body)
+        if not doc:
+            raise NoData(self.name, f"no profile for {symbol}", code="empty")
+        return CompanyProfile(
+            symbol=str(doc["ticker"]),
+            provider=self.name,
+            market_cap=self._millions(doc, "marketCapitalization"),
+            shares_outstanding=self._millions(doc, "shareOutstanding"),
+            currency=_text(doc.get("currency")),
+            name=_text(doc.get("name")),
+            industry=_text(doc.get("finnhubIndustry")),
+            exchange=_text(doc.get("exchange")),
+        )
+
+    def _millions(self, doc: dict[str, Any], field: str) -> float | None:
+        """A profile figure Finnhub gives in millions, in units; 0 or null (ETFs, funds,
+        symbols it has no figure for) is unknown."""
+        value = doc.get(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.bad(f"{field} {value!r} is not a number")
+        return float(value) * 1e6 if value else None
+
     # -- errors --------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
         status = response.status_code
@@ -151,6 +193,10 @@ class FinnhubProvider(HttpProvider):
         if status in (401, 403):
             raise AuthError(self.name, _message(response), code=str(status))
         super().check_response(response, capability)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
 
 
 def _message(response: httpx.Response) -> str:

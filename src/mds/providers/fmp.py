@@ -19,6 +19,10 @@ that date with 403 "Legacy Endpoint"; this adapter speaks the documented ``/stab
   ``dividend`` the amount as declared (raw, MDS's basis) and ``adjDividend`` the same
   divided by later splits (not used). Unknown dates are ``""``. Neither endpoint filters
   by date: the whole history comes back and the base trims it.
+* profile: ``/stable/profile?symbol=`` → ``[{symbol, price, marketCap, companyName, currency,
+  exchange, sector, industry, isEtf, isFund, …}]``: ``marketCap`` in whole ``currency``
+  units (0 or null for most ETFs and funds: unknown); no share count (none is derived).
+  An unknown symbol answers ``[]``.
 * plan limits come as 402 "Restricted Endpoint"/"Premium Query Parameter" or 403
   "Legacy/Exclusive/Special Endpoint"; a bad key as 401 ``{"Error Message": "Invalid API KEY…"}``;
   the daily cap as 429 "Limit Reach".
@@ -36,6 +40,7 @@ import orjson
 
 from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
+from mds.domain.profile import CompanyProfile
 from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers import timeconv
 from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date, retry_after
@@ -49,7 +54,8 @@ _SMALL_BODY = 4096
 
 
 class FmpProvider(HttpProvider):
-    """FMP adapter: raw 1m/5m/15m/1h and daily bars, level-1 quotes (last price only)."""
+    """FMP adapter: raw 1m/5m/15m/1h and daily bars, level-1 quotes (last price only),
+    splits and dividends, company profiles (market cap)."""
 
     name = "fmp"
     capabilities = frozenset(
@@ -59,6 +65,7 @@ class FmpProvider(HttpProvider):
             Capability.EOD,
             Capability.QUOTES_L1,
             Capability.CORPORATE_ACTIONS,
+            Capability.PROFILE,
         }
     )
     default_base_url = "https://financialmodelingprep.com"
@@ -104,7 +111,33 @@ class FmpProvider(HttpProvider):
         params = {"symbol": symbol, "apikey": self.key("FMP_API_KEY")}
         return [RequestSpec(SPLITS, params), RequestSpec(DIVIDENDS, params)]
 
+    def profile_request(self, symbol: str) -> RequestSpec:
+        return RequestSpec(PROFILE, {"symbol": symbol, "apikey": self.key("FMP_API_KEY")})
+
     # -- parsing -------------------------------------------------------------------
+    def parse_profile(self, body: bytes, *, symbol: str) -> CompanyProfile:
+        rows = self._rows(body)
+        if not rows:
+            raise NoData(self.name, f"no profile for {symbol}", code="empty")
+        if len(rows) != 1:
+            raise self.bad(f"{len(rows)} profiles for {symbol}, expected one")
+        (row,) = rows
+        cap = row.get("marketCap")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int | float)):
+            raise self.bad(f"marketCap {cap!r} is not a number")
+        return CompanyProfile(
+            symbol=str(row["symbol"]),
+            provider=self.name,
+            # 0 (or null) is FMP's "no market cap" (ETFs, funds): unknown, not worthless.
+            market_cap=float(cap) if cap else None,
+            shares_outstanding=None,  # the profile has no share count; none is derived
+            currency=_text(row.get("currency")),
+            name=_text(row.get("companyName")),
+            sector=_text(row.get("sector")),
+            industry=_text(row.get("industry")),
+            exchange=_text(row.get("exchange")),
+        )
+
     def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
         split = spec.path == SPLITS
         out: list[CorporateAction] = []
@@ -209,7 +242,13 @@ class FmpProvider(HttpProvider):
 
 _PLAIN = ("open", "high", "low", "close", "volume")
 SPLITS = "/stable/splits"
+PROFILE = "/stable/profile"
 DIVIDENDS = "/stable/dividends"
+
+
+def _text(value: Any) -> str:
+    """A profile's text field; FMP writes null or "" for what it does not know."""
+    return "" if value is None else str(value).strip()
 
 
 def error_text(response: httpx.Response) -> str:

@@ -2,7 +2,8 @@
 
 Answers ``/api/v1/stock/candle`` (parallel arrays, ``t`` epoch seconds; daily candles
 stamped 00:00 UTC of the session date, as Finnhub does now; ``{"s":"no_data"}`` when
-empty) and ``/api/v1/quote``. The token is not checked.
+empty), ``/api/v1/quote`` and ``/api/v1/stock/profile2`` (the sim's profile, market cap and
+shares in millions; 0 for an ETF's). The token is not checked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.routing import Route
 from mds.domain.models import Bar, Interval
 from mds.errors import ProviderError, RateLimited
 from mds.providers import timeconv
+from mds.providers.sim.profile import sim_profile
 from mds.simserver.context import SimContext
 
 _RESOLUTIONS = {"1": Interval.M1, "5": Interval.M5, "15": Interval.M15, "60": Interval.H1, "D": Interval.D1}
@@ -84,9 +86,36 @@ def routes(ctx: SimContext) -> list[Route]:
             }
         )
 
+    async def profile2(request: Request) -> Response:
+        now = await ctx.admit()
+        symbol = request.query_params.get("symbol", "").upper()
+        price = ctx.quote(symbol, now).last
+        scale = ctx.market.raw_scale(symbol, timeconv.local_date(now))
+        # The wire format does not say who answered; a sim profile must be labelled sim.
+        label = ctx.provider if ctx.provider.startswith("sim") else "sim"
+        p = sim_profile(symbol, price, provider=label, raw_factor=1.0 if scale is None else scale[0])
+        return JSONResponse(
+            {
+                "country": "US",
+                "currency": p.currency,
+                "estimateCurrency": p.currency,
+                "exchange": p.exchange,
+                "finnhubIndustry": p.industry or p.sector,
+                "ipo": "",
+                "logo": "",
+                "marketCapitalization": (p.market_cap or 0) / 1e6,
+                "name": p.name,
+                "phone": "",
+                "shareOutstanding": (p.shares_outstanding or 0) / 1e6,
+                "ticker": p.symbol,
+                "weburl": "",
+            }
+        )
+
     return [
         Route("/api/v1/stock/candle", candle, methods=["GET"]),
         Route("/api/v1/quote", quote, methods=["GET"]),
+        Route("/api/v1/stock/profile2", profile2, methods=["GET"]),
     ]
 
 

@@ -3,7 +3,8 @@
 Daily bars from ``historical-price-eod/non-split-adjusted`` (fields ``adjOpen`` …), intraday
 bars from ``historical-chart/{1min|5min|15min|1hour}`` with exchange-local ``date`` strings
 labelling each bar's start; both newest first, ``from``/``to`` inclusive local dates.
-Quotes from ``/stable/quote``. Index lists from ``/stable/sp500-constituent``,
+Quotes from ``/stable/quote``; company profiles from ``/stable/profile`` (the sim's profile:
+``marketCap`` in dollars, 0 for ETFs, no share count, as FMP). Index lists from ``/stable/sp500-constituent``,
 ``nasdaq-constituent`` and ``dowjones-constituent`` (the sim's lists, class shares written
 ``BRK-B`` as FMP does). The daily cap answers 429 ``{"Error Message": "Limit Reach …"}``.
 """
@@ -20,8 +21,9 @@ from starlette.routing import Route
 from mds.domain.models import Interval
 from mds.domain.reference import Constituent, IndexName
 from mds.errors import ProviderError, RateLimited
+from mds.providers.sim.profile import sim_profile
 from mds.providers.sim.reference import sim_constituents
-from mds.providers.timeconv import NEW_YORK
+from mds.providers.timeconv import NEW_YORK, local_date
 from mds.simserver.app import default_error_response
 from mds.simserver.context import SimContext
 
@@ -106,6 +108,32 @@ def routes(ctx: SimContext) -> list[Route]:
         q = ctx.quote(symbol, now)
         return _Json([{"symbol": symbol, "price": q.last, "timestamp": int(q.ts.timestamp())}])
 
+    async def profile(request: Request) -> Response:
+        now = await ctx.admit()
+        symbol = request.query_params.get("symbol", "")
+        price = ctx.quote(symbol, now).last
+        p = sim_profile(symbol, price, provider=_sim_label(ctx), raw_factor=_raw_factor(ctx, symbol, now))
+        return _Json(
+            [
+                {
+                    "symbol": p.symbol,
+                    "price": price,
+                    "marketCap": int(p.market_cap or 0),  # whole dollars, as FMP
+                    "companyName": p.name,
+                    "currency": p.currency,
+                    "exchange": p.exchange,
+                    "exchangeFullName": p.exchange,
+                    "industry": p.industry,
+                    "sector": p.sector,
+                    "country": "US",
+                    "isEtf": p.market_cap is None,
+                    "isActivelyTrading": True,
+                    "isAdr": False,
+                    "isFund": False,
+                }
+            ]
+        )
+
     def constituents(index: IndexName) -> Callable[[Request], Awaitable[Response]]:
         async def members(request: Request) -> Response:
             await ctx.admit()
@@ -117,8 +145,20 @@ def routes(ctx: SimContext) -> list[Route]:
         Route("/stable/historical-price-eod/non-split-adjusted", eod, methods=["GET"]),
         Route("/stable/historical-chart/{interval}", chart, methods=["GET"]),
         Route("/stable/quote", quote, methods=["GET"]),
+        Route("/stable/profile", profile, methods=["GET"]),
         *(Route(path, constituents(index), methods=["GET"]) for path, index in _CONSTITUENTS.items()),
     ]
+
+
+def _sim_label(ctx: SimContext) -> str:
+    """The sim label a sim profile must carry (the wire format does not send it)."""
+    return ctx.provider if ctx.provider.startswith("sim") else "sim"
+
+
+def _raw_factor(ctx: SimContext, symbol: str, now: datetime) -> float:
+    """How much splits still to come scale ``symbol``'s raw price at ``now`` (1 without)."""
+    scale = ctx.market.raw_scale(symbol, local_date(now))
+    return 1.0 if scale is None else scale[0]
 
 
 def _constituent(c: Constituent) -> dict[str, object]:
