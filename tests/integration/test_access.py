@@ -62,6 +62,14 @@ CALLS = [
     Call("POST", "/admin/macro/refresh", "/admin/macro/refresh", Role.ADMIN, {"factors": ["DGS10"]}),
     Call("GET", "/stocks/{symbol}/actions", "/stocks/AAPL/actions", Role.READ),
     Call("GET", "/coverage/suspected-actions", "/coverage/suspected-actions?symbol=AAPL", Role.READ),
+    Call("GET", "/stocks/{symbol}/profile", "/stocks/AAPL/profile?history=5", Role.READ),
+    Call(
+        "POST",
+        "/api/v1/market-data/admin/profiles/refresh",
+        "/api/v1/market-data/admin/profiles/refresh",
+        Role.ADMIN,
+        {"symbols": ["AAPL"], "max_age_days": 0},
+    ),
     Call(
         "POST",
         "/api/v1/market-data/admin/corporate-actions/refresh",
@@ -219,6 +227,7 @@ async def guarded(request, tmp_path, pg_provider) -> AsyncIterator[tuple[Runtime
                 ground_truth("AAPL", Interval.D1, API_NOW - timedelta(days=40), API_OPEN), as_of=API_NOW
             )
             await rt.store.advance_cursor("AAPL", Interval.M1, "auto", API_NOW, now=API_NOW)
+            await rt.profiles.refresh(["AAPL"])  # from the sim: GET /stocks/AAPL/profile answers 200
             keys = {}
             for role in Role:
                 keys[role], _ = await issue_key(rt.store, f"{role.value}-key", role, now=API_NOW)

@@ -25,6 +25,7 @@ from mds.api.routes import (
     market_data,
     ops,
     options,
+    profiles,
     reference,
     root,
     schedules,
@@ -96,6 +97,7 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (options.router, READ),
     (macro.router, READ),
     (actions.router, READ),
+    (profiles.router, READ),
     (ops.router, OPS),
     (dlq.router, OPS),
     (analysis.admin_router, ADMIN),
@@ -104,6 +106,7 @@ _GUARDED: tuple[tuple[APIRouter, Guard], ...] = (
     (market_data.admin_router, ADMIN),
     (macro.admin_router, ADMIN),
     (actions.admin_router, ADMIN),
+    (profiles.admin_router, ADMIN),
     (schedules.schedules_router, ADMIN),
     (schedules.tasks_router, ADMIN),
 )
