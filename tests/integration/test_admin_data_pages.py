@@ -20,7 +20,9 @@ from mds.access.keys import Role
 from mds.config import load_settings
 from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.clock import ManualClock
-from mds.domain.models import Bar, Interval
+from mds.domain.models import Bar, Capability, Interval
+from mds.domain.profile import format_market_cap
+from mds.ops.catalog import CATALOG
 from mds.runtime import Runtime, open_runtime
 from mds.serialize import iso
 from tests.helpers import SIM_ENV
@@ -246,7 +248,7 @@ async def test_tracked_columns_and_quick_actions(rt: Runtime, admin: httpx.Async
     params = {"q": "AAPL", "cols": ["price", "atr", "stage", "market_cap", "sector"]}
     html = _page(await admin.get("/admin/tracked", params=params))
     assert ">200.00<" in html and "bar_1d from sim" in html  # the price and where it is from
-    assert "no cached snapshot" in html and "no MDS source provides market capitalisation" in html
+    assert "no cached snapshot" in html and "no company profile stored" in html
 
     r = await admin.post(
         "/admin/tracked/recompute",
@@ -272,6 +274,38 @@ async def test_tracked_columns_and_quick_actions(rt: Runtime, admin: httpx.Async
     html = _page(await admin.get(r.headers["location"]))
     assert re.search(r"Daily backfill of MSFT: [1-9]\d* job\(s\) queued", html)
     assert await rt.store.active_backfills_many(["MSFT"], Interval.D1)
+
+
+async def test_tracked_market_cap_comes_from_the_refresh_task_it_queues(
+    rt: Runtime, admin: httpx.AsyncClient
+) -> None:
+    await rt.tracked.hold(["AAPL", "SPY"])
+    params = {"q": "", "cols": ["market_cap"]}
+    html = _page(await admin.get("/admin/tracked", params=params))
+    assert _column(html, "tracked-table") == ["AAPL", "SPY"]
+    assert html.count("no company profile stored") == 2  # one cell each
+
+    r = await admin.post(
+        "/admin/tracked/refresh-profiles", data={"csrf": _csrf(html), "back": "/admin/tracked"}
+    )
+    assert r.status_code == 303 and "done=profiles" in r.headers["location"]
+    [queued] = await rt.store.job_runs(task="refresh_company_profiles")
+    assert f"n={queued.id}" in r.headers["location"]
+    assert queued.status.value == "queued" and queued.params == {"args": [], "kwargs": {}}
+    # What a worker does with it (the runner's clock-time timeout cannot race a ManualClock).
+    counters: dict[str, object] = {}
+    await CATALOG["refresh_company_profiles"].fn(rt.runs.ctx, counters)
+    assert counters["asked"] == counters["stored"] == 2 and counters["providers"] == {"sim": 2}
+
+    stored = await rt.store.profiles(["AAPL", "SPY"])
+    aapl = stored["AAPL"]
+    assert aapl.provider == "sim" and aapl.market_cap is not None and aapl.shares_outstanding is not None
+    price = await _sim_last(rt, "AAPL")
+    # The sim prices the cap at its last trade: shares x price, within the rounding of both.
+    assert aapl.market_cap == pytest.approx(aapl.shares_outstanding * price, rel=1e-3)
+    html = _page(await admin.get("/admin/tracked", params=params))
+    assert format_market_cap(aapl.market_cap, "USD") in html and "no company profile stored" not in html
+    assert "sim gives no market cap" in html  # SPY: an ETF has none, and the cell says why
 
 
 # -- symbol chart --------------------------------------------------------------------------
@@ -339,3 +373,11 @@ async def test_chart_adjust_changes_prices_across_a_split(rt: Runtime, admin: ht
     # The year before the first stored session is one gap (no first trade is known).
     first = datetime.fromtimestamp(raw["bars"][0]["time"], UTC)
     assert len(raw["bars"]) == 20 and raw["gaps"][-1]["end"] == "2025-09-10T13:30:00Z" == iso(first)
+
+
+async def _sim_last(rt: Runtime, symbol: str) -> float:
+    """The sim's last trade now, asked the way a caller would: a routed level-1 quote."""
+    routed = await rt.router.call(Capability.QUOTES_L1, lambda p: p.fetch_quotes([symbol]))
+    last = routed.value[0].last
+    assert last is not None
+    return last

@@ -33,6 +33,7 @@ NOTICES = {
     "backfill_new": "Queued the backfill_new_tracked task (run {n}); see Jobs.",
     "backfill": "Daily backfill of {symbol}: {n} job(s) queued for its missing sessions.",
     "recomputed": "Recomputed the technical snapshot of {symbol}.",
+    "profiles": "Queued the refresh_company_profiles task (run {n}): market caps; see Jobs.",
 }
 
 
@@ -79,6 +80,7 @@ async def tracked_page(
         market=runtime.market,
         analysis=(await get_analysis(request)).analysis,
         reference=runtime.store,
+        profiles=runtime.store,
         now=runtime.clock.now(),
     )
     notice = NOTICES[done].format(n=n, symbol=symbol) if done in NOTICES else ""
@@ -122,6 +124,15 @@ async def backfill_new(
     """Queue the ``backfill_new_tracked`` catalog task (workers run it)."""
     run = await _runtime(request).schedules.run_task("backfill_new_tracked", by=session.name)
     return RedirectResponse(_back(back, done="backfill_new", n=run.id or 0), status_code=303)
+
+
+@router.post("/tracked/refresh-profiles")
+async def refresh_profiles(
+    request: Request, session: AdminSession, back: Annotated[str, Form(max_length=2048)] = ""
+) -> Response:
+    """Queue the ``refresh_company_profiles`` catalog task (workers run it): market caps."""
+    run = await _runtime(request).schedules.run_task("refresh_company_profiles", by=session.name)
+    return RedirectResponse(_back(back, done="profiles", n=run.id or 0), status_code=303)
 
 
 @router.post("/tracked/backfill")

@@ -2,8 +2,8 @@
 
 price: the market service's latest price (quote, else last 1m bar, else last daily bar);
 ATR and stage: the cached technical snapshot (``recompute_indicators_universe`` fills the
-cache; nothing is computed for a page view); sector: the index lists. MDS has no source
-for market capitalisation, so that column says so instead of showing a number.
+cache; nothing is computed for a page view); market cap: the newest stored company profile
+(``refresh_company_profiles`` fills it), one read for the page's rows; sector: the index lists.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from mds.analysis.base import TECHNICAL, AnalysisStore
+from mds.domain.profile import CompanyProfile, format_market_cap
 from mds.errors import NotFound
 from mds.services.market import MarketService
-from mds.storage.base import ReferenceStore
+from mds.storage.base import ProfileStore, ReferenceStore
 
 #: Optional columns, in display order, with their headers.
 COLUMNS: dict[str, str] = {
@@ -26,7 +27,7 @@ COLUMNS: dict[str, str] = {
     "market_cap": "Market cap",
     "sector": "Sector",
 }
-NO_MARKET_CAP = "not stored: no MDS source provides market capitalisation"
+NO_PROFILE = "no company profile stored: run refresh_company_profiles (Refresh market caps)"
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ async def fill_rows(
     market: MarketService,
     analysis: AnalysisStore,
     reference: ReferenceStore,
+    profiles: ProfileStore,
     now: datetime,
 ) -> list[TrackedRow]:
     """One row per symbol of the page with the chosen columns' cells.
@@ -65,6 +67,7 @@ async def fill_rows(
         if m.sector:
             sectors.setdefault(m.symbol, m.sector)
     rows = [TrackedRow(s, sorted(indexes.get(s, [])), s in new) for s in symbols]
+    stored = await profiles.profiles(list(symbols)) if "market_cap" in cols else {}
     for row in rows:
         if "price" in cols:
             row.cells["price"] = await _price(market, row.symbol)
@@ -87,7 +90,7 @@ async def fill_rows(
                     "title": why if s is None else f"snapshot of {s.get('as_of')}",
                 }
         if "market_cap" in cols:
-            row.cells["market_cap"] = {"value": None, "title": NO_MARKET_CAP}
+            row.cells["market_cap"] = _market_cap(stored.get(row.symbol))
         if "sector" in cols:
             sector = sectors.get(row.symbol)
             row.cells["sector"] = {
@@ -95,6 +98,18 @@ async def fill_rows(
                 "title": "index lists" if sector else "not in an index list that gives sectors",
             }
     return rows
+
+
+def _market_cap(profile: CompanyProfile | None) -> dict[str, Any]:
+    if profile is None:
+        return {"value": None, "title": NO_PROFILE}
+    learned = profile.as_of.isoformat(timespec="seconds") if profile.as_of else "?"
+    if profile.market_cap is None:
+        return {"value": None, "title": f"{profile.provider} gives no market cap (at {learned})"}
+    return {
+        "value": format_market_cap(profile.market_cap, profile.currency),
+        "title": f"{profile.provider} at {learned}",
+    }
 
 
 async def _price(market: MarketService, symbol: str) -> dict[str, Any]:
