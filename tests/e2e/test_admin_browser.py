@@ -88,6 +88,7 @@ def _failed_backfill(db: Path, symbol: str) -> int:
 
 
 def test_admin_console_in_headless_chromium(start_mds, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -96,7 +97,9 @@ def test_admin_console_in_headless_chromium(start_mds, tmp_path: Path) -> None: 
     try:
         mds: MdsProcess = start_mds(["serve", "--demo"])
         missing = [path for _, path in PAGES if mds.get(path.split("?")[0]).status_code == 404]
-        wait = WebDriverWait(driver, WAIT_S)
+        # A form post reloads the page: an element read while that happens is stale, which
+        # means "not there yet", as a missing one does.
+        wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
 
         def visit(path: str) -> None:
             driver.get(mds.url + path)
@@ -153,6 +156,21 @@ def test_admin_console_in_headless_chromium(start_mds, tmp_path: Path) -> None: 
         assert "paused" in css("#schedule-e2e-ping").text
         schedule = mds.get("/api/v1/admin/schedules/e2e-ping").json()
         assert schedule["paused"] and schedule["metadata"]["hooks"]["alert_on"] == ["failure", "success"]
+
+        # Refresh market caps from the Tracked page: a worker runs the task it queues, and the
+        # market-cap column then shows the sim's cap with where and when it was learned.
+        visit("/admin/tracked?q=AAPL&cols=market_cap")
+        cell = "#tracked-table tbody tr td:nth-child(3)"
+        assert css(cell).get_attribute("title").startswith("no company profile stored")
+        css("form[action='/admin/tracked/refresh-profiles'] button").click()
+        wait.until(
+            lambda d: "Queued the refresh_company_profiles task" in d.find_element(By.TAG_NAME, "body").text
+        )
+        wait.until(lambda _: mds.get("/stocks/AAPL/profile").status_code == 200)
+        profile = mds.get("/stocks/AAPL/profile").json()["profile"]
+        visit("/admin/tracked?q=AAPL&cols=market_cap")
+        assert css(cell).text.endswith(" USD") and profile["provider"] == "sim"
+        assert css(cell).get_attribute("title").startswith("sim at ")
 
         # Requeue a job from the DLQ.
         job_id = _failed_backfill(tmp_path / "mds.db", "AAPL")
