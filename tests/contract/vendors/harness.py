@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,9 +31,14 @@ from starlette.routing import Route
 
 from mds.calendar import MarketCalendar
 from mds.config import load_settings
+from mds.domain.clock import ManualClock
 from mds.domain.models import Bar, Interval
 from mds.providers.http import HttpProvider
 from mds.providers.ratelimit import RateLimiter
+from mds.providers.sim.faults import FaultInjector, SimFaults
+from mds.providers.sim.market import SimMarket
+from mds.simserver.app import create_sim_app
+from mds.simserver.context import SimContext
 from tests.helpers import free_port
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "vendors"
@@ -197,6 +204,30 @@ class SimServerProcess:
                 self.proc.wait()
         if self.proc.stderr:
             self.proc.stderr.close()
+
+
+@contextmanager
+def sim_app(fmt: str, now: datetime, market: SimMarket | None = None) -> Iterator[str]:
+    """``mds sim-server``'s app for ``fmt`` in this process on loopback, its clock standing at
+    ``now`` (a fresh seed-42 market unless ``market`` is given); yields its base URL."""
+    ctx = SimContext(
+        market or SimMarket(seed=42), ManualClock(now), FaultInjector(fmt, SimFaults()), provider=fmt
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_sim_app(fmt, ctx), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "sim app did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
 
 
 def get(url: str, **params: str) -> httpx.Response:

@@ -9,31 +9,21 @@ contract has it, so the pricing layer drops and counts it; the other fields stay
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import httpx
 import pytest
-import uvicorn
 
-from mds.domain.clock import ManualClock
 from mds.domain.models import Capability, OptionQuote, OptionRight
 from mds.errors import AuthError, BadPayload
 from mds.options.chain import validate_quotes
 from mds.providers.alpaca import AlpacaProvider
 from mds.providers.http import HttpProvider
 from mds.providers.polygon import PolygonProvider
-from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.market import SimMarket
 from mds.providers.sim.options import sim_option_chain
 from mds.providers.yahoo import MISSING_STRIKE, YahooProvider
-from mds.simserver.app import create_sim_app
-from mds.simserver.context import SimContext
-from tests.contract.vendors.harness import KEY, KEYS, SECRET, ReplayServer, fixture, vendor
-from tests.helpers import free_port
+from tests.contract.vendors.harness import KEY, KEYS, SECRET, ReplayServer, fixture, sim_app, vendor
 
 OPTIONS = "/v7/finance/options/AAPL"
 MAR21, MAR28 = date(2025, 3, 21), date(2025, 3, 28)
@@ -321,27 +311,6 @@ async def test_refused_chain_is_auth_error_without_the_keys(
 NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)  # a Monday session
 
 
-@contextmanager
-def sim_app(fmt: str) -> Iterator[str]:
-    """The sim-server's app for ``fmt`` on loopback, its clock standing at ``NOW``."""
-    ctx = SimContext(SimMarket(seed=42), ManualClock(NOW), FaultInjector(fmt, SimFaults()), provider=fmt)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_sim_app(fmt, ctx), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sim app did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-
-
 def terms(chain: list[OptionQuote]) -> list[tuple[object, ...]]:
     return sorted((q.contract, q.expiration, q.strike, q.right.value, q.bid, q.ask) for q in chain)
 
@@ -350,7 +319,7 @@ def terms(chain: list[OptionQuote]) -> list[tuple[object, ...]]:
 async def test_sim_roundtrip_gives_the_sim_chain(cls: type[HttpProvider]) -> None:
     until = date(2025, 4, 30)  # weeklies and the April monthly: several expirations, several pages
     truth = [q for q in sim_option_chain(SimMarket(seed=42), "AAPL", NOW) if q.expiration <= until]
-    with sim_app(cls.name) as url:
+    with sim_app(cls.name, NOW) as url:
         p = vendor(cls, url)
         p.limits = []  # the sim-server does not throttle; Polygon's 5/minute would take minutes
         chain = await chain_of(p, until=until)
@@ -362,7 +331,7 @@ async def test_sim_roundtrip_gives_the_sim_chain(cls: type[HttpProvider]) -> Non
 
 
 async def test_sim_yahoo_renews_an_expired_crumb_once_for_concurrent_calls() -> None:
-    with sim_app("yahoo") as url:
+    with sim_app("yahoo", NOW) as url:
         p = vendor(YahooProvider, url)
         try:
             first = await p.fetch_options_chain("AAPL", MAR21)

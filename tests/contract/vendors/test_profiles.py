@@ -5,17 +5,11 @@ loopback replay server, then each adapter against the sim-server's own profile r
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import orjson
 import pytest
-import uvicorn
 
-from mds.domain.clock import ManualClock
 from mds.domain.models import Capability
 from mds.domain.profile import CompanyProfile
 from mds.errors import AuthError, BadPayload, NoData, RateLimited
@@ -23,13 +17,9 @@ from mds.providers.finnhub import FinnhubProvider
 from mds.providers.fmp import FmpProvider
 from mds.providers.http import HttpProvider
 from mds.providers.sim.actions import parse_sim_actions
-from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.market import SimMarket
 from mds.providers.sim.profile import sim_shares_outstanding
-from mds.simserver.app import create_sim_app
-from mds.simserver.context import SimContext
-from tests.contract.vendors.harness import KEY, ReplayServer, fixture, vendor
-from tests.helpers import free_port
+from tests.contract.vendors.harness import KEY, ReplayServer, fixture, sim_app, vendor
 
 FMP_PATH = "/stable/profile"
 FINNHUB_PATH = "/api/v1/stock/profile2"
@@ -235,27 +225,6 @@ NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)  # a Monday session
 SPLIT_LATER = "NVDA=2025-06-09:4"
 
 
-@contextmanager
-def sim_app(fmt: str, market: SimMarket) -> Iterator[str]:
-    """The sim-server's app for ``fmt`` on loopback, its clock standing at ``NOW``."""
-    ctx = SimContext(market, ManualClock(NOW), FaultInjector(fmt, SimFaults()), provider=fmt)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_sim_app(fmt, ctx), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sim app did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-
-
 @pytest.mark.parametrize("cls", [FmpProvider, FinnhubProvider], ids=lambda c: c.name)
 @pytest.mark.parametrize(("symbol", "split"), [("AAPL", 1.0), ("NVDA", 4.0)], ids=["plain", "split-later"])
 async def test_sim_roundtrip_market_cap_is_shares_times_price(
@@ -264,7 +233,7 @@ async def test_sim_roundtrip_market_cap_is_shares_times_price(
     market = SimMarket(seed=42, actions=parse_sim_actions(SPLIT_LATER, ""))
     price = market.quote(symbol, NOW).last  # raw, as traded at NOW
     shares = round(sim_shares_outstanding(symbol) / split)  # in NOW's (pre-split) shares
-    with sim_app(cls.name, market) as url:
+    with sim_app(cls.name, NOW, market) as url:
         profile = await profile_of(cls, url, symbol)
     assert profile.provider == cls.name and profile.symbol == symbol
     assert profile.market_cap == pytest.approx(shares * price, rel=1e-9, abs=1.0)
@@ -279,7 +248,7 @@ async def test_sim_roundtrip_market_cap_is_shares_times_price(
 
 @pytest.mark.parametrize("cls", [FmpProvider, FinnhubProvider], ids=lambda c: c.name)
 async def test_sim_roundtrip_etf_has_no_market_cap(cls: type[HttpProvider]) -> None:
-    with sim_app(cls.name, SimMarket(seed=42)) as url:
+    with sim_app(cls.name, NOW) as url:
         profile = await profile_of(cls, url, "SPY")
     assert (profile.provider, profile.market_cap, profile.shares_outstanding) == (cls.name, None, None)
     assert profile.name == "SPDR S&P 500 ETF Trust"
