@@ -297,6 +297,14 @@ async def test_tracked_market_cap_comes_from_the_refresh_task_it_queues(
     await CATALOG["refresh_company_profiles"].fn(rt.runs.ctx, counters)
     assert counters["asked"] == counters["stored"] == 2 and counters["providers"] == {"sim": 2}
 
+    r = await admin.post("/admin/tracked/backfill-new", data={"csrf": _csrf(html), "back": "/admin/tracked"})
+    [backfill] = await rt.store.job_runs(task="backfill_new_tracked")
+    assert (
+        r.status_code == 303 and r.headers["location"] == f"/admin/tracked?done=backfill_new&n={backfill.id}"
+    )
+    bogus = await admin.post("/admin/tracked/bogus", data={"csrf": _csrf(html)})
+    assert bogus.status_code in (404, 422) and "Traceback" not in bogus.text
+
     stored = await rt.store.profiles(["AAPL", "SPY"])
     aapl = stored["AAPL"]
     assert aapl.provider == "sim" and aapl.market_cap is not None and aapl.shares_outstanding is not None

@@ -117,24 +117,6 @@ async def update_tracked(
     return RedirectResponse(_back(back, done="updated", n=len(tracked.all)), status_code=303)
 
 
-@router.post("/tracked/backfill-new")
-async def backfill_new(
-    request: Request, session: AdminSession, back: Annotated[str, Form(max_length=2048)] = ""
-) -> Response:
-    """Queue the ``backfill_new_tracked`` catalog task (workers run it)."""
-    run = await _runtime(request).schedules.run_task("backfill_new_tracked", by=session.name)
-    return RedirectResponse(_back(back, done="backfill_new", n=run.id or 0), status_code=303)
-
-
-@router.post("/tracked/refresh-profiles")
-async def refresh_profiles(
-    request: Request, session: AdminSession, back: Annotated[str, Form(max_length=2048)] = ""
-) -> Response:
-    """Queue the ``refresh_company_profiles`` catalog task (workers run it): market caps."""
-    run = await _runtime(request).schedules.run_task("refresh_company_profiles", by=session.name)
-    return RedirectResponse(_back(back, done="profiles", n=run.id or 0), status_code=303)
-
-
 @router.post("/tracked/backfill")
 async def backfill_symbol(
     request: Request,
@@ -171,3 +153,24 @@ async def recompute_symbol(
     [sym] = clean_symbols([symbol], field="symbol")
     await (await get_analysis(request)).refresh([sym])
     return RedirectResponse(_back(back, done="recomputed", symbol=sym), status_code=303)
+
+
+# Last: the other /tracked/<name> posts must match first.
+#: Page buttons that queue a catalog task for the workers: path -> (task, notice code).
+QUEUED_TASKS = {
+    "backfill-new": ("backfill_new_tracked", "backfill_new"),
+    "refresh-profiles": ("refresh_company_profiles", "profiles"),  # market caps
+}
+
+
+@router.post("/tracked/{action}")
+async def queue_task(
+    request: Request,
+    session: AdminSession,
+    action: Literal["backfill-new", "refresh-profiles"],
+    back: Annotated[str, Form(max_length=2048)] = "",
+) -> Response:
+    """Queue the catalog task behind a page button (workers run it); Jobs lists the run."""
+    task, done = QUEUED_TASKS[action]
+    run = await _runtime(request).schedules.run_task(task, by=session.name)
+    return RedirectResponse(_back(back, done=done, n=run.id or 0), status_code=303)
