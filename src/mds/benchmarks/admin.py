@@ -39,6 +39,7 @@ from mds.config import load_settings
 from mds.domain.clock import ManualClock
 from mds.domain.models import Capability, Interval, Tier
 from mds.domain.records import BackfillStatus
+from mds.providers.sim.profile import sim_profile
 from mds.runtime import Runtime, open_runtime
 from mds.storage.base import NewBackfill
 
@@ -67,6 +68,10 @@ async def _seed(rt: Runtime, symbols: int, runs: int) -> None:
     await _fill(rt.store, rt.calendar, symbols, 5)
     names = [_symbol(i) for i in range(symbols)]
     await rt.store.ensure_symbols(names, tier=Tier.T2, now=NOW)  # the Symbol page's chart asks the universe
+    # A year of weekly market caps per symbol: the Tracked page's column reads the newest.
+    for week in range(52, 0, -1):
+        profiles = [sim_profile(s, 100.0 + i % 50 + week / 10) for i, s in enumerate(names)]
+        await rt.store.write_profiles(profiles, as_of=NOW - timedelta(weeks=week))
     specs = [
         NewBackfill(s, Interval.D1, NOW - timedelta(days=9), NOW - timedelta(days=2), Tier.T2) for s in names
     ]
