@@ -9,8 +9,10 @@ from datetime import date, datetime
 from mds.domain.actions import CorporateAction
 from mds.domain.clock import Clock
 from mds.domain.models import Bar, Interval, Quote
+from mds.domain.profile import CompanyProfile
 from mds.providers.sim.faults import FaultInjector
 from mds.providers.sim.market import SimMarket
+from mds.providers.sim.profile import market_profile
 
 
 @dataclass
@@ -38,3 +40,9 @@ class SimContext:
         """The splits and dividends the vendor has announced by ``now``, by ex-date."""
         known = self.market.actions_known_at(symbol, start, end, now)
         return [dataclasses.replace(a, source=self.provider) for a in known]
+
+    def profile(self, symbol: str, now: datetime) -> CompanyProfile:
+        """The sim's profile of ``symbol`` at ``now``. The wire formats do not say who
+        answered, so a context named after a vendor still labels it sim."""
+        label = self.provider if self.provider.startswith("sim") else "sim"
+        return market_profile(self.market, symbol, now, provider=label)

@@ -11,11 +11,14 @@ count, as at most vendors.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from mds.domain.profile import CompanyProfile
+from mds.providers.sim.market import SimMarket
 from mds.providers.sim.reference import sim_listings
+from mds.providers.timeconv import local_date
 
-__all__ = ["sim_profile", "sim_shares_outstanding"]
+__all__ = ["market_profile", "sim_profile", "sim_shares_outstanding"]
 
 _MIN_SHARES, _MAX_SHARES = 5e7, 1.6e10
 _LISTINGS = {s.symbol: s for s in sim_listings(26 * 26)}
@@ -52,4 +55,16 @@ def sim_profile(
         sector=listing.sector if listing else "",
         industry=listing.sub_industry if listing else "",
         exchange=listing.exchange if listing else "",
+    )
+
+
+def market_profile(market: SimMarket, symbol: str, now: datetime, *, provider: str = "sim") -> CompanyProfile:
+    """``symbol``'s profile priced at ``market``'s last trade at ``now``, in the share basis of
+    ``now`` (splits still to come scale the raw price up and the share count down)."""
+    scale = market.raw_scale(symbol, local_date(now))
+    return sim_profile(
+        symbol,
+        market.last_price(symbol, now),
+        provider=provider,
+        raw_factor=1.0 if scale is None else scale[0],
     )

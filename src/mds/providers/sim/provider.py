@@ -26,8 +26,8 @@ from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.macro import SIM_MACRO_EPOCH, sim_macro_observations
 from mds.providers.sim.market import SIM_LISTINGS, SimMarket, listing_open
 from mds.providers.sim.options import sim_option_chain
-from mds.providers.sim.profile import sim_profile
-from mds.providers.timeconv import NEW_YORK, local_date
+from mds.providers.sim.profile import market_profile
+from mds.providers.timeconv import NEW_YORK
 from mds.routing.timing import transport
 
 __all__ = ["SimProvider"]
@@ -177,13 +177,7 @@ class SimProvider:
         await self._take_budget()
         async with transport(self.name):
             now = await self.injector.admit(self.clock)
-        scale = self.market.raw_scale(symbol, local_date(now))
-        return sim_profile(
-            symbol,
-            self.market.last_price(symbol, now),
-            provider=self.name,
-            raw_factor=1.0 if scale is None else scale[0],
-        )
+        return market_profile(self.market, symbol, now, provider=self.name)
 
     async def _take_budget(self) -> None:
         if self._backfill_budget is not None and work.is_backfill():

@@ -18,7 +18,6 @@ from starlette.routing import Route
 from mds.domain.models import Bar, Interval
 from mds.errors import ProviderError, RateLimited
 from mds.providers import timeconv
-from mds.providers.sim.profile import sim_profile
 from mds.simserver.context import SimContext
 
 _RESOLUTIONS = {"1": Interval.M1, "5": Interval.M5, "15": Interval.M15, "60": Interval.H1, "D": Interval.D1}
@@ -89,11 +88,7 @@ def routes(ctx: SimContext) -> list[Route]:
     async def profile2(request: Request) -> Response:
         now = await ctx.admit()
         symbol = request.query_params.get("symbol", "").upper()
-        price = ctx.quote(symbol, now).last
-        scale = ctx.market.raw_scale(symbol, timeconv.local_date(now))
-        # The wire format does not say who answered; a sim profile must be labelled sim.
-        label = ctx.provider if ctx.provider.startswith("sim") else "sim"
-        p = sim_profile(symbol, price, provider=label, raw_factor=1.0 if scale is None else scale[0])
+        p = ctx.profile(symbol, now)
         return JSONResponse(
             {
                 "country": "US",

@@ -21,9 +21,8 @@ from starlette.routing import Route
 from mds.domain.models import Interval
 from mds.domain.reference import Constituent, IndexName
 from mds.errors import ProviderError, RateLimited
-from mds.providers.sim.profile import sim_profile
 from mds.providers.sim.reference import sim_constituents
-from mds.providers.timeconv import NEW_YORK, local_date
+from mds.providers.timeconv import NEW_YORK
 from mds.simserver.app import default_error_response
 from mds.simserver.context import SimContext
 
@@ -112,7 +111,7 @@ def routes(ctx: SimContext) -> list[Route]:
         now = await ctx.admit()
         symbol = request.query_params.get("symbol", "")
         price = ctx.quote(symbol, now).last
-        p = sim_profile(symbol, price, provider=_sim_label(ctx), raw_factor=_raw_factor(ctx, symbol, now))
+        p = ctx.profile(symbol, now)
         return _Json(
             [
                 {
@@ -148,17 +147,6 @@ def routes(ctx: SimContext) -> list[Route]:
         Route("/stable/profile", profile, methods=["GET"]),
         *(Route(path, constituents(index), methods=["GET"]) for path, index in _CONSTITUENTS.items()),
     ]
-
-
-def _sim_label(ctx: SimContext) -> str:
-    """The sim label a sim profile must carry (the wire format does not send it)."""
-    return ctx.provider if ctx.provider.startswith("sim") else "sim"
-
-
-def _raw_factor(ctx: SimContext, symbol: str, now: datetime) -> float:
-    """How much splits still to come scale ``symbol``'s raw price at ``now`` (1 without)."""
-    scale = ctx.market.raw_scale(symbol, local_date(now))
-    return 1.0 if scale is None else scale[0]
 
 
 def _constituent(c: Constituent) -> dict[str, object]:
