@@ -94,6 +94,10 @@ async def test_unknown_and_bad_requests_answer_problem_json(opened: Opened) -> N
         assert bad.status_code == 422 and "max_age_days" in bad.text
         extra = await client.post(REFRESH, json={"symbol": "AAPL"})
         assert extra.status_code == 422 and "symbol" in extra.text
+        for body in ({"max_age_days": False}, {"max_age_days": "7"}, {"symbols": []}):
+            r = await client.post(REFRESH, json=body)
+            field = next(iter(body))
+            assert r.status_code == 422 and field in r.text, (body, r.text)
 
 
 async def test_a_provider_outage_fails_over_and_every_provider_down_is_reported(opened: Opened) -> None:

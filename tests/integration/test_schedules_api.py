@@ -539,6 +539,9 @@ async def test_run_now_and_task_runs_are_taken_by_the_consumers_and_listed(
     assert await listed(schedule="pinger") == [ok["id"]]
     assert problem(await alice.get(JOBS, params={"since": "2026-11-25T17:00:00"}), 422)["field"] == "since"
     assert problem(await alice.get(JOBS, params={"status": "exploded"}), 422)["field"] == "status"
+    # An id past what a row can have is invalid, not a store overflow (a 500 before).
+    assert problem(await alice.get(f"{JOBS}/{2**63}"), 422)["field"] == "run_id"
+    assert problem(await alice.get(f"{JOBS}/{2**63 - 1}"), 404)
     assert problem(await alice.get(f"{JOBS}/999999"), 404)
 
     drill = (await alice.get(f"{JOBS}/{bad['id']}")).json()

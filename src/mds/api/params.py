@@ -40,6 +40,10 @@ _DATE = (
 _CLOCK = "T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,6})?)?"
 _ZONE = "(?:Z|[-+ ](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 
+#: The largest id a stored row can have (SQLite INTEGER, PostgreSQL BIGINT): a larger one in
+#: a request is refused as invalid (422), never passed to the store to overflow (500).
+INT64_MAX = 2**63 - 1
+
 TIME_PATTERN = f"^{_DATE}{_CLOCK}{_ZONE}$"
 DATE_PATTERN = f"^{_DATE}$"
 DATE_OR_TIME_PATTERN = f"^{_DATE}(?:{_CLOCK}{_ZONE})?$"

@@ -398,7 +398,11 @@ class ProfileParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbols: list[str] | None = Field(default=None, max_length=10_000, description="Default: the tracked set")
     max_age_days: float | None = Field(
-        default=None, ge=0, le=3650, description="Default PROFILE_MAX_AGE_DAYS; 0 refreshes every symbol"
+        default=None,
+        ge=0,
+        le=3650,
+        strict=True,
+        description="Default PROFILE_MAX_AGE_DAYS; 0 refreshes every symbol",
     )
 
 

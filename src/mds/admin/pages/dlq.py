@@ -13,13 +13,13 @@ from mds.admin.paging import PagingDep, page_probe, url_without_page
 from mds.admin.routing import page_router
 from mds.admin.session import AdminSession
 from mds.admin.templating import render
+from mds.api.params import INT64_MAX
 from mds.domain.models import Tier
 from mds.errors import InvalidRequest
 from mds.runtime import Runtime
 from mds.services import dlq
 
 router = page_router()
-_INT64_MAX = 2**63 - 1
 _MAX_PURGE_DAYS = 36_500
 DONE = {
     "requeued": "Requeued job {id}.",
@@ -71,7 +71,7 @@ async def dead_letters(
 async def requeue(
     request: Request,
     session: AdminSession,
-    job_id: Annotated[int, Path(ge=1, le=_INT64_MAX)],
+    job_id: Annotated[int, Path(ge=1, le=INT64_MAX)],
     tier: Annotated[Tier | None, Query()] = None,
 ) -> Response:
     rec = await dlq.requeue(request.app.state.runtime, job_id)

@@ -10,6 +10,7 @@ from mds.admin.paging import PagingDep, page_probe, url_without_page
 from mds.admin.routing import page_router
 from mds.admin.session import AdminSession
 from mds.admin.templating import render
+from mds.api.params import INT64_MAX
 from mds.domain.schedules import RunStatus
 from mds.runtime import Runtime
 
@@ -49,7 +50,7 @@ async def jobs(
 
 @router.get("/jobs/{run_id}")
 async def job(
-    request: Request, session: AdminSession, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+    request: Request, session: AdminSession, run_id: Annotated[int, Path(ge=1, le=INT64_MAX)]
 ) -> Response:
     """One run: its params, metadata, counters, error and timeline; a fragment for htmx."""
     runtime: Runtime = request.app.state.runtime

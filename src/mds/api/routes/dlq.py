@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from mds.api.deps import RuntimeDep
+from mds.api.params import INT64_MAX
 from mds.api.problems import problem_responses
 from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillRecord, BackfillStatus
@@ -17,7 +18,6 @@ from mds.services import dlq
 
 router = APIRouter(prefix="/ops/dlq", tags=["dlq"], responses=problem_responses(500, 503))
 #: Job ids and row offsets are 64-bit integers in both stores; a larger one cannot exist.
-_INT64_MAX = 2**63 - 1
 #: A purge horizon beyond a century reaches before any job could have been made.
 _MAX_PURGE_DAYS = 36_500
 
@@ -120,7 +120,7 @@ def _job(r: BackfillRecord) -> dict[str, object]:
 async def failed_backfills(
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
-    offset: Annotated[int, Query(ge=0, le=_INT64_MAX, description="Rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX, description="Rows to skip")] = 0,
     tier: TierQuery = None,
 ) -> dict[str, object]:
     """Failed backfill jobs (the DLQ), oldest first."""
@@ -135,7 +135,7 @@ async def failed_backfills(
     operation_id="requeueFailedBackfill",
 )
 async def requeue(
-    job_id: Annotated[int, Path(ge=1, le=_INT64_MAX, description="Id of a failed job")], runtime: RuntimeDep
+    job_id: Annotated[int, Path(ge=1, le=INT64_MAX, description="Id of a failed job")], runtime: RuntimeDep
 ) -> dict[str, object]:
     """Queue one failed job again (404 unless it is in the DLQ)."""
     rec = await dlq.requeue(runtime, job_id)

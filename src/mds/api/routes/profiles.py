@@ -45,12 +45,13 @@ class ProfileOut(BaseModel):
 class RefreshIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbols: list[Annotated[str, Field(pattern=SYMBOL_PATTERN)]] | None = Field(
-        default=None, max_length=1000, description="Tickers; default: the tracked set"
+        default=None, min_length=1, max_length=1000, description="Tickers; default (absent): the tracked set"
     )
     max_age_days: float | None = Field(
         default=None,
         ge=0,
         le=3650,
+        strict=True,  # a number, not true/false or "7"
         description="Skip profiles younger than this; default PROFILE_MAX_AGE_DAYS",
     )
 
@@ -104,8 +105,9 @@ async def refresh(
 ) -> dict[str, Any]:
     """Fetch and store the symbols' profiles now (job run ``refresh_company_profiles``)."""
     params: dict[str, Any] = {} if body is None else body.model_dump(exclude_none=True)
-    symbols = [s.upper() for s in params.get("symbols", [])] or None
-    if symbols is None:
+    if "symbols" in params:
+        symbols = [s.upper() for s in params["symbols"]]
+    else:
         symbols = sorted((await runtime.tracked.tracked_set(with_new=False)).all)
     async with runtime.runs.recorded("refresh_company_profiles", params, created_by=caller) as counters:
         report = await runtime.profiles.refresh(symbols, max_age_days=params.get("max_age_days"))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from mds.api.deps import CallerDep, RuntimeDep
-from mds.api.params import TIME_PATTERN, parse_ts
+from mds.api.params import INT64_MAX, TIME_PATTERN, parse_ts
 from mds.api.problems import problem_responses
 from mds.domain.schedules import WHEN_PATTERN, JobRun, RunStatus, Schedule, ScheduleEntry, ScheduleSpec
 from mds.errors import InvalidRequest
@@ -308,7 +308,9 @@ async def list_jobs(
 
 
 @tasks_router.get("/jobs/{run_id}", response_model=JobRunDetailOut, operation_id="getJobRun")
-async def get_job(run_id: int, service: SchedulesDep) -> dict[str, Any]:
+async def get_job(
+    run_id: Annotated[int, Path(ge=1, le=INT64_MAX, description="Id of a job run")], service: SchedulesDep
+) -> dict[str, Any]:
     """One job run with its params, metadata, counters, error and log lines."""
     run = await service.job(run_id)
     return {**run_out(run), "logs": run.logs}
