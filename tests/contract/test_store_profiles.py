@@ -131,7 +131,7 @@ async def test_as_of_is_an_instant_whatever_its_zone(store: Store) -> None:
 async def test_many_symbols_in_one_read(store: Store) -> None:
     symbols = [f"S{i:04d}" for i in range(1500)]
     assert await store.write_profiles([profile(s, 1e9 + i) for i, s in enumerate(symbols)], as_of=D1) == 1500
-    # Every third symbol refreshed later; every fifth never had a profile in the page below.
+    # Every third symbol is refreshed later, by another provider.
     refreshed = symbols[::3]
     assert (
         await store.write_profiles([profile(s, 5e9, provider="finnhub") for s in refreshed], as_of=D2) == 500

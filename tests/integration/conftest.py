@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -187,19 +188,25 @@ API_ENV = dict(SIM_ENV)
 
 
 @pytest.fixture
-async def api(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    env = {**API_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/api.db"}
-    settings = load_settings(env)
-    clock = ManualClock(API_NOW)
-    async with open_runtime(settings, clock=clock, demo=True, collect=False, environ=env) as rt:
-        # 1m bars for AAPL from the open to 15:00, learned at 15:00.
-        await rt.store.write_bars(ground_truth("AAPL", Interval.M1, API_OPEN, API_NOW), as_of=API_NOW)
-        await rt.store.write_bars(
-            ground_truth("AAPL", Interval.D1, API_NOW - timedelta(days=40), API_OPEN), as_of=API_NOW
-        )
+async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """The demo runtime on the sim: SQLite under ``tmp_path``, a ManualClock at API_NOW, nothing
+    collecting (tests drive it). A test module that needs another runtime defines its own ``rt``."""
+    env = {**API_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/mds.db"}
+    async with open_runtime(
+        load_settings(env), clock=ManualClock(API_NOW), demo=True, collect=False, environ=env
+    ) as runtime:
+        yield runtime
 
-        async with asgi_client(rt) as client:
-            yield client, rt
+
+@pytest.fixture
+async def api(rt: Runtime) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    # 1m bars for AAPL from the open to 15:00, learned at 15:00.
+    await rt.store.write_bars(ground_truth("AAPL", Interval.M1, API_OPEN, API_NOW), as_of=API_NOW)
+    await rt.store.write_bars(
+        ground_truth("AAPL", Interval.D1, API_NOW - timedelta(days=40), API_OPEN), as_of=API_NOW
+    )
+    async with asgi_client(rt) as client:
+        yield client, rt
 
 
 @asynccontextmanager
@@ -231,10 +238,13 @@ async def served_on_loopback(
 
 
 @asynccontextmanager
-async def asgi_client(rt: Runtime, *, role: Role | None = Role.ADMIN) -> AsyncIterator[httpx.AsyncClient]:
+async def asgi_client(
+    rt: Runtime, *, role: Role | None = Role.ADMIN, base_url: str = "http://mds"
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the API in-process, over the runtime ``rt`` (not reopened).
 
-    It sends a fresh key of ``role`` (admin by default, so every route answers); None sends none.
+    It sends a fresh key of ``role`` (admin by default, so every route answers); None sends
+    none, and the client then keeps cookies like a browser (the admin console's session).
     """
     headers = {}
     if role is not None:
@@ -250,7 +260,7 @@ async def asgi_client(rt: Runtime, *, role: Role | None = Role.ADMIN) -> AsyncIt
     app = create_app(same_runtime)
     app.state.runtime = rt
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://mds", headers=headers) as client:
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers) as client:
         yield client
 
 

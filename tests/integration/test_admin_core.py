@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,16 +15,12 @@ import pytest
 
 from mds.access.admin import issue_key
 from mds.access.keys import Role
-from mds.api.app import create_app
-from mds.config import load_settings
-from mds.domain.clock import ManualClock
 from mds.domain.models import Interval, Tier
 from mds.domain.records import BackfillStatus
 from mds.domain.schedules import RunStatus
-from mds.runtime import Runtime, open_runtime
+from mds.runtime import Runtime
 from mds.storage.base import NewBackfill
-from tests.helpers import SIM_ENV
-from tests.integration.conftest import manual
+from tests.integration.conftest import asgi_client, manual
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 CORE_PAGES = (
@@ -39,28 +35,9 @@ CORE_PAGES = (
 _TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-@pytest.fixture
-async def rt(tmp_path) -> AsyncIterator[Runtime]:  # type: ignore[no-untyped-def]
-    env = {**SIM_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/admin.db"}
-    async with open_runtime(
-        load_settings(env), clock=ManualClock(NOW), demo=True, collect=False, environ=env
-    ) as runtime:
-        yield runtime
-
-
-@asynccontextmanager
-async def browser(rt: Runtime, base_url: str = "http://mds") -> AsyncIterator[httpx.AsyncClient]:
+def browser(rt: Runtime, base_url: str = "http://mds") -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """A cookie-keeping client, like a browser: no API key header."""
-
-    @asynccontextmanager
-    async def same() -> AsyncIterator[Runtime]:
-        yield rt
-
-    app = create_app(same)
-    app.state.runtime = rt
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
-        yield client
+    return asgi_client(rt, role=None, base_url=base_url)
 
 
 async def new_key(rt: Runtime, role: Role) -> str:

@@ -17,29 +17,17 @@ import pytest
 
 from mds.access.admin import issue_key
 from mds.access.keys import Role
-from mds.config import load_settings
 from mds.domain.actions import ActionType, CorporateAction
-from mds.domain.clock import ManualClock
 from mds.domain.models import Bar, Capability, Interval
 from mds.domain.profile import format_market_cap
 from mds.ops.catalog import CATALOG
-from mds.runtime import Runtime, open_runtime
+from mds.runtime import Runtime
 from mds.serialize import iso
-from tests.helpers import SIM_ENV
 from tests.integration.conftest import asgi_client
 
 NOW = datetime(2025, 10, 8, 15, 0, tzinfo=UTC)
 OPEN = datetime(2025, 10, 8, 13, 30, tzinfo=UTC)
 MONITOR = "monitor_coverage_health"
-
-
-@pytest.fixture
-async def rt(tmp_path) -> AsyncIterator[Runtime]:  # type: ignore[no-untyped-def]
-    env = {**SIM_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/admin.db"}
-    async with open_runtime(
-        load_settings(env), clock=ManualClock(NOW), demo=True, collect=False, environ=env
-    ) as r:
-        yield r
 
 
 @pytest.fixture

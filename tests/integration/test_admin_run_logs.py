@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from mds.access.admin import issue_key
 from mds.access.keys import ApiKey, Role
-from mds.config import load_settings
-from mds.domain.clock import ManualClock
 from mds.domain.schedules import JobRun, RunStatus, Trigger
-from mds.runtime import Runtime, open_runtime
-from tests.helpers import SIM_ENV
+from mds.runtime import Runtime
 from tests.integration.conftest import asgi_client, ok
 from tests.integration.test_admin_core import NOW, browser, csrf_of, logged_in, login, new_key
-
-
-@pytest.fixture
-async def rt(tmp_path) -> AsyncIterator[Runtime]:  # type: ignore[no-untyped-def]
-    env = {**SIM_ENV, "DATABASE_URL": f"sqlite:///{tmp_path}/admin.db"}
-    async with open_runtime(
-        load_settings(env), clock=ManualClock(NOW), demo=True, collect=False, environ=env
-    ) as runtime:
-        yield runtime
 
 
 async def admin_key(rt: Runtime) -> tuple[str, ApiKey]:
