@@ -11,6 +11,8 @@ import pytest
 from mds.calendar import MarketCalendar
 from mds.domain.clock import ManualClock
 from mds.domain.profile import CompanyProfile, format_market_cap
+from mds.errors import BadPayload
+from mds.providers.base import validate_profile
 from mds.providers.sim.faults import SimFaults
 from mds.providers.sim.market import SimMarket
 from mds.providers.sim.profile import sim_profile, sim_shares_outstanding
@@ -80,3 +82,13 @@ async def test_the_sim_provider_prices_the_cap_at_its_own_last_trade() -> None:
     assert profile.market_cap == pytest.approx(
         market.last_price("MSFT", now) * sim_shares_outstanding("MSFT"), rel=1e-6
     )
+
+
+def test_validate_profile_labels_the_provider_and_refuses_unfit_ones() -> None:
+    fine = validate_profile("finnhub", CompanyProfile("AAPL", "", market_cap=3e12), symbol="AAPL")
+    assert fine.provider == "finnhub" and fine.market_cap == 3e12
+    with pytest.raises(BadPayload, match="profile for 'MSFT', asked AAPL"):
+        validate_profile("fmp", CompanyProfile("MSFT", "fmp", market_cap=3e12), symbol="AAPL")
+    with pytest.raises(BadPayload, match="market_cap -5.0") as caught:
+        validate_profile("fmp", CompanyProfile("AAPL", "fmp", market_cap=-5.0), symbol="AAPL")
+    assert caught.value.provider == "fmp"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Protocol
@@ -126,3 +127,14 @@ def validate_bars(
             raise BadPayload(provider, f"{symbol} duplicate bar at {bar.ts.isoformat()}")
         seen.add(bar.ts)
     return sorted(bars, key=lambda b: b.ts)
+
+
+def validate_profile(provider: str, profile: CompanyProfile, *, symbol: str) -> CompanyProfile:
+    """Return ``profile`` labelled with ``provider``, or raise BadPayload if it is unfit to store
+    (another symbol's, a negative or non-finite figure, or nothing said at all)."""
+    problems = profile.problems()
+    if profile.symbol != symbol:
+        problems.insert(0, f"profile for {profile.symbol!r}, asked {symbol}")
+    if problems:
+        raise BadPayload(provider, f"{symbol} profile: {'; '.join(problems)}")
+    return profile if profile.provider == provider else dataclasses.replace(profile, provider=provider)

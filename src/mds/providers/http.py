@@ -13,7 +13,6 @@ holds) leaves the adapter as ``BadPayload``, never as a ``ValueError``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -48,7 +47,7 @@ from mds.errors import (
     RateLimited,
     Unavailable,
 )
-from mds.providers.base import validate_bars
+from mds.providers.base import validate_bars, validate_profile
 from mds.providers.ratelimit import RateLimiter, parse_limits
 from mds.redact import hide, redact
 from mds.routing.timing import transport
@@ -335,12 +334,11 @@ class HttpProvider:
         body = await self.get(self.profile_request(symbol), Capability.PROFILE)
         with self.reading("profile"):
             profile = self.parse_profile(body, symbol=symbol)
-        if profile.symbol != symbol:
-            raise self.bad(f"profile for {profile.symbol!r}, asked {symbol}")
-        problems = profile.problems()
-        if problems:
-            raise self.bad(f"{symbol} profile: {'; '.join(problems)}")
-        return dataclasses.replace(profile, provider=self.name)
+        try:
+            return validate_profile(self.name, profile, symbol=symbol)
+        except BadPayload as exc:
+            self.hide_keys_in(exc)  # the message quotes vendor text, which may echo the key
+            raise
 
     async def paged(
         self,

@@ -19,7 +19,7 @@ from mds.config import Settings
 from mds.domain.clock import Clock
 from mds.domain.models import Capability
 from mds.domain.profile import CompanyProfile
-from mds.errors import BadPayload, NoData, NoProviderAvailable, ProviderError
+from mds.errors import NoData, NoProviderAvailable, ProviderError
 from mds.providers.base import ProfileProvider, Provider
 from mds.routing.router import Router
 from mds.storage.base import ProfileStore, UniverseStore
@@ -129,13 +129,6 @@ class ProfileService:
 
 
 async def _fetch(provider: Provider, symbol: str) -> CompanyProfile:
-    """One provider's profile, checked here so the router counts an unfit one against that
-    provider and fails over (HTTP adapters check too; any provider may not)."""
-    # The router calls only providers that declare Capability.PROFILE, which implement it.
-    profile = await cast(ProfileProvider, provider).fetch_profile(symbol)
-    problems = profile.problems()
-    if profile.symbol != symbol:
-        problems.append(f"profile for {profile.symbol!r}, asked {symbol}")
-    if problems:
-        raise BadPayload(provider.name, f"{symbol} profile: {'; '.join(problems)}")
-    return profile
+    # The router calls only providers that declare Capability.PROFILE, which implement it
+    # (and check what they return: an unfit profile is their BadPayload, counted against them).
+    return await cast(ProfileProvider, provider).fetch_profile(symbol)

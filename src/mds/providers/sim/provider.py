@@ -21,7 +21,7 @@ from mds.domain.clock import Clock
 from mds.domain.macro import MacroObservation
 from mds.domain.models import Bar, Capability, Interval, OptionQuote, Quote, ensure_utc
 from mds.domain.profile import CompanyProfile
-from mds.providers.base import validate_bars
+from mds.providers.base import validate_bars, validate_profile
 from mds.providers.sim.faults import FaultInjector, SimFaults
 from mds.providers.sim.macro import SIM_MACRO_EPOCH, sim_macro_observations
 from mds.providers.sim.market import SIM_LISTINGS, SimMarket, listing_open
@@ -177,7 +177,9 @@ class SimProvider:
         await self._take_budget()
         async with transport(self.name):
             now = await self.injector.admit(self.clock)
-        return market_profile(self.market, symbol, now, provider=self.name)
+        return validate_profile(
+            self.name, market_profile(self.market, symbol, now, provider=self.name), symbol=symbol
+        )
 
     async def _take_budget(self) -> None:
         if self._backfill_budget is not None and work.is_backfill():
