@@ -25,7 +25,18 @@ async def assert_complete(p, symbol: str, interval: Interval, start: datetime, e
 
 
 async def test_startup_gap_check_and_backfill_fill_everything_despite_missing_bars(make_pipeline) -> None:
-    p = await make_pipeline({"SIM_MISSING_RATE": "0.05", "SIM_BACKUP_MISSING_RATE": "0.05"})
+    # A bar both sims drop at random from GAP_CONFIRM_EMPTY_ANSWERS answers in a row counts as
+    # "no trades" by design (a later re-check clears it). At the default 4 answers and a 5%
+    # drop rate that is 0.05**4 per minute, about 1 run in 200 over these 780 minutes, which
+    # made this test flaky; 8 answers (and attempts to match) put it near 1 in 10**7.
+    p = await make_pipeline(
+        {
+            "SIM_MISSING_RATE": "0.05",
+            "SIM_BACKUP_MISSING_RATE": "0.05",
+            "GAP_CONFIRM_EMPTY_ANSWERS": "8",
+            "BACKFILL_MAX_ATTEMPTS": "10",
+        }
+    )
     created = (
         await p.collector.startup_gap_check({Tier.T0: ["AAPL"], Tier.T1: ["JPM"], Tier.T2: []})
     ).created
