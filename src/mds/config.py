@@ -87,7 +87,7 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
         Capability.MACRO: ["fred"],
         Capability.CORPORATE_ACTIONS: list(CORPORATE_ACTION_VENDORS),
-        Capability.PROFILE: ["fmp", "finnhub"],
+        Capability.PROFILE: ["fmp", "polygon", "finnhub"],
     },
     "free": {
         Capability.BARS_1M: ["finnhub", "twelvedata", "yahoo"],
@@ -97,7 +97,7 @@ DEFAULT_POLICIES: dict[str, dict[Capability, list[str]]] = {
         Capability.BARS_5M: ["fmp", "twelvedata", "yahoo"],
         Capability.MACRO: ["fred"],
         Capability.CORPORATE_ACTIONS: list(CORPORATE_ACTION_VENDORS),
-        Capability.PROFILE: ["finnhub", "fmp"],
+        Capability.PROFILE: ["finnhub", "fmp", "polygon"],
     },
 }
 

@@ -25,7 +25,7 @@ from mds.domain.models import Bar, Capability, Interval, Quote
 from mds.domain.profile import CompanyProfile
 from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers import timeconv
-from mds.providers.http import HttpProvider, Page, RequestSpec, redact, retry_after
+from mds.providers.http import HttpProvider, Page, RequestSpec, profile_text, redact, retry_after
 
 _RESOLUTIONS = {
     Interval.M1: "1",
@@ -163,23 +163,13 @@ class FinnhubProvider(HttpProvider):
         return CompanyProfile(
             symbol=str(doc["ticker"]),
             provider=self.name,
-            market_cap=self._millions(doc, "marketCapitalization"),
-            shares_outstanding=self._millions(doc, "shareOutstanding"),
-            currency=_text(doc.get("currency")),
-            name=_text(doc.get("name")),
-            industry=_text(doc.get("finnhubIndustry")),
-            exchange=_text(doc.get("exchange")),
+            market_cap=self.profile_figure(doc, "marketCapitalization", scale=1e6),
+            shares_outstanding=self.profile_figure(doc, "shareOutstanding", scale=1e6),
+            currency=profile_text(doc.get("currency")),
+            name=profile_text(doc.get("name")),
+            industry=profile_text(doc.get("finnhubIndustry")),
+            exchange=profile_text(doc.get("exchange")),
         )
-
-    def _millions(self, doc: dict[str, Any], field: str) -> float | None:
-        """A profile figure Finnhub gives in millions, in units; 0 or null (ETFs, funds,
-        symbols it has no figure for) is unknown."""
-        value = doc.get(field)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.bad(f"{field} {value!r} is not a number")
-        return float(value) * 1e6 if value else None
 
     # -- errors --------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:
@@ -193,10 +183,6 @@ class FinnhubProvider(HttpProvider):
         if status in (401, 403):
             raise AuthError(self.name, _message(response), code=str(status))
         super().check_response(response, capability)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
 
 
 def _message(response: httpx.Response) -> str:

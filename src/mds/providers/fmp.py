@@ -43,7 +43,7 @@ from mds.domain.models import Bar, Capability, Interval, Quote, ensure_utc
 from mds.domain.profile import CompanyProfile
 from mds.errors import AuthError, NoData, NotEntitled, RateLimited
 from mds.providers import timeconv
-from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date, retry_after
+from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date, profile_text, retry_after
 
 _INTERVALS = {Interval.M1: "1min", Interval.M5: "5min", Interval.M15: "15min", Interval.H1: "1hour"}
 #: Calendar days per intraday call, kept under FMP's per-call row cap (1min: ~3 days).
@@ -122,20 +122,17 @@ class FmpProvider(HttpProvider):
         if len(rows) != 1:
             raise self.bad(f"{len(rows)} profiles for {symbol}, expected one")
         (row,) = rows
-        cap = row.get("marketCap")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int | float)):
-            raise self.bad(f"marketCap {cap!r} is not a number")
         return CompanyProfile(
             symbol=str(row["symbol"]),
             provider=self.name,
-            # 0 (or null) is FMP's "no market cap" (ETFs, funds): unknown, not worthless.
-            market_cap=float(cap) if cap else None,
+            # 0 (or null) is FMP's "no market cap" (ETFs, funds).
+            market_cap=self.profile_figure(row, "marketCap"),
             shares_outstanding=None,  # the profile has no share count; none is derived
-            currency=_text(row.get("currency")),
-            name=_text(row.get("companyName")),
-            sector=_text(row.get("sector")),
-            industry=_text(row.get("industry")),
-            exchange=_text(row.get("exchange")),
+            currency=profile_text(row.get("currency")),
+            name=profile_text(row.get("companyName")),
+            sector=profile_text(row.get("sector")),
+            industry=profile_text(row.get("industry")),
+            exchange=profile_text(row.get("exchange")),
         )
 
     def parse_actions(self, body: bytes, *, symbol: str, spec: RequestSpec) -> Page[CorporateAction]:
@@ -244,11 +241,6 @@ _PLAIN = ("open", "high", "low", "close", "volume")
 SPLITS = "/stable/splits"
 PROFILE = "/stable/profile"
 DIVIDENDS = "/stable/dividends"
-
-
-def _text(value: Any) -> str:
-    """A profile's text field; FMP writes null or "" for what it does not know."""
-    return "" if value is None else str(value).strip()
 
 
 def error_text(response: httpx.Response) -> str:

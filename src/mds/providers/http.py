@@ -401,6 +401,17 @@ class HttpProvider:
             raise self.bad(f"expected a JSON object, got {type(doc).__name__}")
         return doc
 
+    def profile_figure(self, row: dict[str, Any], field: str, *, scale: float = 1.0) -> float | None:
+        """A company profile's figure (market cap, share count) in units: ``scale`` times the
+        sent value. Missing, null or 0 is unknown (vendors' way for funds and ETFs), not
+        worthless; anything but a number is a bad payload."""
+        value = row.get(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.bad(f"{field} {value!r} is not a number")
+        return float(value) * scale if value else None
+
     @contextmanager
     def reading(self, what: str) -> Iterator[None]:
         """Raise ``SHAPE_ERRORS`` from the block as BadPayload naming ``what`` was read.
@@ -426,6 +437,11 @@ class HttpProvider:
         return Bar(
             symbol, interval, ts, float(o), float(h), float(low), float(c), float(v), self.name, self.adjusted
         )
+
+
+def profile_text(value: Any) -> str:
+    """A company profile's text field; vendors write null or "" for what they do not know."""
+    return "" if value is None else str(value).strip()
 
 
 def optional_date(value: Any) -> date | None:

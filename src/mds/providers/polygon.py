@@ -1,4 +1,5 @@
-"""Polygon.io: aggregates (1m/5m/15m/1d), stock snapshots as quotes, option chain snapshots.
+"""Polygon.io: aggregates (1m/5m/15m/1d), stock snapshots as quotes, option chain snapshots,
+corporate actions and company profiles (ticker details).
 
 Wire format (https://polygon.io/docs/stocks/get_v2_aggs_ticker__stocksticker__range__multiplier___timespan___from___to):
 ``results[]`` of ``{t, o, h, l, c, v, vw, n}`` where ``t`` is the bar's START in epoch
@@ -24,6 +25,14 @@ alike. Stock dividends are not in this endpoint (they come as splits). A row who
 ``cash_amount`` is 0 changes no price and is skipped; one without an amount is a bad
 payload. Polygon's amounts are as declared, in the share basis of their own date.
 
+Company profiles: Ticker Details v3, ``/v3/reference/tickers/{ticker}`` →
+``{"request_id", "results": {"ticker", "name", "market", "locale", "primary_exchange" (a MIC),
+"type", "active", "currency_name" ("usd"), "market_cap" (whole currency units),
+"sic_description", "share_class_shares_outstanding", "weighted_shares_outstanding", ...},
+"status": "OK"}``. A fund (``type`` ``ETF``) has no ``market_cap`` and no weighted share
+count; an unknown ticker is HTTP 404 ``{"status": "NOT_FOUND", "message": "Ticker not
+found."}``, which the base's status handling makes NoData.
+
 Not offered: 1h bars. Polygon's hour bars are clock-aligned (09:00, 10:00 ET) and
 contain pre-market minutes, while MDS's 1h bars start at the session open (09:30).
 """
@@ -41,9 +50,18 @@ import orjson
 
 from mds.domain.actions import ActionType, CorporateAction
 from mds.domain.models import Bar, BarStatus, Capability, Interval, OptionQuote, OptionRight, Quote
+from mds.domain.profile import CompanyProfile
 from mds.errors import NoData, NotEntitled, RateLimited
 from mds.providers._gc import gc_paused
-from mds.providers.http import HttpProvider, Page, RequestSpec, optional_date, redact, retry_after
+from mds.providers.http import (
+    HttpProvider,
+    Page,
+    RequestSpec,
+    optional_date,
+    profile_text,
+    redact,
+    retry_after,
+)
 from mds.providers.sessiongrid import session_grid
 from mds.providers.timeconv import from_epoch, local_date, session_open
 
@@ -76,6 +94,7 @@ class _Aggs(msgspec.Struct):
 _AGGS = msgspec.json.Decoder(_Aggs)
 SPLITS = "/v3/reference/splits"
 DIVIDENDS = "/v3/reference/dividends"
+TICKER_DETAILS = "/v3/reference/tickers"
 #: The strike of an option row that has none: no listed contract has it, so the pricing
 #: layer drops and counts such contracts instead of pricing them.
 MISSING_STRIKE = 0.0
@@ -91,6 +110,7 @@ class PolygonProvider(HttpProvider):
             Capability.QUOTES_L1,
             Capability.OPTIONS_CHAIN,
             Capability.CORPORATE_ACTIONS,
+            Capability.PROFILE,
         }
     )
     default_base_url = "https://api.polygon.io"
@@ -312,6 +332,30 @@ class PolygonProvider(HttpProvider):
                     )
                 )
         return Page(out, self._next(data))
+
+    # -- profiles --------------------------------------------------------------------
+    def profile_request(self, symbol: str) -> RequestSpec:
+        return RequestSpec(f"{TICKER_DETAILS}/{symbol}", {}, self._auth())
+
+    def parse_profile(self, body: bytes, *, symbol: str) -> CompanyProfile:
+        row = self.json_object(body).get("results")
+        if row is None:  # an unknown ticker is a 404 (NoData by its status); this is a 200
+            raise NoData(self.name, f"no ticker details for {symbol}", code="empty")
+        if not isinstance(row, dict):
+            raise self.bad(f"results is a {type(row).__name__}, expected an object")
+        return CompanyProfile(
+            symbol=str(row["ticker"]),
+            provider=self.name,
+            market_cap=self.profile_figure(row, "market_cap"),
+            # Polygon's market_cap is the last close times weighted_shares_outstanding (all
+            # share classes in this class's units), so that is the count consistent with the
+            # cap; share_class_shares_outstanding counts this class alone.
+            shares_outstanding=self.profile_figure(row, "weighted_shares_outstanding"),
+            currency=profile_text(row.get("currency_name")).upper(),
+            name=profile_text(row.get("name")),
+            industry=profile_text(row.get("sic_description")),  # Polygon has no sector
+            exchange=profile_text(row.get("primary_exchange")),
+        )
 
     # -- failures ------------------------------------------------------------------
     def check_response(self, response: httpx.Response, capability: Capability) -> None:

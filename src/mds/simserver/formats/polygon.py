@@ -8,7 +8,11 @@ contracts a page, pages linked by ``next_url``; the cursor pins the snapshot's t
 every page of one walk prices the same moment), and the corporate-action references
 (``/v3/reference/splits``, ``/v3/reference/dividends``: the sim's ``SIM_SPLITS`` and
 ``SIM_DIVIDENDS`` as announced by now, filtered by ``ticker`` and the date bounds, at most
-:data:`ACTIONS_PAGE` a page so the adapter's paging is exercised, linked by ``next_url``).
+:data:`ACTIONS_PAGE` a page so the adapter's paging is exercised, linked by ``next_url``),
+and Ticker Details v3 (``/v3/reference/tickers/{ticker}``: the sim's profile, ``market_cap``
+in dollars with the share count as both ``share_class_shares_outstanding`` and
+``weighted_shares_outstanding``; an ETF's answer has neither cap nor share counts. Every
+symbol gets an answer, as the sim's FMP and Finnhub profiles do).
 """
 
 from __future__ import annotations
@@ -213,7 +217,33 @@ def routes(ctx: SimContext) -> list[Route]:
             body["next_url"] = f"{base}/v3/reference/{name}?cursor={cursor}"
         return _json(body)
 
+    async def ticker_details(request: Request) -> Response:
+        now = await ctx.admit()
+        p = ctx.profile(request.path_params["ticker"], now)
+        etf = p.market_cap is None
+        results: dict[str, object] = {
+            "ticker": p.symbol,
+            "name": p.name,
+            "market": "stocks",
+            "locale": "us",
+            "primary_exchange": p.exchange,
+            "type": "ETF" if etf else "CS",
+            "active": True,
+            "currency_name": p.currency.lower(),
+            "ticker_root": p.symbol,
+            "round_lot": 100,
+        }
+        if not etf:  # Polygon omits what it does not have (a fund's cap and share counts)
+            results.update(
+                market_cap=p.market_cap,
+                sic_description=p.industry.upper(),
+                share_class_shares_outstanding=p.shares_outstanding,
+                weighted_shares_outstanding=p.shares_outstanding,
+            )
+        return _json({"request_id": "sim", "results": results, "status": "OK"})
+
     return [
+        Route("/v3/reference/tickers/{ticker}", ticker_details, methods=["GET"]),
         Route("/v3/reference/splits", reference_actions, methods=["GET"]),
         Route("/v3/reference/dividends", reference_actions, methods=["GET"]),
         Route("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", aggs, methods=["GET"]),
