@@ -508,6 +508,11 @@ class Settings(BaseSettings):
         description="Days of 1m bars kept on SQLite and plain PostgreSQL (0 keeps all;"
         " TimescaleDB keeps its own policies)",
     )
+    RETENTION_DAYS_JOB_RUNS: NonNegativeInt = Field(
+        default=90,
+        description="Days a finished job run (its params, counters and log lines) is kept after it"
+        " ended; queued and running runs are never deleted (0 keeps all)",
+    )
     COVERAGE_REFRESH_SEC: PositiveFloat = Field(
         default=3600.0,
         description="Clock seconds the monitor_coverage_health schedule is expected to take between"

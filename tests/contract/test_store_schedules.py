@@ -492,3 +492,34 @@ class TestExpire:
             got = await store.get_run(untouched.id)
             assert got is not None and got.status == untouched.status and got.finished_at is None
         assert await store.expire_runs(now=later, note="again") == []
+
+
+class TestPurge:
+    async def test_runs_that_ended_before_the_cutoff_go_and_unfinished_ones_stay(self, store: Store) -> None:
+        cutoff = T0 + 30 * MIN
+
+        async def ended(n: int, status: RunStatus, finished: datetime | None) -> JobRun:
+            return await store.create_run(run(n, status=status, finished_at=finished))
+
+        old_ok = await ended(0, RunStatus.SUCCEEDED, T0 + 10 * MIN)
+        old_failed = await ended(1, RunStatus.FAILED, T0 + 20 * MIN)
+        old_timed_out = await ended(2, RunStatus.TIMED_OUT, cutoff - timedelta(microseconds=1))
+        old_skipped = await ended(3, RunStatus.SKIPPED, None)  # never started: its queued time counts
+        at_cutoff = await ended(4, RunStatus.SUCCEEDED, cutoff)  # not before it
+        recent = await ended(5, RunStatus.FAILED, cutoff + MIN)
+        # Queued long before the cutoff but never ended: still owed to a worker.
+        queued = await store.create_run(run(6))
+        live = await running(store, run(7, schedule="other"))
+        last = await ended(8, RunStatus.SUCCEEDED, T0)  # the newest id, and purged
+
+        assert await store.purge_runs(finished_before=cutoff) == 5
+        for gone in (old_ok, old_failed, old_timed_out, old_skipped, last):
+            assert gone.id is not None and await store.get_run(gone.id) is None
+        kept = {r.id for r in await store.job_runs(limit=100)}
+        assert kept == {at_cutoff.id, recent.id, queued.id, live.id}
+        assert await store.purge_runs(finished_before=cutoff) == 0
+
+        # Ids are never handed out again (the newest was purged), so a stale queue message
+        # cannot claim a new run.
+        newest = await store.create_run(run(9))
+        assert newest.id is not None and last.id is not None and newest.id > last.id

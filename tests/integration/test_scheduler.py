@@ -391,8 +391,8 @@ async def test_the_runtime_seeds_the_catalog_and_its_workers_run_a_task(tmp_path
         open_runtime(load_settings(env), clock=clock, roles=ALL_ROLES, environ=env) as rt,
     ):
         seeded = await eventually(rt.store.schedules, lambda s: len(s) == len(CATALOG), clock=clock)
-        assert len(seeded) == 16  # ten seed-004 tasks, issue 16's macro and options refreshes, issue 17's
-        # corporate actions and reconciliation, issue 18's company profiles, and ping
+        assert len(seeded) == 17  # ten seed-004 tasks, issue 16's macro and options refreshes, issue 17's
+        # corporate actions and reconciliation, issue 18's company profiles and job-run purge, and ping
         assert sorted(s.name for s in seeded) == sorted(CATALOG)
         assert {s.name for s in seeded if not s.enabled} == {"bootstrap_daily_coverage_tracked", "ping"}
         assert {s.metadata.created_by for s in seeded} == {"catalog"}

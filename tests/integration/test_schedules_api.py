@@ -51,8 +51,9 @@ SEED_TASKS = {
 MACRO_OPTIONS_TASKS = {"refresh_macro_factors", "refresh_options_metrics"}
 #: Issue 17's: corporate actions before the open, cross-vendor reconciliation.
 ISSUE17_TASKS = {"refresh_corporate_actions", "reconcile_providers"}
-#: Issue 18's: company profiles (the Tracked page's market cap), weekly.
-ISSUE18_TASKS = {"refresh_company_profiles"}
+#: Issue 18's: company profiles (the Tracked page's market cap), weekly, and the nightly
+#: purge of old job runs (RETENTION_DAYS_JOB_RUNS).
+ISSUE18_TASKS = {"refresh_company_profiles", "purge_job_runs"}
 AUDIT = ("created_by", "created_at", "updated_by", "updated_at")
 RICH_METADATA: dict[str, Any] = {
     "queue": "market_data",

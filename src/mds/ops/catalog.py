@@ -108,6 +108,11 @@ class RetentionParams(BaseModel):
     max_days_1m: int | None = Field(default=None, ge=0, description="Default RETENTION_DAYS_1M")
 
 
+class JobRunRetentionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_days: int | None = Field(default=None, ge=0, description="Default RETENTION_DAYS_JOB_RUNS")
+
+
 @dataclass(frozen=True)
 class TaskDef:
     name: str
@@ -246,6 +251,16 @@ async def enforce_price_data_retention(
     for interval, part in report["intervals"].items():
         counters[f"deleted_bars_{interval}"] = part.get("deleted_bars", 0)
         counters[f"deleted_history_{interval}"] = part.get("deleted_history", 0)
+
+
+async def purge_job_runs(ctx: TaskContext, counters: Counters, max_days: int | None = None) -> None:
+    """Delete job runs that ended more than ``max_days`` ago (0 keeps all); the Jobs page and
+    ``…/admin/jobs`` then list the rest. Queued and running runs stay."""
+    days = ctx.settings.RETENTION_DAYS_JOB_RUNS if max_days is None else max_days
+    counters["max_days"] = days
+    counters["deleted_runs"] = (
+        0 if days == 0 else await ctx.store.purge_runs(finished_before=ctx.clock.now() - timedelta(days=days))
+    )
 
 
 async def monitor_coverage_health(ctx: TaskContext, counters: Counters) -> None:
@@ -575,6 +590,11 @@ CATALOG: dict[str, TaskDef] = {
             enforce_price_data_retention,
             RetentionParams,
             _cron("enforce_price_data_retention", "30 3 * * *", _meta(3600)),
+        ),
+        _def(
+            purge_job_runs,
+            JobRunRetentionParams,
+            _cron("purge_job_runs", "45 3 * * *", _meta(600)),
         ),
         _def(
             monitor_coverage_health,

@@ -624,6 +624,12 @@ class JobRunStore(Protocol):
         """Fail running runs whose lease ended before ``now`` (their worker died); return them."""
         ...
 
+    async def purge_runs(self, *, finished_before: datetime) -> int:
+        """Delete the runs that ended (succeeded, failed, timed out, skipped) before
+        ``finished_before``; queued and running ones stay, whatever their age. Returns how
+        many were deleted. Ids are never handed out again."""
+        ...
+
 
 class OptionsMetricsStore(Protocol):
     """``options_metrics``: per symbol, metric and tenor, each computed value at its ``as_of``."""

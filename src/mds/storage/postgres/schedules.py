@@ -341,3 +341,14 @@ class PostgresSchedules:
             )
         )
         return sorted((_run(r) for r in rows), key=lambda r: r.id or 0)
+
+    async def purge_runs(self, *, finished_before: datetime) -> int:
+        # A skipped run may never have started; its queued time is when it ended.
+        status = await self.db.write(
+            lambda conn: conn.execute(
+                "DELETE FROM job_runs WHERE status IN ('succeeded', 'failed', 'timed_out', 'skipped')"
+                " AND COALESCE(finished_at, queued_at) < $1",
+                ensure_utc(finished_before),
+            )
+        )
+        return int(status.split()[-1])

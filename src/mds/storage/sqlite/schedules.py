@@ -353,3 +353,12 @@ class SqliteSchedules:
         )
         rows = await self.db.transaction(lambda conn: conn.execute(sql, {"now": at, "note": note}).fetchall())
         return sorted((_run(r) for r in rows), key=lambda r: r.id or 0)
+
+    async def purge_runs(self, *, finished_before: datetime) -> int:
+        # A skipped run may never have started; its queued time is when it ended.
+        sql = (
+            "DELETE FROM job_runs WHERE status IN ('succeeded', 'failed', 'timed_out', 'skipped')"
+            " AND COALESCE(finished_at, queued_at) < :before"
+        )
+        before = q.micros(finished_before)
+        return await self.db.transaction(lambda conn: conn.execute(sql, {"before": before}).rowcount)
