@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from mds.domain.models import ensure_utc
-from mds.domain.schedules import JobRun, RunStatus, Schedule, Trigger
+from mds.domain.schedules import FINISHED, JobRun, RunStatus, Schedule, Trigger
 from mds.storage.postgres.connection import PostgresPool
 
 _SCHEDULE_COLS = (
@@ -346,8 +346,8 @@ class PostgresSchedules:
         # A skipped run may never have started; its queued time is when it ended.
         status = await self.db.write(
             lambda conn: conn.execute(
-                "DELETE FROM job_runs WHERE status IN ('succeeded', 'failed', 'timed_out', 'skipped')"
-                " AND COALESCE(finished_at, queued_at) < $1",
+                "DELETE FROM job_runs WHERE status = ANY($1::text[]) AND COALESCE(finished_at, queued_at) < $2",
+                sorted(FINISHED),
                 ensure_utc(finished_before),
             )
         )

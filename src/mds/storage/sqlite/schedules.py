@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from mds.domain.schedules import JobRun, RunStatus, Schedule, Trigger
+from mds.domain.schedules import FINISHED, JobRun, RunStatus, Schedule, Trigger
 from mds.storage.sqlite import sql as q
 from mds.storage.sqlite.connection import SqliteConnections
 
@@ -357,8 +357,8 @@ class SqliteSchedules:
     async def purge_runs(self, *, finished_before: datetime) -> int:
         # A skipped run may never have started; its queued time is when it ended.
         sql = (
-            "DELETE FROM job_runs WHERE status IN ('succeeded', 'failed', 'timed_out', 'skipped')"
+            "DELETE FROM job_runs WHERE status IN (SELECT value FROM json_each(:finished))"
             " AND COALESCE(finished_at, queued_at) < :before"
         )
-        before = q.micros(finished_before)
-        return await self.db.transaction(lambda conn: conn.execute(sql, {"before": before}).rowcount)
+        args = {"finished": json.dumps(sorted(FINISHED)), "before": q.micros(finished_before)}
+        return await self.db.transaction(lambda conn: conn.execute(sql, args).rowcount)
